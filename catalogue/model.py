@@ -51,7 +51,7 @@ def unknown_to_none(value: Any) -> Any:
 
 #: Free text: surrounding blanks dropped, placeholders read as unknown. May hold
 #: HTML as text (``<br />``); templates escape it and only turn line breaks back.
-Text = Annotated[Optional[str], BeforeValidator(unknown_to_none), Field(max_length=MAX_TEXT)]
+Text = Annotated[Optional[Annotated[str, Field(max_length=MAX_TEXT)]], BeforeValidator(unknown_to_none)]
 
 
 def _required_text(value: Any) -> Any:
@@ -98,8 +98,8 @@ def check_ref(value: Any) -> Any:
     if not _REF_RE.match(value) or ".." in value:
         raise PydanticCustomError(
             "ref_chars",
-            "numéro invalide {value!r} : seuls les lettres, chiffres, « _ », « - » et « . » sont admis",
-            {"value": value[:80]},
+            "numéro invalide {value} : seuls les lettres, chiffres, « _ », « - » et « . » sont admis",
+            {"value": repr(value[:80])},
         )
     return value
 
@@ -131,10 +131,10 @@ def check_siret(value: Any) -> Any:
     value = re.sub(r"[\s.]", "", value)
     if not re.fullmatch(r"\d{14}", value):
         raise PydanticCustomError(
-            "siret_format", "SIRET invalide {value!r} : 14 chiffres attendus", {"value": value[:40]}
+            "siret_format", "SIRET invalide {value} : 14 chiffres attendus", {"value": repr(value[:40])}
         )
     if not _siret_check_digit_ok(value):
-        raise PydanticCustomError("siret_key", "SIRET invalide {value!r} : clé de contrôle fausse", {"value": value})
+        raise PydanticCustomError("siret_key", "SIRET invalide {value} : clé de contrôle fausse", {"value": repr(value)})
     return value
 
 
@@ -287,13 +287,13 @@ class Adresse(LheoModel):
 
     denomination: Text = None
     lignes: list[Annotated[str, Field(max_length=500)]] = Field(default_factory=list, max_length=4)
-    codepostal: Annotated[Optional[str], BeforeValidator(_postcode), Field(pattern=r"^\d[0-9AB]\d{3}$")] = None
+    codepostal: Annotated[Optional[Annotated[str, Field(pattern=r"^\d[0-9AB]\d{3}$")]], BeforeValidator(_postcode)] = None
     ville: Text = None
-    departement: Annotated[Optional[str], BeforeValidator(unknown_to_none), Field(pattern=r"^(\d{2,3}|2[AB])$")] = None
+    departement: Annotated[Optional[Annotated[str, Field(pattern=r"^(\d{2,3}|2[AB])$")]], BeforeValidator(unknown_to_none)] = None
     code_insee_commune: Annotated[
-        Optional[str], BeforeValidator(unknown_to_none), Field(pattern=r"^(\d{5}|2[AB]\d{3})$")
+        Optional[Annotated[str, Field(pattern=r"^(\d{5}|2[AB]\d{3})$")]], BeforeValidator(unknown_to_none)
     ] = None
-    region: Annotated[Optional[str], BeforeValidator(unknown_to_none), Field(pattern=r"^\d{2,3}$")] = None
+    region: Annotated[Optional[Annotated[str, Field(pattern=r"^\d{2,3}$")]], BeforeValidator(unknown_to_none)] = None
     pays: Text = None
     geolocalisation: Optional[Geolocalisation] = None
 

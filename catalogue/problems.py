@@ -55,3 +55,44 @@ class InvalidInput(Exception):
     def __init__(self, problems: list[Problem]):
         self.problems = problems
         super().__init__("\n".join(str(p) for p in problems))
+
+
+#: French wording of pydantic's error types; our own validators already speak French.
+_PYDANTIC_FR = {
+    "missing": "champ obligatoire manquant",
+    "extra_forbidden": "champ inconnu",
+    "string_type": "texte attendu",
+    "string_pattern_mismatch": "valeur invalide {value} (format attendu : {pattern})",
+    "string_too_long": "texte trop long ({max_length} caractères au plus)",
+    "too_long": "trop d'éléments ({max_length} au plus)",
+    "too_short": "au moins {min_length} élément(s) attendu(s)",
+    "int_parsing": "nombre entier attendu, pas {value}",
+    "int_type": "nombre entier attendu",
+    "int_from_float": "nombre entier attendu, pas {value}",
+    "float_parsing": "nombre attendu, pas {value}",
+    "float_type": "nombre attendu",
+    "decimal_parsing": "nombre décimal attendu, pas {value}",
+    "bool_parsing": "booléen attendu (0/1, oui/non), pas {value}",
+    "bool_type": "booléen attendu (0/1, oui/non)",
+    "greater_than_equal": "valeur {value} trop petite (au moins {ge})",
+    "less_than_equal": "valeur {value} trop grande (au plus {le})",
+    "enum": "valeur {value} inconnue (attendu : {expected})",
+    "list_type": "liste attendue",
+    "model_type": "bloc de champs attendu",
+    "dict_type": "bloc de champs attendu",
+    "date_from_datetime_parsing": "date attendue",
+}
+
+
+def french_message(error: dict) -> str:
+    """A pydantic error (one item of ``ValidationError.errors()``) in French, with the value."""
+    template = _PYDANTIC_FR.get(error.get("type", ""))
+    if template is None:
+        return str(error.get("msg", "valeur invalide")).removeprefix("Value error, ")
+    context = dict(error.get("ctx") or {})
+    value = error.get("input")
+    context["value"] = repr(value[:60] + "…" if isinstance(value, str) and len(value) > 60 else value)
+    try:
+        return template.format(**context)
+    except (KeyError, IndexError):
+        return template

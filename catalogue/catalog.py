@@ -1,0 +1,218 @@
+"""The published catalogue as the listing pages and the indexes see it.
+
+A whole :class:`~catalogue.model.Formation` is rendered and indexed as soon as it
+is read, then dropped; what outlives it is its :class:`Entry`, a small summary
+(a few hundred bytes) from which the organisme pages, the home page, the sitemap,
+the search shards and the reports are made. 100,000 entries fit in memory;
+100,000 formations would not need to.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, field
+from typing import Iterable, Optional
+
+from .model import Adresse, Formation, Statut
+from .problems import Origin
+from .regions import Geo
+from .settings import Settings
+
+
+@dataclass(frozen=True)
+class Place:
+    """Where an action takes place: its lieu de formation, or the organisme's premises."""
+
+    ville: Optional[str]
+    codepostal: Optional[str]
+    departement: Optional[str]
+    region: Optional[str]
+    latitude: Optional[float] = None
+    longitude: Optional[float] = None
+
+
+@dataclass(frozen=True)
+class Entry:
+    """What the site and the indexes keep of a formation once it has been rendered."""
+
+    ref: str
+    intitule: str
+    datemaj: str  # AAAAMMJJ
+    siret: str
+    organisme: str  # nom-organisme
+    raison_sociale: str
+    places: tuple[Place, ...]
+    archived: bool
+    statut: Statut
+    origin: Origin
+    carif: Optional[str]  # numero prefix, when the settings know it
+    certifiante: bool = False
+    eligible_cpf: bool = False
+    a_distance: bool = False
+    entrees_sorties_permanentes: bool = False
+    financeurs: tuple[str, ...] = ()
+    rncp: tuple[str, ...] = ()
+    action_numeros: tuple[str, ...] = ()
+    session_numeros: tuple[str, ...] = ()
+    #: (numero action, numero session) pairs, for the Pôle emploi composite numbers.
+    action_sessions: tuple[tuple[str, str], ...] = ()
+    #: Earliest possible start of each session (AAAAMMJJ), unknown starts left out.
+    debuts: tuple[str, ...] = ()
+    #: Start of the next session not yet ended on the build's day (AAAAMMJJ), if any.
+    prochaine_session: Optional[str] = None
+    motif_refus: Optional[str] = None
+
+    @property
+    def place(self) -> Optional[Place]:
+        return self.places[0] if self.places else None
+
+    @property
+    def ville(self) -> Optional[str]:
+        return self.place.ville if self.place else None
+
+    @property
+    def regions(self) -> tuple[str, ...]:
+        return tuple(sorted({p.region for p in self.places if p.region}))
+
+    @property
+    def departements(self) -> tuple[str, ...]:
+        return tuple(sorted({p.departement for p in self.places if p.departement}))
+
+    @property
+    def url(self) -> str:
+        return f"/formations/{self.ref}/"
+
+    @property
+    def datemaj_french(self) -> str:
+        return f"{self.datemaj[6:]}/{self.datemaj[4:6]}/{self.datemaj[:4]}"
+
+
+def places_of(formation: Formation, geo: Geo) -> tuple[Place, ...]:
+    """Every distinct place of training, in the order of the actions."""
+    seen: dict[tuple, Place] = {}
+    premises = formation.organisme_formation_responsable.coordonnees_organisme
+    for action in formation.actions:
+        adresses = [lieu.adresse for lieu in action.lieux_de_formation] or [premises.adresse if premises else None]
+        for adresse in adresses:
+            place = _place(adresse, geo)
+            if place is not None:
+                seen.setdefault((place.codepostal, place.ville, place.latitude, place.longitude), place)
+    return tuple(seen.values())
+
+
+def _place(adresse: Optional[Adresse], geo: Geo) -> Optional[Place]:
+    if adresse is None:
+        return None
+    geoloc = adresse.geolocalisation
+    return Place(
+        ville=adresse.ville,
+        codepostal=adresse.codepostal,
+        departement=geo.departement_of(adresse),
+        region=geo.region_of(adresse),
+        latitude=geoloc.latitude if geoloc else None,
+        longitude=geoloc.longitude if geoloc else None,
+    )
+
+
+def is_archived(formation: Formation, today: dt.date) -> bool:
+    """Archived once the last session has ended; a session with an unknown end never ends."""
+    return all(s.periode.fin is not None and s.periode.fin.latest() < today for s in formation.sessions)
+
+
+def next_session_start(formation: Formation, today: dt.date) -> Optional[str]:
+    starts = [
+        s.periode.debut.lheo() if s.periode.debut else "00000000"
+        for s in formation.sessions
+        if s.periode.fin is None or s.periode.fin.latest() >= today
+    ]
+    return min(starts) if starts else None
+
+
+def summarize(
+    formation: Formation,
+    *,
+    origin: Origin,
+    statut: Statut,
+    today: dt.date,
+    settings: Settings,
+    geo: Geo,
+    motif_refus: Optional[str] = None,
+) -> Entry:
+    organisme = formation.organisme_formation_responsable
+    carif = settings.carif_of(formation.numero)
+    pairs = tuple((a.numero or "", s.numero or "") for a in formation.actions for s in a.sessions)
+    return Entry(
+        ref=formation.numero,
+        intitule=formation.intitule_formation,
+        datemaj=formation.datemaj.lheo(),
+        siret=organisme.siret_organisme_formation,
+        organisme=organisme.nom_organisme,
+        raison_sociale=organisme.raison_sociale,
+        places=places_of(formation, geo),
+        archived=is_archived(formation, today),
+        statut=statut,
+        origin=origin,
+        carif=carif[0] if carif else None,
+        certifiante=formation.certifiante,
+        eligible_cpf=formation.eligible_cpf,
+        a_distance=formation.a_distance,
+        entrees_sorties_permanentes=formation.entrees_sorties_permanentes,
+        financeurs=tuple(sorted({f.code_financeur for a in formation.actions for f in a.organismes_financeurs})),
+        rncp=tuple(sorted({_digits(c.code_rncp) for c in formation.certifications if c.code_rncp})),
+        action_numeros=tuple(a.numero for a in formation.actions if a.numero),
+        session_numeros=tuple(s.numero for s in formation.sessions if s.numero),
+        action_sessions=pairs,
+        debuts=tuple(sorted({s.periode.debut.earliest().strftime("%Y%m%d") for s in formation.sessions if s.periode.debut})),
+        prochaine_session=next_session_start(formation, today),
+        motif_refus=motif_refus,
+    )
+
+
+def _digits(code: str) -> str:
+    return "".join(c for c in code if c.isdigit())
+
+
+@dataclass
+class OrganismeSummary:
+    siret: str
+    nom: str
+    raison_sociale: str
+    entries: list[Entry] = field(default_factory=list)
+
+    @property
+    def published(self) -> list[Entry]:
+        return [e for e in self.entries if not e.archived]
+
+    @property
+    def archived(self) -> list[Entry]:
+        return [e for e in self.entries if e.archived]
+
+
+@dataclass
+class Catalog:
+    """The published formations (current and archived), in Ref order, and their derived views."""
+
+    entries: list[Entry]
+    today: dt.date
+
+    @classmethod
+    def of(cls, entries: Iterable[Entry], today: dt.date) -> "Catalog":
+        return cls(sorted(entries, key=lambda e: e.ref), today)
+
+    def organismes(self) -> dict[str, OrganismeSummary]:
+        """By SIRET, in SIRET order; each organisme's formations in Ref order."""
+        result: dict[str, OrganismeSummary] = {}
+        for entry in self.entries:
+            summary = result.get(entry.siret)
+            if summary is None:
+                summary = result[entry.siret] = OrganismeSummary(entry.siret, entry.organisme, entry.raison_sociale)
+            summary.entries.append(entry)
+        return dict(sorted(result.items()))
+
+    @property
+    def current(self) -> list[Entry]:
+        return [e for e in self.entries if not e.archived]
+
+    @property
+    def archived(self) -> list[Entry]:
+        return [e for e in self.entries if e.archived]

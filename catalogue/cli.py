@@ -1,0 +1,201 @@
+"""The command line: each command parses its options and calls one function of the core.
+
+Exit codes: 0 success; 1 the input has errors (nothing published); 2 bad usage;
+3 the build could not run (another build holds the lock, unreadable settings,
+a file system error).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import sys
+from pathlib import Path
+from typing import Optional
+
+import click
+
+from . import __version__
+from .problems import InvalidInput, Problem
+from .settings import SettingsError, load_settings
+
+EXIT_INVALID = 1
+EXIT_ENVIRONMENT = 3
+
+
+def _date(ctx: click.Context, param: click.Parameter, value: Optional[str]) -> dt.date:
+    if value is None:
+        return dt.date.today()
+    try:
+        return dt.date.fromisoformat(value)
+    except ValueError:
+        raise click.BadParameter(f"date AAAA-MM-JJ attendue, pas {value!r}") from None
+
+
+def _settings(config: Optional[Path]):
+    try:
+        return load_settings(config)
+    except SettingsError as exc:
+        click.echo(f"réglages : {exc}", err=True)
+        sys.exit(EXIT_ENVIRONMENT)
+
+
+content_option = click.option(
+    "--content",
+    "content",
+    multiple=True,
+    type=click.Path(path_type=Path),
+    help="Fichier ou dossier à lire (*.xml LHEO, *.yaml) ; répétable. Défaut : content/.",
+)
+today_option = click.option(
+    "--today", callback=_date, metavar="AAAA-MM-JJ", help="Jour de référence pour l'archivage. Défaut : aujourd'hui."
+)
+config_option = click.option(
+    "--config",
+    type=click.Path(path_type=Path, dir_okay=False),
+    help="Fichier de réglages. Défaut : catalogue.toml s'il existe.",
+)
+build_dir_option = click.option(
+    "--build",
+    "build_dir",
+    type=click.Path(path_type=Path, file_okay=False),
+    default=Path("build"),
+    show_default=True,
+    help="Dossier de sortie (site/ et index/).",
+)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="catalogue")
+def main() -> None:
+    """Catalogue public des actions de formation validées par les Carif-Oref."""
+
+
+def _print_problems(problems: list[Problem]) -> None:
+    for problem in problems:
+        click.echo(str(problem) if problem.is_error else f"{problem} [avertissement]", err=True)
+
+
+@main.command()
+@content_option
+@build_dir_option
+@today_option
+@click.option("--skip-invalid", is_flag=True, help="Publier les formations valides et lister les refusées.")
+@click.option("--quiet", "-q", is_flag=True, help="N'afficher que les erreurs.")
+@config_option
+def build(content, build_dir, today, skip_invalid, quiet, config) -> None:
+    """Construire le site statique et les index dans BUILD/."""
+    from .build import BuildLocked, BuildOptions, build as run_build
+
+    settings = _settings(config)
+    options = BuildOptions(
+        content=tuple(content) or (Path("content"),), build_dir=build_dir, today=today, skip_invalid=skip_invalid
+    )
+    try:
+        report = run_build(options, settings)
+    except InvalidInput as exc:
+        _print_problems(exc.problems)
+        click.echo(f"{len(exc.problems)} erreur(s) : rien n'a été publié, le site précédent reste en place.", err=True)
+        sys.exit(EXIT_INVALID)
+    except BuildLocked as exc:
+        click.echo(str(exc), err=True)
+        sys.exit(EXIT_ENVIRONMENT)
+    except OSError as exc:
+        click.echo(f"échec du build : {exc} ; le site précédent reste en place.", err=True)
+        sys.exit(EXIT_ENVIRONMENT)
+    if report.errors:
+        _print_problems(report.errors)
+    if not quiet:
+        _print_problems(report.warnings)
+        click.echo(_summary(report), err=True)
+
+
+def _summary(report) -> str:
+    rejected = len(report.rejected)
+    timings = ", ".join(f"{name} {seconds:.1f} s" for name, seconds in report.timings.items())
+    return (
+        f"{report.read} formation(s) lue(s), {report.published} publiée(s) dont {report.archived} archivée(s), "
+        f"{len(report.unpublished)} non validée(s), {rejected} refusée(s), "
+        f"{len(report.warnings)} avertissement(s). Site : {report.output}. Durées : {timings}."
+    )
+
+
+@main.command()
+@content_option
+@today_option
+@config_option
+def check(content, today, config) -> None:
+    """Valider les sources et signaler les problèmes, sans rien écrire."""
+    from .build import BuildOptions, check as run_check
+
+    settings = _settings(config)
+    report = run_check(BuildOptions(content=tuple(content) or (Path("content"),), today=today), settings)
+    _print_problems(report.errors + report.warnings)
+    click.echo(
+        f"{report.read} formation(s) lue(s) : {len(report.errors)} erreur(s), {len(report.warnings)} avertissement(s).",
+        err=True,
+    )
+    if report.errors:
+        sys.exit(EXIT_INVALID)
+
+
+@main.command()
+@click.option("--formations", "count", type=click.IntRange(min=1), required=True, help="Nombre de formations.")
+@click.option("--out", type=click.Path(path_type=Path, dir_okay=False), required=True, help="Fichier LHEO à écrire.")
+@click.option("--seed", type=int, default=0, show_default=True, help="Graine du générateur (même graine, même fichier).")
+@click.option("--lheo-version", type=click.Choice(["2.2", "2.3"]), default="2.3", show_default=True)
+def generate(count, out, seed, lheo_version) -> None:
+    """Générer un catalogue LHEO réaliste (démonstration, bancs d'essai)."""
+    from .generate import generate as run_generate
+
+    stats = run_generate(out, count, seed=seed, version=lheo_version)
+    click.echo(f"{out} : {stats}", err=True)
+
+
+@main.command()
+def schema() -> None:
+    """Afficher le JSON Schema des fichiers de soumission YAML."""
+    from .sources.yaml import submission_json_schema
+
+    click.echo(json.dumps(submission_json_schema(), indent=2, ensure_ascii=False))
+
+
+@main.command()
+@click.argument("query")
+@build_dir_option
+@click.option("--limit", type=click.IntRange(1, 100), default=10, show_default=True)
+@click.option("--include-archived", is_flag=True, help="Inclure les formations archivées.")
+@click.option("--json", "as_json", is_flag=True, help="Sortie JSON (tableau de résultats).")
+def search(query, build_dir, limit, include_archived, as_json) -> None:
+    """Chercher une formation (mots, Ref, numéro d'action ou de session, SIRET, RNCP)."""
+    from pydantic import ValidationError
+
+    from .search.query import SearchError, SearchParams, format_results_text, search as run_search
+
+    try:
+        params = SearchParams(q=query, limit=limit, include_archived=include_archived)
+        response = run_search(build_dir, params)
+    except ValidationError as exc:
+        raise click.BadParameter(exc.errors()[0]["msg"], param_hint="QUERY") from None
+    except SearchError as exc:
+        click.echo(str(exc), err=True)
+        sys.exit(EXIT_ENVIRONMENT)
+    if as_json:
+        click.echo(json.dumps([r.model_dump(mode="json") for r in response.results], indent=2, ensure_ascii=False))
+    else:
+        click.echo(format_results_text(response))
+
+
+@main.command()
+@build_dir_option
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", type=click.IntRange(1, 65535), default=8000, show_default=True)
+def serve(build_dir, host, port) -> None:
+    """Servir BUILD/site et l'API JSON (/api/search, /api/formations/{ref})."""
+    from .server import run
+
+    run(build_dir, host=host, port=port)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

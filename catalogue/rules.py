@@ -1,0 +1,116 @@
+"""The publication rules and the checks that `catalogue check` reports.
+
+- published: only validated formations (every formation of an LHEO export is);
+- archived: when the last session has ended (see :func:`catalogue.catalog.is_archived`);
+- the Carif-Oref is the one of the place of training: a formation held in another
+  région than its Carif-Oref's gets a warning naming both régions;
+- a session outside the organisme's premises needs its own address (enforced by
+  the model, so such a formation never reaches the rules);
+- a place of training must have a postal code that exists;
+- probable duplicates (same organisme, same normalised title, a shared place) get
+  a warning, since organisations must check an action is not already there.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from collections import defaultdict
+from typing import Iterator
+
+from .catalog import Entry
+from .model import Formation, Statut
+from .problems import Origin, Problem, Severity
+from .regions import Geo
+from .settings import Settings
+
+
+def is_published(statut: Statut) -> bool:
+    return statut is Statut.VALIDEE
+
+
+def check_formation(formation: Formation, entry: Entry, settings: Settings, geo: Geo) -> Iterator[Problem]:
+    """Problems of one formation that need the settings or the official tables."""
+    yield from _check_postcodes(formation, entry.origin, geo)
+    yield from _check_region(entry, settings, geo)
+
+
+def _check_postcodes(formation: Formation, origin: Origin, geo: Geo) -> Iterator[Problem]:
+    for i, action in enumerate(formation.actions, start=1):
+        for j, lieu in enumerate(action.lieux_de_formation, start=1):
+            cp = lieu.adresse.codepostal if lieu.adresse else None
+            if cp and not geo.postcode_exists(cp):
+                yield Problem(
+                    origin,
+                    formation.numero,
+                    f"action[{i}]/lieu-de-formation[{j}]/adresse/codepostal",
+                    f"code postal inconnu : {cp}",
+                )
+
+
+def _check_region(entry: Entry, settings: Settings, geo: Geo) -> Iterator[Problem]:
+    carif = settings.carif_of(entry.ref)
+    if carif is None:
+        yield Problem(
+            entry.origin,
+            entry.ref,
+            "numero",
+            f"préfixe de Carif-Oref inconnu « {entry.ref.split('_', 1)[0]} » : "
+            "complétez la table carif_oref des réglages",
+            Severity.WARNING,
+        )
+        return
+    prefix, carif_oref = carif
+    elsewhere = [r for r in entry.regions if r != carif_oref.region]
+    if elsewhere:
+        names = ", ".join(f"{geo.region_name(r)} ({r})" for r in elsewhere)
+        yield Problem(
+            entry.origin,
+            entry.ref,
+            "action/lieu-de-formation",
+            f"formation dispensée en {names}, hors de la région de son Carif-Oref "
+            f"{carif_oref.nom} ({prefix}) : {geo.region_name(carif_oref.region)} ({carif_oref.region}) ; "
+            "elle doit être saisie auprès du Carif-Oref du lieu de formation",
+            Severity.WARNING,
+        )
+
+
+def normalise_title(title: str) -> str:
+    """Lower case, no accents, no punctuation, single spaces: how a duplicate is recognised."""
+    folded = unicodedata.normalize("NFKD", title.casefold())
+    folded = "".join(c for c in folded if not unicodedata.combining(c))
+    return " ".join(re.findall(r"[a-z0-9]+", folded))
+
+
+class DuplicateFinder:
+    """Collects entries and reports probable duplicates once all are seen."""
+
+    def __init__(self) -> None:
+        self._groups: dict[tuple[str, str], list[Entry]] = defaultdict(list)
+
+    def add(self, entry: Entry) -> None:
+        self._groups[(entry.siret, normalise_title(entry.intitule))].append(entry)
+
+    def problems(self) -> Iterator[Problem]:
+        for (_, _), entries in sorted(self._groups.items()):
+            if len(entries) < 2:
+                continue
+            entries = sorted(entries, key=lambda e: e.ref)
+            for i, first in enumerate(entries):
+                for other in entries[i + 1 :]:
+                    shared = _shared_places(first, other)
+                    if shared:
+                        yield Problem(
+                            other.origin,
+                            other.ref,
+                            "intitule-formation",
+                            f"doublon probable de {first.ref} ({first.origin}) : même organisme "
+                            f"({first.siret}), même intitulé, même lieu ({shared})",
+                            Severity.WARNING,
+                        )
+
+
+def _shared_places(a: Entry, b: Entry) -> str:
+    keys_a = {(p.codepostal, (p.ville or "").casefold()) for p in a.places}
+    common = sorted(k for k in {(p.codepostal, (p.ville or "").casefold()) for p in b.places} if k in keys_a)
+    return ", ".join(f"{cp or '?'} {ville}" for cp, ville in common)
