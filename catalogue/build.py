@@ -149,8 +149,7 @@ def build(
         staging = _new_staging(build_dir)
         try:
             context = SinkContext(staging, settings, options.today, load_geo())
-            if not SINKS:
-                _load_sinks()
+            _load_sinks()
             names = list(SINKS) if sinks is None else sinks
             active = [SINKS[name](context) for name in names]
             catalog = _read_and_emit(options, settings, report, active, timer, progress)
@@ -275,8 +274,8 @@ def _lock(build_dir: Path) -> Iterator[None]:
 def _new_staging(build_dir: Path) -> Path:
     builds = build_dir / BUILDS_DIR
     builds.mkdir(exist_ok=True)
-    stamp = dt.datetime.now().strftime("%Y%m%dT%H%M%S")
-    staging = builds / f"{stamp}-{os.getpid()}"
+    # Names sort in build order, which _prune relies on; the pid keeps concurrent attempts apart.
+    staging = builds / f"{time.time_ns():020d}-{os.getpid()}"
     staging.mkdir()
     for name in PUBLISHED:
         (staging / name).mkdir()

@@ -149,7 +149,12 @@ def generate(count, out, seed, lheo_version) -> None:
     from .generate import generate as run_generate
 
     stats = run_generate(out, count, seed=seed, version=lheo_version)
-    click.echo(f"{out} : {stats}", err=True)
+    size = f", {stats.bytes / 1e6:.1f} Mo" if stats.bytes is not None else ""
+    click.echo(
+        f"{out} : {stats.formations} formation(s), {stats.actions} action(s), {stats.sessions} session(s), "
+        f"{stats.organismes} organisme(s){size} (LHEO {lheo_version}, graine {seed}).",
+        err=True,
+    )
 
 
 @main.command()

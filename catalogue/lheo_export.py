@@ -3,8 +3,14 @@
 Elements come in the order the LHEO schema demands (``data/lheo-2.3.xsd``), so
 that a 2.3 document validates. Where the model has no value for an element the
 schema requires, the writer puts the placeholder that real exports use (see
-:data:`PLACEHOLDERS`); the reader reads those back as unknown, so that writing
-then reading gives back the same :class:`~catalogue.model.Formation`.
+:data:`PLACEHOLDERS`). The reader reads ``-``, ``00000`` (postal code),
+``00000000`` and ``99999999`` back as unknown, so writing then reading gives back
+the same :class:`~catalogue.model.Formation`; enumerations and flags have no
+unknown value in LHEO, so an unknown one comes back as its written default.
+
+The writer never drops data: a value the model accepts but the schema bounds
+more tightly (a text over 3,000 characters, a sixth FORMACODE) is written as is,
+and that one document would not validate.
 
 Memory stays constant: each formation is built as a small tree, serialised
 through :func:`lxml.etree.xmlfile`, then dropped.
@@ -76,9 +82,8 @@ def _write(formations: Iterable[Formation], out: BinaryIO, namespace: str) -> in
     count = 0
     with etree.xmlfile(out, encoding="utf-8") as xf:
         xf.write_declaration()
-        xf.write("\n")
         with xf.element(f"{{{namespace}}}lheo", nsmap={None: namespace}):
-            xf.write("\n")
+            xf.write("\n  ")
             with xf.element(f"{{{namespace}}}offres"):
                 for formation in formations:
                     element = formation_element(formation)
@@ -90,7 +95,6 @@ def _write(formations: Iterable[Formation], out: BinaryIO, namespace: str) -> in
                     count += 1
                 xf.write("\n  ")
             xf.write("\n")
-        xf.write("\n")
     return count
 
 
@@ -99,7 +103,7 @@ def _write(formations: Iterable[Formation], out: BinaryIO, namespace: str) -> in
 # --------------------------------------------------------------------------
 
 
-def _sub(parent: _Element, tag: str, text: Optional[str] = None, **attrs: str) -> _Element:
+def _sub(parent: _Element, tag: str, text: Optional[str] = None, attrs: Optional[dict] = None) -> _Element:
     element = etree.SubElement(parent, tag, attrs) if attrs else etree.SubElement(parent, tag)
     if text is not None:
         element.text = text
@@ -118,6 +122,8 @@ def _req(parent: _Element, tag: str, value: Optional[str]) -> None:
 
 
 def _str(value: object) -> str:
+    if type(value) is str:  # most values: the fast path
+        return value
     if isinstance(value, bool):
         return "1" if value else "0"
     if isinstance(value, Decimal):
@@ -261,7 +267,7 @@ def _domaine(parent: _Element, f: Formation) -> None:
         codes.insert(0, f.code_formacode_principal)
     for code in codes:
         if code == f.code_formacode_principal:
-            _sub(element, "code-FORMACODE", code, tag="principal")
+            _sub(element, "code-FORMACODE", code, {"tag": "principal"})
         else:
             _sub(element, "code-FORMACODE", code)
     for code in f.code_nsf:
@@ -279,7 +285,7 @@ def _certification(parent: _Element, certification: Certification) -> None:
 
 
 def _action(parent: _Element, a: Action) -> None:
-    element = _sub(parent, "action", **_dated(a.numero, a.datecrea, a.datemaj))
+    element = _sub(parent, "action", attrs=_dated(a.numero, a.datecrea, a.datemaj))
     _req(element, "rythme-formation", a.rythme_formation)
     for code in a.code_public_vise or [PLACEHOLDERS["code-public-vise"]]:
         _sub(element, "code-public-vise", code)
@@ -330,7 +336,7 @@ def _action(parent: _Element, a: Action) -> None:
 
 
 def _session(parent: _Element, s: Session) -> None:
-    element = _sub(parent, "session", **_dated(s.numero, s.datecrea, s.datemaj))
+    element = _sub(parent, "session", attrs=_dated(s.numero, s.datecrea, s.datemaj))
     _periode(element, s.periode)
     _adresse(_sub(element, "adresse-inscription"), s.adresse_inscription)
     if s.periode_inscription is not None:
@@ -344,14 +350,14 @@ def _eligibilite_cpf(parent: _Element, e: EligibiliteCpf) -> None:
     attrs = {"info": "eligibilite-cpf"}
     if e.numero is not None:
         attrs["numero"] = e.numero
-    extras = _sub(parent, "extras", **attrs)
+    extras = _sub(parent, "extras", attrs=attrs)
     for info, value in (("source", e.source), ("debut-validite", e.debut_validite), ("fin-validite", e.fin_validite)):
         if value is not None:
-            _sub(extras, "extra", _str(value), info=info)
+            _sub(extras, "extra", _str(value), {"info": info})
 
 
 def _organisme_formateur(parent: _Element, o: OrganismeFormateur) -> None:
-    element = _sub(parent, "organisme-formateur", **({"numero": o.numero} if o.numero else {}))
+    element = _sub(parent, "organisme-formateur", attrs={"numero": o.numero} if o.numero else None)
     _sub(_sub(element, "SIRET-formateur"), "SIRET", o.siret_formateur or PLACEHOLDERS["SIRET"])
     _req(element, "raison-sociale-formateur", o.raison_sociale_formateur)
     _contacts(element, "contact-formateur", o.contact_formateur, required=False)
@@ -364,7 +370,7 @@ def _organisme_financeur(parent: _Element, o: OrganismeFinanceur) -> None:
 
 
 def _organisme_responsable(parent: _Element, o: OrganismeFormationResponsable) -> None:
-    element = _sub(parent, "organisme-formation-responsable", **({"numero": o.numero} if o.numero else {}))
+    element = _sub(parent, "organisme-formation-responsable", attrs={"numero": o.numero} if o.numero else None)
     _sub(element, "numero-activite", o.numero_activite or PLACEHOLDERS["numero-activite"])
     _sub(_sub(element, "SIRET-organisme-formation"), "SIRET", o.siret_organisme_formation)
     _sub(element, "nom-organisme", o.nom_organisme)

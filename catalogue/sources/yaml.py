@@ -24,6 +24,7 @@ import copy
 import difflib
 import types
 import unicodedata
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any, Iterator, Optional, Union, get_args, get_origin
 
@@ -37,7 +38,7 @@ from ..model import (
     Statut,
     check_ref,
 )
-from ..problems import Origin, Problem
+from ..problems import Origin, Problem, Severity
 from . import Item, Record
 
 #: A submission file larger than this is refused before it is parsed.
@@ -117,15 +118,24 @@ def _read_text(path: Path) -> str:
     try:
         with path.open("rb") as stream:
             data = stream.read(MAX_BYTES + 1)
+    except FileNotFoundError:
+        raise _FileProblem(0, "fichier introuvable") from None
+    except IsADirectoryError:
+        raise _FileProblem(0, "dossier et non fichier") from None
+    except PermissionError:
+        raise _FileProblem(0, "fichier illisible : accès refusé") from None
     except OSError as exc:
         raise _FileProblem(0, f"fichier illisible : {exc.strerror or exc}") from None
     if len(data) > MAX_BYTES:
-        raise _FileProblem(0, f"fichier trop gros : {MAX_BYTES // (1024 * 1024)} Mo au plus ; répartissez les formations en plusieurs fichiers")
+        raise _FileProblem(
+            0, f"fichier trop gros : {MAX_BYTES // (1024 * 1024)} Mo au plus ; répartissez les formations en plusieurs fichiers"
+        )
     try:
         return data.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
         line = data[: exc.start].count(b"\n") + 1
-        raise _FileProblem(line, f"fichier non encodé en UTF-8 (octet 0x{data[exc.start]:02x}) : enregistrez-le en UTF-8") from None
+        message = f"fichier non encodé en UTF-8 (octet 0x{data[exc.start]:02x}) : enregistrez-le en UTF-8"
+        raise _FileProblem(line, message) from None
 
 
 #: pyyaml's most frequent syntax messages, in French.
@@ -138,7 +148,17 @@ _YAML_MESSAGES = {
     "found unexpected end of stream": "fin de fichier inattendue : guillemet non fermé ?",
     "expected a single document in the stream": "un seul document attendu : retirez les « --- » en trop",
     "found unknown escape character": "séquence d'échappement inconnue entre guillemets doubles (écrivez « \\\\ »)",
+    "expected <block end>": "indentation incohérente",
+    "expected <block mapping start>": "indentation incohérente",
 }
+
+
+def _yaml_message(exc: yaml.MarkedYAMLError) -> str:
+    for said in (exc.problem or "", exc.context or ""):
+        for english, french in _YAML_MESSAGES.items():
+            if said.strip().startswith(english):
+                return french
+    return (exc.problem or exc.context or "").strip()
 
 
 def _compose(text: str) -> Optional[yaml.Node]:
@@ -148,15 +168,11 @@ def _compose(text: str) -> Optional[yaml.Node]:
         raise
     except yaml.reader.ReaderError as exc:
         line = text[: exc.position].count("\n") + 1
-        raise _FileProblem(line, f"caractère interdit en YAML (code {exc.character!r})") from None
+        code = exc.character if isinstance(exc.character, int) else ord(exc.character)
+        raise _FileProblem(line, f"caractère de contrôle interdit (U+{code:04X}) : retirez-le") from None
     except yaml.MarkedYAMLError as exc:
-        problem = (exc.problem or "").strip()
-        message = _YAML_MESSAGES.get(problem)
-        if message is None:
-            message = problem
-            if problem.startswith("expected <block end>"):
-                message = "indentation incohérente"
-        raise _FileProblem(_line(exc.problem_mark or exc.context_mark), f"syntaxe YAML invalide : {message}") from None
+        line = _line(exc.problem_mark or exc.context_mark)
+        raise _FileProblem(line, f"syntaxe YAML invalide : {_yaml_message(exc)}") from None
     except yaml.YAMLError as exc:  # pragma: no cover - pyyaml raises marked errors for syntax
         raise _FileProblem(0, f"syntaxe YAML invalide : {exc}") from None
 
@@ -186,7 +202,8 @@ class _Plain:
         result: dict[str, Any] = {}
         for key_node, value_node in node.value:
             if not isinstance(key_node, yaml.ScalarNode) or key_node.tag == _NULL_TAG:
-                self.problems.append((_line(key_node.start_mark), field or "-", "clé invalide : un nom de champ est attendu"))
+                message = "clé invalide : un nom de champ est attendu"
+                self.problems.append((_line(key_node.start_mark), field or "-", message))
                 continue
             key = key_node.value
             where = f"{field}/{key}" if field else key
@@ -360,7 +377,8 @@ def read_yaml(path: Path) -> Iterator[Item]:
     """Records and problems of one submission file.
 
     A formation with any problem yields its problems and no record; the other
-    formations of the file are read all the same.
+    formations of the file are read all the same. The problems of a ``brouillon``
+    are warnings: a draft is never published, and must not block the build.
     """
     where = str(path)
     try:
@@ -401,15 +419,14 @@ def _read_root(where: str, root: yaml.Node, data: Any) -> Iterator[Item]:
         yield Problem(Origin(where, line_of(root, ("formations",))), "-", "formations",
                       "aucune formation : supprimez le fichier s'il n'y a plus rien à soumettre")
         return
-    default = data.get("organisme_formation_responsable")
-    default_ok = True
-    if default is not None:
-        default_problems = list(_default_problems(where, root, default))
-        default_ok = not default_problems
+    default = _Default(data.get("organisme_formation_responsable"), line_of(root, ("organisme_formation_responsable",)))
+    if default.value is not None:
+        default_problems = list(_default_problems(where, root, default.value))
+        default.valid = not default_problems
         yield from default_problems
     formations_node = _child(root, "formations")[1]
     for index, (node, item) in enumerate(zip(formations_node.value, formations)):
-        yield from _read_formation(where, node, item, index, default, default_ok, line_of(root, (TOP_KEYS[0],)))
+        yield from _read_formation(where, node, item, index, default)
 
 
 def _default_problems(where: str, root: yaml.Node, default: Any) -> Iterator[Problem]:
@@ -423,9 +440,16 @@ def _default_problems(where: str, root: yaml.Node, default: Any) -> Iterator[Pro
                           french_message(error, allowed_keys(Formation, loc[:-1])))
 
 
-def _read_formation(
-    where: str, node: yaml.Node, item: Any, index: int, default: Any, default_ok: bool, default_line: int
-) -> Iterator[Item]:
+@dataclass
+class _Default:
+    """The file's default organisme: its data, its line, and whether it validated."""
+
+    value: Any
+    line: int
+    valid: bool = True
+
+
+def _read_formation(where: str, node: yaml.Node, item: Any, index: int, default: _Default) -> Iterator[Item]:
     line = _line(node.start_mark)
     if not isinstance(item, dict):
         yield Problem(Origin(where, line), "-", f"formations[{index + 1}]",
@@ -434,9 +458,9 @@ def _read_formation(
     numero = _numero(item.get("numero"))
     problems: list[tuple[int, str, str]] = []
     fields = {k: v for k, v in item.items() if k not in WORKFLOW_KEYS}
-    uses_default = "organisme_formation_responsable" not in fields and default is not None
+    uses_default = "organisme_formation_responsable" not in fields and default.value is not None
     if uses_default:
-        fields["organisme_formation_responsable"] = copy.deepcopy(default)
+        fields["organisme_formation_responsable"] = copy.deepcopy(default.value)
 
     statut = _statut(item, node, problems)
     motif = _motif(item, node, statut, problems)
@@ -449,19 +473,21 @@ def _read_formation(
     except ValidationError as exc:
         for error in exc.errors():
             loc = _refine(error)
-            if uses_default and loc[0] == "organisme_formation_responsable":
+            if uses_default and loc[:1] == ("organisme_formation_responsable",):
                 continue  # reported once, against the default's own lines
             allowed = allowed_keys(Formation, loc[:-1])
             if len(loc) == 1:
                 allowed += list(WORKFLOW_KEYS)
             problems.append((line_of(node, loc), field_path(loc), french_message(error, allowed)))
-    if uses_default and not default_ok:
+    if uses_default and not default.valid:
         problems.append((line, "organisme_formation_responsable",
-                         f"l'organisme par défaut du fichier (ligne {default_line}) est invalide"))
+                         f"l'organisme par défaut du fichier (ligne {default.line}) est invalide"))
 
     if problems:
+        # A draft is unfinished by nature: its problems are shown, but do not block the build.
+        severity = Severity.WARNING if statut is Statut.BROUILLON else Severity.ERROR
         for problem_line, field, message in sorted(problems, key=lambda p: p[0]):
-            yield Problem(Origin(where, problem_line), numero, field, message)
+            yield Problem(Origin(where, problem_line), numero, field, message, severity)
         return
     assert formation is not None and statut is not None
     yield Record(Origin(where, line), formation, statut, motif)
@@ -613,8 +639,18 @@ def submission_json_schema() -> dict[str, Any]:
             "else": {"not": {"required": ["motif_refus"]}},
         }
     ]
+    # The model lets LHEO exports say "unknown" (00000000); a submission must give a real day.
+    date_branch = next(branch for branch in soumission["properties"]["datemaj"]["anyOf"] if branch.get("type") != "null")
+    soumission["properties"]["datemaj"] = {**date_branch, "pattern": r"^(\d{8}|\d{4}-\d{2}-\d{2})$"}
     defs["Soumission"] = soumission
 
+    # The model checks it after validation; say it in the schema too, for editors.
+    defs["Action"]["properties"]["lieux_de_formation"]["items"] = {
+        "allOf": [
+            {"$ref": "#/$defs/Coordonnees"},
+            {"required": ["adresse"], "properties": {"adresse": {"required": ["codepostal", "ville"]}}},
+        ]
+    }
     for (def_name, field), description in _FIELD_DESCRIPTIONS.items():
         properties = defs[def_name]["properties"]
         if field in properties:
@@ -622,7 +658,6 @@ def submission_json_schema() -> dict[str, Any]:
 
     schema = {
         "$schema": "https://json-schema.org/draft/2020-12/schema",
-        "title": "Soumission de formations (YAML)",
         "description": "Fichier YAML des formations d'un organisme, sous content/ ; voir docs/soumission-yaml.md.",
         "type": "object",
         "additionalProperties": False,
@@ -641,7 +676,8 @@ def submission_json_schema() -> dict[str, Any]:
         },
         "$defs": defs,
     }
-    return _yaml_friendly(schema)
+    friendly = _yaml_friendly(schema)
+    return {"$schema": friendly.pop("$schema"), "title": "Soumission de formations (YAML)", **friendly}
 
 
 __all__ = [

@@ -1,0 +1,276 @@
+"""Benchmark of the static search: shard build time and memory, then bytes per query.
+
+    .venv/bin/python bench/search_static.py [--formations 100000] [--work bench/out]
+                                            [--top-k 1000] [--agreement]
+
+1. ``catalogue.generate.generate_formations`` (the formations ``catalogue generate``
+   writes, seed 0) is fed straight to the ``static-search`` sink (no LHEO written
+   or parsed: the sink alone), in a child process; the same run without the sink
+   gives the baseline. Printed: the sink's time (add, finish) and its peak memory
+   (peak RSS of the run minus the baseline's).
+2. The shards are read as the page reads them (:class:`ShardReader`): for a fixed
+   set of queries (a Ref, its short form, an action numero, a SIRET, two-word,
+   one-word common and rare...), the requests and bytes each needs, and "in all"
+   for a first query: + the page, recherche.js and the manifest. Budgets: a Ref in
+   at most 2 requests and 10 KB; a two-word query in 150 KB in all.
+3. ``--agreement`` also builds the Whoosh index and prints, per query, whether
+   the top 5 Refs of the static shards equal those of ``catalogue.search.query``.
+
+Bytes are raw (no compression assumed).
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import os
+import resource
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+TODAY = dt.date(2026, 9, 1)
+REF_BUDGET = (2, 10_000)
+TWO_WORD_BUDGET = 150_000
+FIXED_QUERIES = [
+    ("deux mots", "agent sécurité"),
+    ("deux mots", "assistant comptable"),
+    ("deux mots", "titre professionnel"),
+    ("un mot fréquent", "formation"),
+    ("un mot fréquent", "professionnel"),
+    ("ville", "Toulouse"),
+]
+
+
+def child_build(build_dir: Path, count: int, sinks: list[str], top_k: int) -> dict:
+    """Feed generated formations to ``sinks`` and publish; what it cost (run in a child process)."""
+    from catalogue import build as build_module
+    from catalogue.build import SinkContext
+    from catalogue.catalog import Catalog, summarize
+    from catalogue.generate import generate_formations
+    from catalogue.model import Statut
+    from catalogue.problems import Origin
+    from catalogue.regions import geo
+    from catalogue.search import static
+    from catalogue.settings import Settings
+
+    if "index" in sinks:
+        import catalogue.search.index  # noqa: F401
+    if build_dir.exists():
+        shutil.rmtree(build_dir)
+    build_dir.mkdir(parents=True)
+    staging = build_module._new_staging(build_dir)
+    context = SinkContext(staging, Settings(), TODAY, geo())
+    active = {}
+    for name in sinks:
+        if name == "static-search":
+            active[name] = static.StaticSearchSink(context, static.ShardOptions(top_k=top_k))
+        else:
+            active[name] = build_module.SINKS[name](context)
+    seconds = {name: 0.0 for name in sinks}
+    entries = []
+    start = time.perf_counter()
+    for i, formation in enumerate(generate_formations(count, seed=0, reference=TODAY)):
+        entry = summarize(
+            formation, origin=Origin("generate", i + 1), statut=Statut.VALIDEE,
+            today=TODAY, settings=context.settings, geo=context.geo,
+        )
+        entries.append(entry)
+        for name, sink in active.items():
+            t = time.perf_counter()
+            sink.add(formation, entry)
+            seconds[name] += time.perf_counter() - t
+    feed = time.perf_counter() - start
+    catalog = Catalog.of(entries, TODAY)
+    finish = {}
+    for name, sink in active.items():
+        t = time.perf_counter()
+        sink.finish(catalog)
+        finish[name] = time.perf_counter() - t
+    build_module._publish(build_dir, staging)
+    if "static-search" in active:
+        # The page's script, as the site sink would copy it.
+        static_dir = staging / "site" / "static"
+        static_dir.mkdir(parents=True, exist_ok=True)
+        shutil.copy(ROOT / "templates" / "static" / "recherche.js", static_dir / "recherche.js")
+    return {
+        "feed_s": feed,
+        "add_s": seconds,
+        "finish_s": finish,
+        "maxrss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        "archived": sum(e.archived for e in entries),
+    }
+
+
+def run_child(build_dir: Path, count: int, sinks: list[str], top_k: int) -> dict:
+    args = [sys.executable, __file__, "--child", str(build_dir), "--formations", str(count),
+            "--sinks", ",".join(sinks), "--top-k", str(top_k)]
+    out = subprocess.run(args, check=True, capture_output=True, text=True, cwd=ROOT)
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+# --------------------------------------------------------------------------
+# Queries
+# --------------------------------------------------------------------------
+
+
+def tree_size(root: Path) -> tuple[int, int]:
+    files = [p for p in root.rglob("*") if p.is_file()]
+    return len(files), sum(p.stat().st_size for p in files)
+
+
+def derived_queries(site: Path) -> list[tuple[str, str]]:
+    """Numbers and a rare word taken from the built shards (the same for the same N)."""
+    from catalogue.search.static import SITE_DIR
+
+    root = site / SITE_DIR
+    manifest = json.loads((root / "manifest.json").read_text())
+    n = manifest["n"]
+    docs = manifest["docs"]
+    middle = n // 2
+    row = json.loads((root / "d" / f"{middle // docs}.json").read_text())[middle % docs]
+    ref = row[0]
+    queries = [("Ref", ref)]
+    short = ref.split("_", 1)[1] if "_" in ref else None
+    numbers: dict[str, str] = {}
+    for path in sorted((root / "n").glob("*.json"))[:64]:
+        shard = json.loads(path.read_text())
+        for key, codes in shard.get("k", {}).items():
+            if key.isdigit() and len(key) == 14:
+                numbers.setdefault("SIRET", key)
+            elif "|" in key and key.count("|") == 1:
+                numbers.setdefault("action (composite ref|action)", key)
+    if short:
+        queries.append(("Ref sans préfixe", short))
+    if "action (composite ref|action)" in numbers:
+        composite = numbers["action (composite ref|action)"]
+        queries.append(("numéro d'action", composite.split("|")[1]))
+        queries.append(("composite ref|action", composite))
+    if "SIRET" in numbers:
+        siret = numbers["SIRET"]
+        queries.append(("SIRET (espaces)", f"{siret[:3]} {siret[3:6]} {siret[6:9]} {siret[9:]}"))
+    rare = None
+    for path in sorted((root / "t").glob("*.json")):
+        for term, groups in sorted(json.loads(path.read_text()).items()):
+            if term.isalpha() and len(term) >= 7 and len(groups) == 1 and len(groups[0]) == 2:
+                rare = term
+                break
+        if rare:
+            break
+    if rare:
+        queries.append(("un mot rare", rare))
+    return queries + FIXED_QUERIES
+
+
+def measure(site: Path, queries: list[tuple[str, str]]) -> list[dict]:
+    from catalogue.search.static import SITE_DIR, ShardReader
+
+    root = site / SITE_DIR
+    page = (root / "index.html").stat().st_size
+    script = (site / "static" / "recherche.js").stat().st_size
+    manifest = (root / "manifest.json").stat().st_size
+    rows = []
+    for kind, query in queries:
+        reader = ShardReader(site)
+        t = time.perf_counter()
+        results = reader.search(query)
+        elapsed = time.perf_counter() - t
+        shard_files = list(reader.fetched)
+        shard_bytes = reader.bytes_fetched()
+        no_manifest = [f for f in shard_files if f != "manifest.json"]
+        in_all = page + script + shard_bytes
+        rows.append({
+            "kind": kind, "query": query, "requests": len(shard_files), "bytes": shard_bytes,
+            "requests_without_manifest": len(no_manifest), "in_all": in_all,
+            "page": page, "script": script, "manifest": manifest,
+            "hits": len(results), "top": [r.ref for r in results[:5]], "python_ms": elapsed * 1000,
+        })
+    return rows
+
+
+def agreement(build_dir: Path, queries: list[tuple[str, str]]) -> list[tuple[str, bool, list[str], list[str]]]:
+    from catalogue.search.query import SearchParams, search
+    from catalogue.search.static import ShardReader
+
+    out = []
+    for kind, query in queries:
+        whoosh = [r.ref for r in search(build_dir, SearchParams(q=query, limit=5)).results]
+        static = [r.ref for r in ShardReader(build_dir / "site").search(query, limit=5)]
+        out.append((query, whoosh == static, whoosh, static))
+    return out
+
+
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--formations", type=int, default=100_000)
+    parser.add_argument("--work", type=Path, default=ROOT / "bench" / "out")
+    parser.add_argument("--top-k", type=int, default=1000)
+    parser.add_argument("--agreement", action="store_true", help="also build the Whoosh index and compare top 5")
+    parser.add_argument("--sinks", default="static-search")
+    parser.add_argument("--child", type=Path, help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+
+    if args.child:
+        sinks = [s for s in args.sinks.split(",") if s]
+        print(json.dumps(child_build(args.child, args.formations, sinks, args.top_k)))
+        return
+
+    n = args.formations
+    build_dir = args.work / f"static-{n}"
+    sinks = ["static-search"] + (["index"] if args.agreement else [])
+    print(f"# static search, {n:,} formations (generate seed 0, today {TODAY}), top_k {args.top_k}")
+    base = run_child(args.work / f"baseline-{n}", n, [], args.top_k)
+    shutil.rmtree(args.work / f"baseline-{n}", ignore_errors=True)
+    run = run_child(build_dir, n, sinks, args.top_k)
+    add = run["add_s"]["static-search"]
+    finish = run["finish_s"]["static-search"]
+    print(f"archived: {run['archived']:,}")
+    print(f"sink time: {add + finish:.1f} s (add {add:.1f} s, finish {finish:.1f} s); "
+          f"generation alone {base['feed_s']:.1f} s")
+    print(f"peak RSS: {run['maxrss_mb']:.0f} MB with the sink{' and the Whoosh index' if args.agreement else ''}, "
+          f"{base['maxrss_mb']:.0f} MB without: sink ≈ {run['maxrss_mb'] - base['maxrss_mb']:.0f} MB")
+
+    site = build_dir / "site"
+    root = site / "recherche"
+    for sub in ("n", "t", "d"):
+        count, size = tree_size(root / sub)
+        print(f"shards {sub}/: {count:,} files, {size / 1e6:.1f} MB (mean {size / max(count, 1) / 1e3:.1f} KB, "
+              f"max {max((p.stat().st_size for p in (root / sub).glob('*.json')), default=0) / 1e3:.1f} KB)")
+    count, size = tree_size(root)
+    print(f"total: {count:,} files, {size / 1e6:.1f} MB; manifest {(root / 'manifest.json').stat().st_size / 1e3:.1f} KB, "
+          f"page {(root / 'index.html').stat().st_size / 1e3:.1f} KB, "
+          f"recherche.js {(site / 'static' / 'recherche.js').stat().st_size / 1e3:.1f} KB")
+
+    queries = derived_queries(site)
+    print()
+    print(f"{'kind':<30} {'query':<34} {'req':>4} {'bytes':>9} {'in all':>9} {'hits':>5}  budget")
+    for row in measure(site, queries):
+        budget = ""
+        if row["kind"] == "Ref":
+            ok = row["requests"] <= REF_BUDGET[0] and row["bytes"] <= REF_BUDGET[1]
+            budget = f"{'OK' if ok else 'OVER'} (≤ {REF_BUDGET[0]} req, ≤ {REF_BUDGET[1] // 1000} KB)"
+        elif row["kind"] == "deux mots":
+            ok = row["in_all"] <= TWO_WORD_BUDGET
+            budget = f"{'OK' if ok else 'OVER'} (≤ {TWO_WORD_BUDGET // 1000} KB in all)"
+        print(f"{row['kind']:<30} {row['query'][:34]:<34} {row['requests']:>4} {row['bytes']:>9,} "
+              f"{row['in_all']:>9,} {row['hits']:>5}  {budget}")
+    print("(bytes: shards and manifest the query reads; in all: + the page and recherche.js)")
+
+    if args.agreement:
+        print()
+        rows = agreement(build_dir, queries)
+        same = sum(ok for _, ok, _, _ in rows)
+        print(f"agreement of the top 5 with the Whoosh search: {same}/{len(rows)}")
+        for query, ok, whoosh, static in rows:
+            if not ok:
+                print(f"  differs for {query!r}:\n    whoosh {whoosh}\n    static {static}")
+
+
+if __name__ == "__main__":
+    main()

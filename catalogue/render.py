@@ -1,0 +1,799 @@
+"""The static pages: one fiche per formation, one page per organisme, the home,
+the list of organismes, "Publier une formation", the 404 page and the sitemaps.
+
+The build's sink ``site`` writes each fiche as soon as its formation is read
+(:meth:`SiteSink.add`), then keeps only the :class:`~catalogue.catalog.Entry`;
+the pages that need the whole catalogue are written by :meth:`SiteSink.finish`.
+
+Pages are Jinja2 templates from ``templates/``, autoescaped, with undefined
+variables as errors. The output depends only on the input, the settings and the
+build's day: no timestamp, and every list is sorted before it is shown.
+
+URLs are root-absolute (``/formations/<Ref>/``): the site is served at the root
+of its domain, as ``Entry.url`` and the search results assume.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+import re
+import shutil
+import unicodedata
+from dataclasses import dataclass
+from decimal import Decimal
+from itertools import groupby
+from pathlib import Path
+from typing import Any, Iterable, Iterator, Optional
+from urllib.parse import urlsplit
+
+from jinja2 import Environment, FileSystemLoader, StrictUndefined
+from markupsafe import Markup, escape
+
+from .build import SinkContext, register_sink
+from .catalog import Catalog, Entry, OrganismeSummary
+from .model import Action, Adresse, Coordonnees, Formation, ModalitesEnseignement, PartialDate, Session, check_ref
+from .regions import Geo
+from .settings import PROJECT_ROOT, Settings
+
+TEMPLATES_DIR = PROJECT_ROOT / "templates"
+STATIC_DIR = TEMPLATES_DIR / "static"
+
+#: The sitemap protocol allows 50,000 URLs per file.
+SITEMAP_MAX_URLS = 50_000
+#: Organismes listed per page of ``/organismes/<lettre>/``.
+ORGANISMES_PER_PAGE = 500
+#: Formations listed under "Dernières mises à jour" on the home page.
+LATEST_COUNT = 10
+
+# --------------------------------------------------------------------------
+# LHEO dictionaries, in the words a counsellor reads (lheo-gml.xml, LHEO 2.3)
+# --------------------------------------------------------------------------
+
+#: dict-financeurs (codes 16 to 20 as renamed or added by LHEO issue PEL-40).
+FINANCEURS = {
+    "0": "Autre",
+    "1": "Code obsolète",
+    "2": "Conseil régional",
+    "3": "Fonds européens – FSE",
+    "4": "France Travail (Pôle emploi)",
+    "5": "Entreprise",
+    "6": "ACSÉ (anciennement FASILD)",
+    "7": "Agefiph",
+    "8": "Conseil départemental",
+    "9": "Commune",
+    "10": "Bénéficiaire de l'action (autofinancement)",
+    "11": "État – Ministère chargé de l'emploi",
+    "12": "État – Ministère de l'Éducation nationale",
+    "13": "État – Autre",
+    "14": "Fonds européens – Autre",
+    "15": "Collectivité territoriale – Autre",
+    "16": "OPCO",
+    "17": "Transitions Pro",
+    "18": "LADOM (Agence de l'Outre-mer pour la mobilité)",
+    "19": "État – Ministère de l'Intérieur",
+    "20": "OFII (Office français de l'immigration et de l'intégration)",
+}
+
+MODALITES_ENSEIGNEMENT = {
+    ModalitesEnseignement.PRESENTIEL: "En présentiel",
+    ModalitesEnseignement.MIXTE: "Mixte : présentiel et à distance",
+    ModalitesEnseignement.DISTANCE: "Entièrement à distance",
+}
+
+#: dict-niveaux: 0 to 8 the pre-2019 levels, 11 to 18 the levels 1 to 8 of the 2019 nomenclature (PEL-37).
+NIVEAUX = {
+    0: "Information non communiquée",
+    1: "Sans niveau spécifique",
+    2: "Niveau VI (illettrisme, analphabétisme)",
+    3: "Niveau V bis (préqualification)",
+    4: "Niveau V (CAP, BEP)",
+    5: "Niveau IV (baccalauréat professionnel ou technologique, BP, BT)",
+    6: "Niveau III (BTS, DUT)",
+    7: "Niveau II (licence, maîtrise)",
+    8: "Niveau I (au-delà de la maîtrise)",
+    11: "Niveau 1 (savoirs de base)",
+    12: "Niveau 2",
+    13: "Niveau 3 (CAP, BEP)",
+    14: "Niveau 4 (baccalauréat)",
+    15: "Niveau 5 (bac + 2 : BTS, DUT, DEUST)",
+    16: "Niveau 6 (bac + 3 ou 4 : licence, BUT)",
+    17: "Niveau 7 (bac + 5 : master, diplôme d'ingénieur)",
+    18: "Niveau 8 (doctorat)",
+}
+
+#: dict-AIS, the "objectif général de formation".
+OBJECTIFS_GENERAUX = {
+    1: "Code obsolète",
+    2: "Perfectionnement, élargissement des compétences",
+    3: "Perfectionnement, élargissement des compétences",
+    4: "Création d'entreprise",
+    5: "Remise à niveau, maîtrise des savoirs de base, initiation",
+    6: "Certification",
+    7: "Professionnalisation",
+    8: "Préparation à la qualification",
+    9: "(Re)mobilisation, aide à l'élaboration de projet professionnel",
+}
+
+#: dict-type-parcours.
+PARCOURS = {1: "En groupe (non personnalisable)", 2: "Individualisé", 3: "Modularisé", 4: "Mixte"}
+
+ETATS_RECRUTEMENT = {1: "Recrutement ouvert", 2: "Recrutement fermé", 3: "Recrutement suspendu"}
+
+#: The Formacode codes of dict-public-vise (V10) that exports use most.
+PUBLICS_VISES = {
+    "80001": "Public sans emploi",
+    "80003": "Demandeur d'emploi de plus de 26 ans",
+    "80004": "Cadre demandeur d'emploi",
+    "80005": "Bénéficiaire du RSA",
+    "80006": "Demandeur d'emploi",
+    "80007": "Demandeur d'emploi de longue durée",
+    "80008": "Licencié pour motif économique",
+    "80009": "Demandeur d'emploi de moins de 26 ans",
+    "80010": "Militaire en reconversion",
+    "81013": "Public sous main de justice",
+    "81019": "Public en situation d'illettrisme",
+    "81020": "Personne handicapée",
+    "81024": "Jeune",
+    "81042": "Réfugié",
+    "81050": "Particulier, individuel",
+    "81099": "Autre public",
+    "82027": "Contrat d'apprentissage",
+    "82029": "Contrat de professionnalisation",
+    "82044": "Salarié",
+    "82045": "Salarié en reconversion",
+    "82055": "Agent de la fonction publique",
+    "82058": "Public en emploi",
+    "83056": "Tout public",
+}
+
+
+# --------------------------------------------------------------------------
+# Filters
+# --------------------------------------------------------------------------
+
+_BR_RE = re.compile(r"&lt;\s*br\s*/?\s*&gt;(\r\n|\r|\n)?", re.IGNORECASE)
+_NEWLINE_RE = re.compile(r"\r\n|\r|\n")
+_EMAIL_RE = re.compile(r"^[^@\s<>\"'()\[\],;:]+@[^@\s<>\"'()\[\],;:]+\.[A-Za-z]{2,}$")
+
+
+def lheo_text(value: Optional[str]) -> Markup:
+    """Free LHEO text as HTML: everything escaped, then only line breaks turned back into ``<br>``.
+
+    Exports carry HTML as text (``<br />``, read from ``&lt;br /&gt;``); any
+    other tag stays visible as text and is never interpreted.
+    """
+    if not value:
+        return Markup("")
+    text = str(escape(value.strip()))
+    text = _BR_RE.sub("<br>", text)
+    text = _NEWLINE_RE.sub("<br>", text)
+    return Markup(text)
+
+
+def plain_text(value: Optional[str]) -> str:
+    """The same text without markup, for meta descriptions and JSON-LD (line breaks as spaces)."""
+    if not value:
+        return ""
+    text = re.sub(r"<\s*br\s*/?\s*>", " ", value, flags=re.IGNORECASE)
+    return " ".join(text.split())
+
+
+def is_http_url(value: Any) -> bool:
+    """Only ``http(s)://host...`` URLs become links; anything else is shown as text."""
+    if not isinstance(value, str) or any(c.isspace() or ord(c) < 32 for c in value.strip()):
+        return False
+    try:
+        parts = urlsplit(value.strip())
+    except ValueError:
+        return False
+    return parts.scheme.lower() in ("http", "https") and bool(parts.netloc)
+
+
+def url_label(url: str, limit: int = 60) -> str:
+    """The text of a link: the URL without its scheme, cut at ``limit`` characters."""
+    text = re.sub(r"^https?://", "", url.strip(), flags=re.IGNORECASE)
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def is_email(value: Any) -> bool:
+    return isinstance(value, str) and bool(_EMAIL_RE.match(value.strip()))
+
+
+def tel_href(number: str) -> str:
+    """``tel:`` link target: digits and a leading ``+`` only."""
+    digits = re.sub(r"[^\d+]", "", number)
+    return "tel:" + digits[:1] + digits[1:].replace("+", "")
+
+
+def date_fr(value: Any) -> str:
+    """``JJ/MM/AAAA`` for a full date, ``MM/AAAA`` or ``AAAA`` for a partial one, ``""`` when unknown."""
+    if value is None:
+        return ""
+    if isinstance(value, (str, int, dt.date)):
+        value = PartialDate.parse(value)
+        if value is None:
+            return ""
+    return value.french()
+
+
+def iso_date(value: Optional[PartialDate]) -> Optional[str]:
+    """ISO 8601 at the precision known (``2026-09-01``, ``2026-09``, ``2026``), for schema.org."""
+    if value is None:
+        return None
+    if value.day:
+        return f"{value.year:04d}-{value.month:02d}-{value.day:02d}"
+    if value.month:
+        return f"{value.year:04d}-{value.month:02d}"
+    return f"{value.year:04d}"
+
+
+def money(value: Optional[Decimal]) -> str:
+    """French amount: ``1 234,50 €`` (no-break spaces), cents only when there are some."""
+    if value is None:
+        return ""
+    quantized = Decimal(value).quantize(Decimal("0.01"))
+    units, cents = f"{quantized:.2f}".split(".")
+    grouped = f"{int(units):,}".replace(",", "\u202f")
+    return f"{grouped},{cents}\u00a0€" if cents != "00" else f"{grouped}\u00a0€"
+
+
+def price(value: Optional[Decimal]) -> str:
+    """``8 400 € TTC``, or ``Gratuit`` for a price of zero."""
+    if value is None:
+        return ""
+    return "Gratuit" if value == 0 else f"{money(value)} TTC"
+
+
+def plural(count: int, singular: str, plural_form: Optional[str] = None) -> str:
+    """``1 formation``, ``2 formations``, ``12 345 formations``."""
+    word = singular if count <= 1 else (plural_form or singular + "s")
+    return f"{count:,}".replace(",", "\u202f") + " " + word
+
+
+def number(count: int) -> str:
+    return f"{count:,}".replace(",", "\u202f")
+
+
+def address_lines(adresse: Optional[Adresse]) -> list[str]:
+    """An address as the lines of an envelope; a ligne written with line breaks gives several."""
+    if adresse is None:
+        return []
+    lines = [adresse.denomination] if adresse.denomination else []
+    for ligne in adresse.lignes:
+        lines.extend(part.strip() for part in _NEWLINE_RE.split(ligne) if part.strip() and part.strip() != "-")
+    town = " ".join(p for p in (adresse.codepostal, adresse.ville) if p)
+    if town:
+        lines.append(town)
+    return lines
+
+
+def person_name(coordonnees: Coordonnees) -> str:
+    return " ".join(p for p in (coordonnees.civilite, coordonnees.prenom, coordonnees.nom) if p)
+
+
+def json_for_script(data: Any) -> Markup:
+    """JSON safe inside ``<script>``: ``<``, ``>`` and ``&`` written as ``\\u`` escapes, so no ``</script>``."""
+    text = json.dumps(data, ensure_ascii=False, separators=(",", ":"))
+    text = text.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
+    text = text.replace("\u2028", "\\u2028").replace("\u2029", "\\u2029")
+    return Markup(text)
+
+
+def _fold(text: str) -> str:
+    folded = unicodedata.normalize("NFKD", text)
+    return "".join(c for c in folded if not unicodedata.combining(c)).casefold()
+
+
+def initial_of(name: str) -> str:
+    """The letter an organisme is listed under: ``a`` to ``z``, or ``0`` for anything else."""
+    for char in _fold(name):
+        if char.isalnum():
+            return char if "a" <= char <= "z" else "0"
+    return "0"
+
+
+def letter_label(initial: str) -> str:
+    return initial.upper() if initial != "0" else "0–9 et autres"
+
+
+# --------------------------------------------------------------------------
+# What the fiche shows, prepared in Python so that templates only display
+# --------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class SessionView:
+    """One dated period (LHEO session) as a counsellor reads it."""
+
+    session: Session
+    ended: bool
+    text: str  # "Du 01/09/2026 au 30/06/2027"
+
+
+@dataclass(frozen=True)
+class ActionView:
+    """One LHEO action (the Carif-Oref's "session"): where, how, and its dated periods."""
+
+    action: Action
+    number: int
+    lieux: tuple[Coordonnees, ...]
+    #: The organisme's address when the action takes place in its premises (no lieu).
+    premises: Optional[Adresse]
+    in_premises: bool
+    sessions: tuple[SessionView, ...]
+    title: str
+    financeurs: tuple[str, ...]
+
+
+def period_text(session: Session) -> str:
+    """``Du 01/09/2026 au 30/06/2027``; partial and unknown dates said as such."""
+    debut, fin = session.periode.debut, session.periode.fin
+    if debut is None and fin is None:
+        return "Date de début non communiquée"
+    if debut is None:
+        return f"Date de début non communiquée ; fin {_when(fin)}"
+    if fin is None:
+        return f"Début {_when(debut)} ; date de fin non communiquée"
+    if debut.is_full and fin.is_full:
+        return f"Du {debut.french()} au {fin.french()}"
+    return f"Début {_when(debut)}, fin {_when(fin)}"
+
+
+def _when(date: PartialDate) -> str:
+    return f"le {date.french()}" if date.is_full else f"en {date.french()}"
+
+
+def is_ended(session: Session, today: dt.date) -> bool:
+    return session.periode.fin is not None and session.periode.fin.latest() < today
+
+
+def session_order(session: Session, today: dt.date) -> tuple:
+    """Sessions not yet ended first, the next to start first (unknown starts after), then ended ones, latest first."""
+    start = session.periode.debut.earliest() if session.periode.debut else None
+    if is_ended(session, today):
+        return (1, False, dt.date.max.toordinal() - start.toordinal() if start else 0)
+    return (0, start is None, start.toordinal() if start else 0)
+
+
+def action_views(formation: Formation, today: dt.date) -> list[ActionView]:
+    premises = formation.organisme_formation_responsable.coordonnees_organisme
+    views = []
+    for position, action in enumerate(formation.actions, start=1):
+        sessions = sorted(action.sessions, key=lambda s: session_order(s, today))
+        lieux = tuple(action.lieux_de_formation)
+        villes = sorted({l.adresse.ville for l in lieux if l.adresse and l.adresse.ville})
+        if not lieux:
+            where = premises.adresse.ville if premises and premises.adresse and premises.adresse.ville else None
+            villes = [where] if where else []
+        title = ", ".join(villes) if villes else "lieu non communiqué"
+        if action.modalites_enseignement is ModalitesEnseignement.DISTANCE:
+            title = "À distance" + (f" ({title})" if villes else "")
+        codes = (f.code_financeur for f in action.organismes_financeurs)
+        financeurs = tuple(_distinct(FINANCEURS.get(code, f"code {code}") for code in codes))
+        views.append(
+            ActionView(
+                action=action,
+                number=position,
+                lieux=lieux,
+                premises=premises.adresse if (not lieux and premises) else None,
+                in_premises=not lieux,
+                sessions=tuple(SessionView(s, is_ended(s, today), period_text(s)) for s in sessions),
+                title=title,
+                financeurs=financeurs,
+            )
+        )
+    return views
+
+
+def _distinct(values: Iterable[Any]) -> list[Any]:
+    return list(dict.fromkeys(v for v in values if v is not None))
+
+
+def key_facts(formation: Formation) -> dict[str, Any]:
+    """The facts of the "En bref" list, merged over the actions."""
+    actions = formation.actions
+    heures = sorted(set(a.nombre_heures_total for a in actions if a.nombre_heures_total))
+    prix = sorted(set(a.prix_total_ttc for a in actions if a.prix_total_ttc is not None))
+    return {
+        "rncp": _distinct(_code(c.code_rncp, "RNCP") for c in formation.certifications),
+        "rs": _distinct(_code(c.code_rs, "RS") for c in formation.certifications),
+        "heures": heures,
+        "duree_indicative": _distinct(a.duree_indicative for a in actions),
+        "prix": prix,
+        "modalites": _distinct(MODALITES_ENSEIGNEMENT.get(a.modalites_enseignement) for a in actions),
+        "niveau_entree": NIVEAUX.get(formation.code_niveau_entree),
+        "niveau_sortie": NIVEAUX.get(formation.code_niveau_sortie),
+        "objectif_general": OBJECTIFS_GENERAUX.get(formation.objectif_general_formation),
+        "parcours": PARCOURS.get(formation.parcours_de_formation),
+        "publics": _distinct(
+            PUBLICS_VISES.get(code, f"Formacode {code}") for a in actions for code in a.code_public_vise
+        ),
+    }
+
+
+def _code(value: Optional[str], prefix: str) -> Optional[str]:
+    """``RNCP37874`` or ``37874`` -> ``37874``."""
+    if not value:
+        return None
+    return value[len(prefix) :] if value.upper().startswith(prefix) else value
+
+
+def course_jsonld(formation: Formation, entry: Entry, canonical: str, settings: Settings) -> dict[str, Any]:
+    """Schema.org ``Course`` with one ``CourseInstance`` per LHEO session."""
+    organisme = formation.organisme_formation_responsable
+    provider: dict[str, Any] = {"@type": "Organization", "name": organisme.nom_organisme}
+    if organisme.siret_organisme_formation:
+        provider["identifier"] = organisme.siret_organisme_formation
+        provider["url"] = f"{settings.site_url}/organismes/{organisme.siret_organisme_formation}/"
+    course: dict[str, Any] = {
+        "@context": "https://schema.org",
+        "@type": "Course",
+        "name": formation.intitule_formation,
+        "courseCode": formation.numero,
+        "url": canonical,
+        "provider": provider,
+        "dateModified": iso_date(formation.datemaj),
+    }
+    description = plain_text(formation.objectif_formation) or plain_text(formation.contenu_formation)
+    if description:
+        course["description"] = description
+    premises = organisme.coordonnees_organisme.adresse if organisme.coordonnees_organisme else None
+    instances = []
+    for action in formation.actions:
+        mode = {
+            ModalitesEnseignement.PRESENTIEL: "onsite",
+            ModalitesEnseignement.MIXTE: "blended",
+            ModalitesEnseignement.DISTANCE: "online",
+        }.get(action.modalites_enseignement)
+        adresse = action.lieux_de_formation[0].adresse if action.lieux_de_formation else premises
+        for session in action.sessions:
+            instance: dict[str, Any] = {"@type": "CourseInstance"}
+            if session.numero:
+                instance["identifier"] = session.numero
+            if mode:
+                instance["courseMode"] = mode
+            if session.periode.debut:
+                instance["startDate"] = iso_date(session.periode.debut)
+            if session.periode.fin:
+                instance["endDate"] = iso_date(session.periode.fin)
+            if action.nombre_heures_total:
+                instance["courseWorkload"] = f"PT{action.nombre_heures_total}H"
+            if adresse is not None and adresse.ville:
+                instance["location"] = {"@type": "Place", "address": _postal_address(adresse)}
+            instances.append(instance)
+    course["hasCourseInstance"] = instances
+    prices = sorted({a.prix_total_ttc for a in formation.actions if a.prix_total_ttc is not None})
+    if prices:
+        course["offers"] = [
+            {"@type": "Offer", "category": "Paid" if p else "Free", "price": f"{p:.2f}", "priceCurrency": "EUR"}
+            for p in prices
+        ]
+    if entry.rncp:
+        course["educationalCredentialAwarded"] = [f"RNCP{code}" for code in entry.rncp]
+    return course
+
+
+def _postal_address(adresse: Adresse) -> dict[str, Any]:
+    address: dict[str, Any] = {"@type": "PostalAddress", "addressCountry": "FR"}
+    street = ", ".join(l for l in address_lines(Adresse(lignes=adresse.lignes)) if l)
+    if street:
+        address["streetAddress"] = street
+    if adresse.codepostal:
+        address["postalCode"] = adresse.codepostal
+    if adresse.ville:
+        address["addressLocality"] = adresse.ville
+    return address
+
+
+# --------------------------------------------------------------------------
+# The environment and the pages
+# --------------------------------------------------------------------------
+
+
+def _static_versions() -> dict[str, str]:
+    """A short hash of each static file, appended to its URL so that caches never serve a stale one."""
+    versions = {}
+    if STATIC_DIR.is_dir():
+        for path in sorted(STATIC_DIR.rglob("*")):
+            if path.is_file():
+                versions[path.relative_to(STATIC_DIR).as_posix()] = hashlib.sha256(path.read_bytes()).hexdigest()[:10]
+    return versions
+
+
+def make_environment(settings: Settings) -> Environment:
+    """The Jinja2 environment of every page, with the filters and globals ``base.html`` needs.
+
+    Another page (the search page) is rendered with
+    ``make_environment(settings).get_template("recherche.html").render(title=...)``.
+    """
+    env = Environment(
+        loader=FileSystemLoader(str(TEMPLATES_DIR)),
+        autoescape=True,
+        undefined=StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        keep_trailing_newline=True,
+        auto_reload=False,
+    )
+    versions = _static_versions()
+
+    def static_url(name: str) -> str:
+        version = versions.get(name)
+        return f"/static/{name}" + (f"?v={version}" if version else "")
+
+    env.filters.update(
+        lheo_text=lheo_text,
+        plain_text=plain_text,
+        date_fr=date_fr,
+        money=money,
+        price=price,
+        plural=plural,
+        number=number,
+        address_lines=address_lines,
+        person_name=person_name,
+        tel_href=tel_href,
+        json_for_script=json_for_script,
+        url_label=url_label,
+    )
+    env.tests.update(http_url=is_http_url, email=is_email)
+    env.globals.update(
+        settings=settings,
+        static_url=static_url,
+        ETATS=ETATS_RECRUTEMENT,
+        MODALITES=MODALITES_ENSEIGNEMENT,
+        MODALITES_DISTANCE=ModalitesEnseignement.DISTANCE,
+    )
+    return env
+
+
+@dataclass(frozen=True)
+class Letter:
+    """The organismes listed under one initial, cut into pages."""
+
+    initial: str
+    label: str
+    organismes: tuple[OrganismeSummary, ...]
+
+    def pages(self, size: int) -> list[tuple[OrganismeSummary, ...]]:
+        return [self.organismes[i : i + size] for i in range(0, len(self.organismes), size)] or [()]
+
+    def url(self, page: int = 1) -> str:
+        return f"/organismes/{self.initial}/" + (f"{page}/" if page > 1 else "")
+
+
+class Site:
+    """Renders every page to a string; writes nothing (see :class:`SiteSink`)."""
+
+    def __init__(self, settings: Settings, today: dt.date, geo: Geo):
+        self.settings = settings
+        self.today = today
+        self.geo = geo
+        self.env = make_environment(settings)
+        names = ("fiche", "organisme", "organismes", "index", "404", "publier")
+        self.templates = {name: self.env.get_template(f"{name}.html") for name in names}
+        self.sitemap_template = self.env.get_template("sitemap.xml")
+
+    def _render(self, name: str, **context: Any) -> str:
+        return tidy(self.templates[name].render(**context))
+
+    def url(self, path: str) -> str:
+        return self.settings.site_url.rstrip("/") + path
+
+    def region_name(self, code: Optional[str]) -> Optional[str]:
+        return self.geo.regions[code].nom if code and code in self.geo.regions else None
+
+    def fiche(self, formation: Formation, entry: Entry) -> str:
+        canonical = self.url(entry.url)
+        region = entry.place.region if entry.place and entry.place.region else None
+        if region is None and entry.carif and entry.carif in self.settings.carif_oref:
+            region = self.settings.carif_oref[entry.carif].region
+        return self._render(
+            "fiche",
+            f=formation,
+            entry=entry,
+            organisme=formation.organisme_formation_responsable,
+            actions=action_views(formation, self.today),
+            facts=key_facts(formation),
+            region=region,
+            region_name=self.region_name(region),
+            canonical=canonical,
+            title=f"{formation.intitule_formation} – {formation.organisme_formation_responsable.nom_organisme}",
+            description=plain_text(formation.objectif_formation)[:300],
+            jsonld=course_jsonld(formation, entry, canonical, self.settings),
+        )
+
+    def organisme(self, summary: OrganismeSummary, adresse: Optional[Adresse] = None) -> str:
+        entries = sorted(summary.entries, key=lambda e: (e.archived, e.ref))
+        return self._render(
+            "organisme",
+            o=summary,
+            entries=entries,
+            adresse=adresse,
+            canonical=self.url(f"/organismes/{summary.siret}/"),
+            title=f"{summary.nom} – SIRET {summary.siret}",
+            description=f"Formations publiées et archivées de {summary.nom} (SIRET {summary.siret}).",
+        )
+
+    def letters(self, organismes: Iterable[OrganismeSummary]) -> list[Letter]:
+        ordered = sorted(organismes, key=lambda o: (initial_of(o.nom), _fold(o.nom), o.siret))
+        return [
+            Letter(initial, letter_label(initial), tuple(group))
+            for initial, group in groupby(ordered, key=lambda o: initial_of(o.nom))
+        ]
+
+    def organismes_page(self, letters: list[Letter], letter: Optional[Letter], page: int, total: int) -> str:
+        pages = letter.pages(ORGANISMES_PER_PAGE) if letter else []
+        path = letter.url(page) if letter else "/organismes/"
+        return self._render(
+            "organismes",
+            letters=letters,
+            letter=letter,
+            page=page,
+            page_count=len(pages),
+            organismes=pages[page - 1] if letter else (),
+            total=total,
+            canonical=self.url(path),
+            title="Organismes de formation"
+            + (f" – {letter.label}" if letter else "")
+            + (f" (page {page})" if page > 1 else ""),
+            description="Les organismes de formation du catalogue, par ordre alphabétique.",
+        )
+
+    def home(self, catalog: Catalog) -> str:
+        current = catalog.current
+        latest = sorted(current, key=lambda e: (-int(e.datemaj), e.ref))[:LATEST_COUNT]
+        counts: dict[str, int] = {}
+        for entry in current:
+            for region in entry.regions:
+                counts[region] = counts.get(region, 0) + 1
+        regions = sorted(
+            ((code, self.region_name(code) or code, count) for code, count in counts.items()),
+            key=lambda r: (_fold(r[1]), r[0]),
+        )
+        return self._render(
+            "index",
+            current=len(current),
+            archived=len(catalog.archived),
+            organismes=len({e.siret for e in catalog.entries}),
+            latest=latest,
+            regions=regions,
+            canonical=self.url("/"),
+            title=self.settings.site_name,
+            description="Le catalogue public des actions de formation validées par les Carif-Oref : "
+            "rechercher une formation, retrouver une fiche par sa référence, vérifier l'offre d'un organisme.",
+        )
+
+    def not_found(self) -> str:
+        return self._render("404", title="Page introuvable")
+
+    def publier(self) -> str:
+        carifs = sorted(
+            (
+                (prefix, carif, self.region_name(carif.region) or carif.region)
+                for prefix, carif in self.settings.carif_oref.items()
+            ),
+            key=lambda c: (_fold(c[2]), c[0]),
+        )
+        return self._render(
+            "publier",
+            carifs=carifs,
+            canonical=self.url("/publier/"),
+            title="Publier une formation",
+            description="Comment un organisme fait publier une action de formation : "
+            "le Carif-Oref du lieu de formation, les sessions, l'archivage, la référence.",
+        )
+
+    def sitemaps(self, catalog: Catalog, max_urls: int = SITEMAP_MAX_URLS) -> dict[str, str]:
+        """``sitemap.xml`` (a sitemap index) and ``sitemaps/sitemap-N.xml``, by path under the site."""
+        urls = list(self._sitemap_urls(catalog))
+        chunks = [urls[i : i + max_urls] for i in range(0, len(urls), max_urls)] or [[]]
+        files = {}
+        for position, chunk in enumerate(chunks, start=1):
+            files[f"sitemaps/sitemap-{position}.xml"] = self.sitemap_template.render(kind="urlset", urls=chunk)
+        index = [(self.url(f"/{name}"), None) for name in files]
+        files["sitemap.xml"] = self.sitemap_template.render(kind="index", urls=index)
+        return files
+
+    def _sitemap_urls(self, catalog: Catalog) -> Iterator[tuple[str, Optional[str]]]:
+        for path in ("/", "/publier/", "/recherche/", "/organismes/"):
+            yield self.url(path), None
+        for entry in catalog.entries:
+            yield self.url(entry.url), _iso_lheo(entry.datemaj)
+        for siret, summary in catalog.organismes().items():
+            yield self.url(f"/organismes/{siret}/"), _iso_lheo(max(e.datemaj for e in summary.entries))
+
+
+_BLANK_LINES_RE = re.compile(r"\n[ \t]*(?=\n)")
+
+
+def tidy(html: str) -> str:
+    """Drop the blank lines left by template tags (no page holds a ``<pre>``)."""
+    return _BLANK_LINES_RE.sub("", html)
+
+
+def _iso_lheo(datemaj: str) -> str:
+    return f"{datemaj[:4]}-{datemaj[4:6]}-{datemaj[6:]}"
+
+
+# --------------------------------------------------------------------------
+# The build's sink
+# --------------------------------------------------------------------------
+
+_SIRET_RE = re.compile(r"^\d{14}$")
+
+
+@register_sink("site")
+class SiteSink:
+    """Writes the static site into ``staging/site``: fiches as they come, the rest at the end."""
+
+    def __init__(self, context: SinkContext, *, sitemap_max_urls: int = SITEMAP_MAX_URLS):
+        self.root = context.staging / "site"
+        self.root.mkdir(parents=True, exist_ok=True)
+        self._resolved_root = self.root.resolve()
+        self.site = Site(context.settings, context.today, context.geo)
+        self.sitemap_max_urls = sitemap_max_urls
+        #: Per SIRET, the organisme's address from its formation of smallest Ref (independent of input order).
+        self._addresses: dict[str, tuple[str, Optional[Adresse]]] = {}
+
+    def add(self, formation: Formation, entry: Entry) -> None:
+        self._write(self._page("formations", _safe_ref(entry.ref)), self.site.fiche(formation, entry))
+        coordonnees = formation.organisme_formation_responsable.coordonnees_organisme
+        known = self._addresses.get(entry.siret)
+        if known is None or entry.ref < known[0]:
+            self._addresses[entry.siret] = (entry.ref, coordonnees.adresse if coordonnees else None)
+
+    def finish(self, catalog: Catalog) -> None:
+        organismes = catalog.organismes()
+        for siret, summary in organismes.items():
+            adresse = self._addresses.get(siret, ("", None))[1]
+            self._write(self._page("organismes", _safe_siret(siret)), self.site.organisme(summary, adresse))
+        letters = self.site.letters(organismes.values())
+        self._write(self._page("organismes"), self.site.organismes_page(letters, None, 1, len(organismes)))
+        for letter in letters:
+            for page in range(1, len(letter.pages(ORGANISMES_PER_PAGE)) + 1):
+                parts = ("organismes", letter.initial) + ((str(page),) if page > 1 else ())
+                self._write(self._page(*parts), self.site.organismes_page(letters, letter, page, len(organismes)))
+        self._write(self._page(), self.site.home(catalog))
+        self._write(self._page("publier"), self.site.publier())
+        self._write(self._file("404.html"), self.site.not_found())
+        for name, content in self.site.sitemaps(catalog, self.sitemap_max_urls).items():
+            self._write(self._file(*name.split("/")), content)
+        self._write(self._file("robots.txt"), f"User-agent: *\nAllow: /\nSitemap: {self.site.url('/sitemap.xml')}\n")
+        self._copy_static()
+
+    def _page(self, *parts: str) -> Path:
+        return self._file(*parts, "index.html")
+
+    def _file(self, *parts: str) -> Path:
+        path = self.root.joinpath(*parts)
+        if not path.resolve().is_relative_to(self._resolved_root):
+            raise ValueError(f"chemin hors du site : {path}")
+        return path
+
+    def _write(self, path: Path, content: str) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(content.encode("utf-8"))
+
+    def _copy_static(self) -> None:
+        target = self._file("static")
+        if STATIC_DIR.is_dir():
+            shutil.copytree(STATIC_DIR, target, dirs_exist_ok=True)
+
+
+def _safe_ref(ref: str) -> str:
+    """The Ref as one path segment; the model already checked it, this keeps the promise local."""
+    try:
+        checked = check_ref(ref)
+    except ValueError as exc:  # pydantic's PydanticCustomError is a ValueError
+        raise ValueError(f"Ref impropre à un chemin : {ref!r}") from exc
+    if checked != ref or "/" in ref or ref in (".", ".."):
+        raise ValueError(f"Ref impropre à un chemin : {ref!r}")
+    return ref
+
+
+def _safe_siret(siret: str) -> str:
+    if not _SIRET_RE.match(siret):
+        raise ValueError(f"SIRET impropre à un chemin : {siret!r}")
+    return siret

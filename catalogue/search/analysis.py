@@ -1,0 +1,278 @@
+"""The one French analysis chain, shared by the Whoosh index, the static shards and the query.
+
+    text → NFKC → lowercase → words (runs of letters/digits: ``[^\\W_]+``)
+         → fold accents (NFKD, combining marks dropped; œ→oe, æ→ae, ß→ss)
+         → drop stop words (:data:`STOP_WORDS`, folded)
+         → Snowball French stem of the folded word
+         → drop terms shorter than 2 characters
+
+Folding comes *before* stemming: the stemmer then sees ``electricien`` for both
+``électricien`` and ``electricien`` and gives one stem. :func:`fold_terms` is the
+same chain without the stemmer; it feeds the field searched with spelling
+tolerance (a typo rarely survives stemming: ``restauraton`` → ``restauraton``
+but ``restauration`` → ``restaur``).
+
+Scoring is Whoosh's BM25F (B=0.75, K1=1.2) with per-field boosts applied at
+query time (:data:`FIELD_BOOSTS`): a formation's score for a query is the sum
+over query terms and fields of ``FIELD_BOOSTS[field] * bm25(...)``.
+:func:`bm25`, :func:`idf` and :func:`stored_length` reproduce exactly what
+Whoosh computes, so that a static index precomputed from the same texts ranks
+like the Whoosh one. :func:`field_texts` says which text of a formation goes
+into which field, for both.
+
+The JavaScript port (``templates/static/``) must give the same terms for the
+same text; the tests pin the behaviour.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import unicodedata
+from functools import lru_cache
+from typing import TYPE_CHECKING, Iterator, Optional
+
+from whoosh.analysis import Token, Tokenizer
+from whoosh.lang.snowball.french import FrenchStemmer
+from whoosh.util.numeric import byte_to_length, length_to_byte
+
+if TYPE_CHECKING:  # pragma: no cover
+    from ..catalog import Entry
+    from ..model import Formation
+
+#: BM25F parameters (Whoosh's defaults, written down so that the static side uses the same).
+B = 0.75
+K1 = 1.2
+
+#: Field weights applied at query time: titles weigh more than descriptions.
+#: ``texte`` is objectif + contenu + résultats attendus.
+FIELD_BOOSTS: dict[str, float] = {
+    "intitule": 4.0,
+    "organisme": 2.0,
+    "ville": 1.5,
+    "texte": 1.0,
+}
+
+#: Spelling tolerance: words of at least this many letters may be misspelt...
+FUZZY_MIN_LENGTH = 5
+#: ... by one edit (5–7 letters) or two (8 letters or more), first letter kept.
+FUZZY_TWO_EDITS_FROM = 8
+FUZZY_PREFIX = 1
+
+#: Bounds on what a query may hold.
+MAX_QUERY_CHARS = 500
+MAX_QUERY_TERMS = 20
+
+# Single letters and elisions first (l', d', j', s', n', c', qu', m', t'), then the
+# usual French function words, written folded (no accents) since folding comes first.
+STOP_WORDS: frozenset[str] = frozenset(
+    """
+    a b c d e f g h i j k l m n o p q r s t u v w x y z qu
+    au aux avec ce ces cet cette dans de des du elle elles en et eux il ils
+    je la le les leur leurs lui ma mais me meme mes moi mon ne nos notre nous
+    on ou par pas pour plus qui que quel quelle quels quelles sa se ses son sur
+    ta te tes toi ton tu un une vos votre vous
+    est sont ete etre avoir ont sans sous chez vers entre aussi tres
+    dont cela ceci ca si ni car donc
+    """.split()
+)
+
+_WORD = re.compile(r"[^\W_]+")
+_LIGATURES = str.maketrans({"œ": "oe", "æ": "ae", "ß": "ss", "ø": "o", "đ": "d", "ł": "l", "ı": "i"})
+_stemmer = FrenchStemmer()
+
+
+def words(text: str) -> list[str]:
+    """NFKC, lowercase, then runs of letters and digits (apostrophes and hyphens split)."""
+    return _WORD.findall(unicodedata.normalize("NFKC", text).lower())
+
+
+@lru_cache(maxsize=200_000)
+def fold(word: str) -> str:
+    """``Électricité`` → ``electricite``: accents and ligatures dropped (the word is lowercase)."""
+    word = word.translate(_LIGATURES)
+    if word.isascii():
+        return word
+    decomposed = unicodedata.normalize("NFKD", word)
+    return "".join(c for c in decomposed if not unicodedata.combining(c))
+
+
+@lru_cache(maxsize=200_000)
+def stem(folded: str) -> str:
+    """Snowball French stem of a folded word (digits are left alone)."""
+    if folded.isdigit():
+        return folded
+    return _stemmer.stem(folded)
+
+
+def fold_terms(text: Optional[str]) -> list[str]:
+    """The folded, unstemmed terms of ``text``, stop words and 1-character terms dropped."""
+    if not text:
+        return []
+    result = []
+    for word in words(text):
+        folded = fold(word)
+        if folded in STOP_WORDS or len(folded) < 2:
+            continue
+        result.append(folded)
+    return result
+
+
+def analyse(text: Optional[str]) -> list[str]:
+    """The stemmed terms of ``text``, in order, with repeats: what the text fields index."""
+    return analyse_both(text)[1]
+
+
+def analyse_both(text: Optional[str]) -> tuple[list[str], list[str]]:
+    """:func:`fold_terms` and :func:`analyse` of ``text`` in one pass."""
+    folded = fold_terms(text)
+    stems = []
+    for word in folded:
+        term = stem(word)
+        if len(term) >= 2:
+            stems.append(term)
+    return folded, stems
+
+
+def normalise_number(query: str) -> str:
+    """A number as the id table holds it: blanks removed, uppercase (``15_af_0000910001`` → ``15_AF_0000910001``)."""
+    return "".join(query.split()).upper()
+
+
+# --------------------------------------------------------------------------
+# What is indexed, per field
+# --------------------------------------------------------------------------
+
+
+def field_texts(formation: "Formation", entry: "Entry") -> dict[str, str]:
+    """The raw text of each scored field of a formation (keys of :data:`FIELD_BOOSTS`).
+
+    Both the Whoosh index and the static shards index exactly these texts.
+    """
+    organisme = formation.organisme_formation_responsable
+    names = [organisme.nom_organisme]
+    if organisme.raison_sociale != organisme.nom_organisme:
+        names.append(organisme.raison_sociale)
+    villes: list[str] = []
+    for place in entry.places:
+        for value in (place.ville, place.codepostal):
+            if value and value not in villes:
+                villes.append(value)
+    texte = [formation.objectif_formation, formation.contenu_formation, formation.resultats_attendus]
+    return {
+        "intitule": formation.intitule_formation,
+        "organisme": " ".join(names),
+        "ville": " ".join(villes),
+        "texte": "\n".join(t for t in texte if t),
+    }
+
+
+# --------------------------------------------------------------------------
+# Scoring: Whoosh's BM25F, written out
+# --------------------------------------------------------------------------
+
+
+def idf(n_docs: int, doc_frequency: int) -> float:
+    """Whoosh's idf: ``log(N / (df + 1)) + 1`` (N counts every document of the index)."""
+    return math.log(n_docs / (doc_frequency + 1)) + 1
+
+
+def stored_length(length: int) -> int:
+    """A field length as Whoosh stores it per document (one byte, approximate above 10)."""
+    return byte_to_length(length_to_byte(length))
+
+
+def bm25(tf: float, fieldlen: float, avgfieldlen: float, idf_value: float, B: float = B, K1: float = K1) -> float:
+    """Whoosh's BM25 for one term in one field of one document.
+
+    ``fieldlen`` is :func:`stored_length` of the field's number of terms;
+    ``avgfieldlen`` is the exact total number of terms of the field over all
+    documents divided by the number of documents (1 when that is 0).
+    """
+    return idf_value * ((tf * (K1 + 1)) / (tf + K1 * ((1 - B) + B * fieldlen / avgfieldlen)))
+
+
+def round_score(score: float, digits: int = 4) -> float:
+    """``score`` to ``digits`` significant digits: scores are compared and shown at this precision."""
+    if score == 0 or not math.isfinite(score):
+        return score
+    return round(score, digits - 1 - int(math.floor(math.log10(abs(score)))))
+
+
+# --------------------------------------------------------------------------
+# Whoosh analyzers made of the same functions
+# --------------------------------------------------------------------------
+
+
+class ChainTokenizer(Tokenizer):
+    """A Whoosh tokenizer yielding :func:`analyse` (``stemming=True``) or :func:`fold_terms` terms."""
+
+    def __init__(self, stemming: bool = True):
+        self.stemming = stemming
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, ChainTokenizer) and other.stemming == self.stemming
+
+    def __call__(
+        self,
+        value: str,
+        positions: bool = False,
+        chars: bool = False,
+        keeporiginal: bool = False,
+        removestops: bool = True,
+        start_pos: int = 0,
+        start_char: int = 0,
+        tokenize: bool = True,
+        mode: str = "",
+        **kwargs,
+    ) -> Iterator[Token]:
+        terms = analyse(value) if self.stemming else fold_terms(value)
+        token = Token(positions, chars, removestops=removestops, mode=mode, **kwargs)
+        for i, term in enumerate(terms):
+            token.text = term
+            token.boost = 1.0
+            token.stopped = False
+            if keeporiginal:
+                token.original = term
+            if positions:
+                token.pos = start_pos + i
+            if chars:  # offsets are not kept by the chain; highlighting is not used
+                token.startchar = token.endchar = start_char
+            yield token
+
+
+class TermsTokenizer(Tokenizer):
+    """A Whoosh tokenizer for text already analysed: terms of :func:`analyse` joined by spaces.
+
+    The index sink analyses each text once (it also needs the folded words and
+    the length), then hands Whoosh the terms.
+    """
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, TermsTokenizer)
+
+    def __call__(self, value: str, positions: bool = False, chars: bool = False, keeporiginal: bool = False,
+                 removestops: bool = True, start_pos: int = 0, start_char: int = 0, tokenize: bool = True,
+                 mode: str = "", **kwargs) -> Iterator[Token]:
+        token = Token(positions, chars, removestops=removestops, mode=mode, **kwargs)
+        for i, term in enumerate(value.split()):
+            token.text = term
+            token.boost = 1.0
+            token.stopped = False
+            if keeporiginal:
+                token.original = term
+            if positions:
+                token.pos = start_pos + i
+            if chars:
+                token.startchar = token.endchar = start_char
+            yield token
+
+
+def stemming_analyzer() -> ChainTokenizer:
+    """The analyzer of the scored text fields (``intitule``, ``organisme``, ``ville``, ``texte``)."""
+    return ChainTokenizer(stemming=True)
+
+
+def folding_analyzer() -> ChainTokenizer:
+    """The analyzer of the spelling-tolerant field: folded, unstemmed words."""
+    return ChainTokenizer(stemming=False)

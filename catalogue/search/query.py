@@ -1,0 +1,374 @@
+"""The one search function, used by the CLI (``catalogue search``) and the API (``/api/search``).
+
+1. Number lookup: the query, blanks removed and uppercased, is looked up in the
+   ``ids`` field (Ref, Ref without its Carif prefix, action and session numeros,
+   ``ref|action|session`` composites, SIRET, RNCP). Those formations come first,
+   in Ref order.
+2. Text: every analysed term must match some scored field (AND); the score is
+   the sum of ``FIELD_BOOSTS[field] * BM25F``; ranked by score (4 significant
+   digits) then Ref.
+3. When the text query finds nothing, words of 5 letters or more may be misspelt
+   (one edit, two from 8 letters, first letter kept): they also stand for the
+   stems of the catalogue's folded, unstemmed words that near (see
+   :mod:`catalogue.search.index`).
+
+User text never goes through Whoosh's query parser: the query objects are built
+from analysed terms, so ``AND``, quotes, ``*`` or ``field:`` are plain words.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import heapq
+import math
+from operator import itemgetter
+from pathlib import Path
+from typing import Annotated, Any, Iterable, Literal, Optional
+
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
+from whoosh.query import Term
+
+from .analysis import (
+    FIELD_BOOSTS,
+    FUZZY_MIN_LENGTH,
+    FUZZY_PREFIX,
+    FUZZY_TWO_EDITS_FROM,
+    K1,
+    MAX_QUERY_CHARS,
+    MAX_QUERY_TERMS,
+    analyse,
+    fold_terms,
+    idf,
+    normalise_number,
+    round_score,
+    stem,
+)
+from .index import FLAGS, IndexMissing, SearchError, SearchIndex, open_index  # noqa: F401 (re-exported)
+
+#: Longest string tried as a number (a composite ``ref|action|session`` is at most 3 × 80 + 2).
+MAX_NUMBER_CHARS = 250
+MAX_OFFSET = 10_000
+#: Stems a misspelt word may stand for (the nearest words of a large vocabulary are many).
+MAX_FUZZY_STEMS = 50
+DEFAULT_RAYON_KM = 30.0
+
+
+def _french_bool(value: Any) -> Any:
+    if isinstance(value, str):
+        folded = value.strip().lower()
+        if folded in {"oui", "vrai"}:
+            return True
+        if folded in {"non", "faux"}:
+            return False
+    return value
+
+
+FrenchBool = Annotated[Optional[bool], BeforeValidator(_french_bool)]
+
+
+class SearchParams(BaseModel):
+    """What may be asked of the search, from the CLI or ``GET /api/search``."""
+
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+    q: str = Field(default="", max_length=MAX_QUERY_CHARS, description="Mots, ou un numéro (Ref, SIRET, RNCP...).")
+    limit: int = Field(default=20, ge=1, le=100, description="Nombre de résultats (1 à 100).")
+    offset: int = Field(default=0, ge=0, le=MAX_OFFSET, description="Résultats à sauter (pagination).")
+    region: Optional[str] = Field(default=None, pattern=r"^\d{2,3}$", description="Code INSEE de la région (76).")
+    departement: Optional[str] = Field(
+        default=None, pattern=r"^(\d{2,3}|2[ABab])$", description="Code du département (31, 2A)."
+    )
+    certifiante: FrenchBool = Field(default=None, description="Formations certifiantes seulement (ou non).")
+    cpf: FrenchBool = Field(default=None, description="Éligibles au CPF seulement (ou non).")
+    distance: FrenchBool = Field(default=None, description="À distance seulement (ou non).")
+    esp: FrenchBool = Field(default=None, description="Entrées/sorties permanentes seulement (ou non).")
+    financeur: Optional[str] = Field(default=None, pattern=r"^\d{1,2}$", description="Code financeur LHEO (10 : Région...).")
+    debut_apres: Optional[dt.date] = Field(
+        default=None, description="Une session commence ce jour ou après (AAAA-MM-JJ)."
+    )
+    near: Optional[str] = Field(
+        default=None, max_length=100, description="Ville ou code postal autour duquel chercher."
+    )
+    rayon_km: Optional[float] = Field(default=None, gt=0, le=1000, description="Rayon autour de near, en km (30 par défaut).")
+    include_archived: bool = Field(default=False, description="Inclure les formations archivées.")
+
+    @model_validator(mode="after")
+    def _rayon_needs_near(self) -> "SearchParams":
+        if self.rayon_km is not None and not self.near:
+            raise ValueError("rayon_km demande une ville ou un code postal (near)")
+        return self
+
+
+class SearchResult(BaseModel):
+    """One hit; the same keys for the CLI (``--json``), the API and the static page."""
+
+    ref: str
+    intitule: str
+    organisme: str
+    ville: Optional[str]
+    codepostal: Optional[str]
+    url: str
+    archived: bool
+    datemaj: str = Field(description="JJ/MM/AAAA")
+    score: Optional[float] = Field(description="Pertinence ; null pour un numéro trouvé tel quel.")
+    match: Literal["numero", "texte"]
+
+
+class SearchResponse(BaseModel):
+    total: int
+    results: list[SearchResult]
+
+
+# --------------------------------------------------------------------------
+# The search
+# --------------------------------------------------------------------------
+
+
+def search(build_dir: Path, params: SearchParams) -> SearchResponse:
+    """Search the published index of ``build_dir``.
+
+    Raises :class:`SearchError` for a query that cannot be answered (unknown
+    town, too many words...), and its subclass :class:`IndexMissing` before the
+    first build.
+    """
+    index = open_index(build_dir)
+    searcher = index.searcher()
+    allowed = _allowed(index, params)
+    need = params.offset + params.limit
+
+    id_docs = [d for d in _number_matches(index, params.q) if allowed is None or d in allowed]
+    id_docs.sort(key=lambda d: _ref(index, d))
+    exclude = frozenset(id_docs)
+
+    terms = _unique(analyse(params.q))
+    if len(terms) > MAX_QUERY_TERMS:
+        raise SearchError(f"requête trop longue : {MAX_QUERY_TERMS} mots au plus")
+    if terms:
+        scores = _scores(index, [[t] for t in terms], allowed, exclude)
+        if not scores and not id_docs:
+            fuzzy = _fuzzy_clauses(index, params.q)
+            if fuzzy is not None:
+                scores = _scores(index, fuzzy, allowed, exclude)
+        total, ranked = len(scores), _ranked(index, scores, need)
+    elif not params.q and not id_docs:
+        # No words at all: browse what the filters keep, in Ref order.
+        docs = sorted(allowed if allowed is not None else range(searcher.doc_count_all()), key=lambda d: _ref(index, d))
+        total, ranked = len(docs), [(None, d) for d in docs[:need]]
+    else:
+        total, ranked = 0, []
+
+    hits = [(None, d, "numero") for d in id_docs] + [(s, d, "texte") for s, d in ranked]
+    page = hits[params.offset : need]
+    return SearchResponse(
+        total=len(id_docs) + total,
+        results=[_result(searcher, docnum, score, match) for score, docnum, match in page],
+    )
+
+
+def _unique(items: Iterable[str]) -> list[str]:
+    return list(dict.fromkeys(items))
+
+
+def _ref(index: SearchIndex, docnum: int) -> str:
+    return index.refs()[docnum]
+
+
+def _result(searcher, docnum: int, score: Optional[float], match: str) -> SearchResult:
+    fields = searcher.stored_fields(docnum)
+    ville, codepostal = fields.get("lieu") or (None, None)
+    datemaj = fields["datemaj"]
+    return SearchResult(
+        ref=fields["ref"],
+        intitule=fields["titre"],
+        organisme=fields["nom"],
+        ville=ville,
+        codepostal=codepostal,
+        url=f"/formations/{fields['ref']}/",
+        archived=fields["archived"],
+        datemaj=f"{datemaj[6:]}/{datemaj[4:6]}/{datemaj[:4]}",
+        score=round_score(score) if score is not None else None,
+        match=match,
+    )
+
+
+# -- numbers -----------------------------------------------------------------
+
+
+def number_candidates(query: str) -> list[str]:
+    """The ``ids`` terms a query may be: itself normalised, and ``RNCP<n>`` for a bare number of ≤ 6 digits."""
+    number = normalise_number(query)
+    if not number or len(number) > MAX_NUMBER_CHARS:
+        return []
+    candidates = [number]
+    if number.isdigit() and len(number) <= 6:
+        candidates.append(f"RNCP{number}")
+    return candidates
+
+
+def _number_matches(index: SearchIndex, query: str) -> set[int]:
+    docs: set[int] = set()
+    searcher = index.searcher()
+    for candidate in number_candidates(query):
+        docs.update(searcher.docs_for_query(Term("ids", candidate)))
+    return docs
+
+
+# -- text --------------------------------------------------------------------
+#
+# A query is a list of clauses, one per query word; a clause is the stems that
+# word stands for (its own, plus near words' when misspelt). A formation matches
+# when every clause has a stem in one of its scored fields; its score is the sum
+# over clauses, stems and fields of FIELD_BOOSTS[field] * BM25 — what Whoosh's
+# BM25F gives for And([Or([Term(field, stem, boost) ...]) ...]), computed here
+# from the postings to skip Whoosh's per-document matcher tree (tests check the
+# two agree).
+
+
+def _fuzzy_clauses(index: SearchIndex, query: str) -> Optional[list[list[str]]]:
+    """Each word stands for its stem and, from 5 letters, the stems of words within 1–2 edits of it.
+
+    ``None`` when no word has a near word (nothing new to try).
+    """
+    clauses = []
+    fuzzed = False
+    for word in _unique(fold_terms(query)):
+        own = stem(word)
+        stems = [own] if len(own) >= 2 else []
+        if len(word) >= FUZZY_MIN_LENGTH and word.isalpha():
+            maxdist = 2 if len(word) >= FUZZY_TWO_EDITS_FROM else 1
+            near = [s for s in index.stems_within(word, maxdist, FUZZY_PREFIX) if s != own]
+            fuzzed = fuzzed or bool(near)
+            stems += near[:MAX_FUZZY_STEMS]
+        if stems:
+            clauses.append(stems)
+    return clauses if fuzzed else None
+
+
+def _scores(
+    index: SearchIndex, clauses: list[list[str]], allowed: Optional[frozenset[int]], exclude: frozenset[int]
+) -> dict[int, float]:
+    """Docnum → score of the formations matching every clause and kept by the filters."""
+    reader = index.searcher().reader()
+    n_docs = reader.doc_count_all()
+    # Rarest clause first: later clauses only look at the formations still in the running.
+    weighted = sorted(clauses, key=lambda stems: sum(reader.doc_frequency(f, s) for s in stems for f in FIELD_BOOSTS))
+    result: Optional[dict[int, float]] = None
+    for stems in weighted:
+        candidates = None if result is None else result
+        scores: dict[int, float] = {}
+        for term in stems:
+            for fieldname, boost in FIELD_BOOSTS.items():
+                _add_term(index, reader, n_docs, fieldname, boost, term, candidates, scores)
+        if result is None:
+            result = {d: s for d, s in scores.items() if (allowed is None or d in allowed) and d not in exclude}
+        else:
+            result = {d: result[d] + s for d, s in scores.items()}
+        if not result:
+            return {}
+    return result or {}
+
+
+def _add_term(index, reader, n_docs, fieldname, boost, term, candidates, scores) -> None:
+    """Add one (field, term)'s BM25 to ``scores``, for ``candidates`` only when given."""
+    df = reader.doc_frequency(fieldname, term)
+    if not df:
+        return
+    factor = boost * idf(n_docs, df) * (K1 + 1)
+    norms = index.norms(fieldname)
+    matcher = reader.postings(fieldname, term)
+    get = scores.get
+    if candidates is not None and len(candidates) * 16 < df:
+        # Few candidates, long postings: jump to each candidate.
+        for docnum in sorted(candidates):
+            if not matcher.is_active():
+                break
+            matcher.skip_to(docnum)
+            if matcher.is_active() and matcher.id() == docnum:
+                tf = matcher.weight()
+                scores[docnum] = get(docnum, 0.0) + factor * tf / (tf + norms[docnum])
+        return
+    while matcher.is_active():
+        docnum = matcher.id()
+        if candidates is None or docnum in candidates:
+            tf = matcher.weight()
+            scores[docnum] = get(docnum, 0.0) + factor * tf / (tf + norms[docnum])
+        matcher.next()
+
+
+def _ranked(index: SearchIndex, scores: dict[int, float], need: int) -> list[tuple[float, int]]:
+    """The first ``need`` (score, docnum) by score (4 significant digits) desc, then Ref."""
+    if not scores:
+        return []
+    top = heapq.nlargest(need, scores.items(), key=itemgetter(1))
+    if len(scores) > need:
+        # Formations tied with the last one at 4 digits may be further down: take them too.
+        boundary = round_score(top[-1][1])
+        floor = boundary * (1 - 1e-3)
+        top = [item for item in scores.items() if item[1] >= floor]
+    refs = index.refs()
+    ranked = sorted(((round_score(s), d) for d, s in top), key=lambda h: (-h[0], refs[h[1]]))
+    return ranked[:need]
+
+
+# -- filters -----------------------------------------------------------------
+
+
+def _allowed(index: SearchIndex, params: SearchParams) -> Optional[frozenset[int]]:
+    """Docnums the filters keep, or ``None`` when nothing is filtered."""
+    sets: list[frozenset[int]] = []
+    if not params.include_archived:
+        sets.append(index.flag_docs(FLAGS["archived"], False))
+    if params.region:
+        sets.append(index.term_docs("regions", params.region))
+    if params.departement:
+        sets.append(index.term_docs("departements", params.departement.upper()))
+    if params.financeur:
+        sets.append(index.term_docs("financeurs", params.financeur))
+    for name in ("certifiante", "cpf", "distance", "esp"):
+        value = getattr(params, name)
+        if value is not None:
+            sets.append(index.flag_docs(FLAGS[name], value))
+    if params.debut_apres:
+        sets.append(index.starting_from(int(params.debut_apres.strftime("%Y%m%d"))))
+    if params.near:
+        sets.append(_near(index, params.near, params.rayon_km or DEFAULT_RAYON_KM))
+    if not sets:
+        return None
+    sets.sort(key=len)
+    result = sets[0]
+    for other in sets[1:]:
+        result = result & other
+    return result
+
+
+def _near(index: SearchIndex, near: str, rayon_km: float) -> frozenset[int]:
+    """Formations with a place of training within ``rayon_km`` of the town named ``near``."""
+    found = index.near(near, rayon_km)
+    if found is None:
+        raise SearchError(
+            f"ville inconnue : « {near[:100]} » ; aucune formation n'a de lieu géolocalisé "
+            "à ce nom ou à ce code postal"
+        )
+    return found
+
+
+# --------------------------------------------------------------------------
+# Text output for the CLI
+# --------------------------------------------------------------------------
+
+
+def format_results_text(response: SearchResponse) -> str:
+    """The CLI's human output: a count, then one line per hit (French)."""
+    if not response.results:
+        return "Aucune formation trouvée."
+    count = f"{response.total} formation{'s' if response.total > 1 else ''} trouvée{'s' if response.total > 1 else ''}"
+    lines = [count + (f" ({len(response.results)} affichées)" if response.total > len(response.results) else "") + " :"]
+    for hit in response.results:
+        lieu = " ".join(x for x in (hit.codepostal, hit.ville) if x)
+        line = f"{hit.ref}  {hit.intitule} — {hit.organisme}"
+        if lieu:
+            line += f" — {lieu}"
+        if hit.archived:
+            line += " (archivée)"
+        lines.append(line)
+    return "\n".join(lines)

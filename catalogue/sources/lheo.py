@@ -1,0 +1,908 @@
+"""The LHEO reader: an export of the Carif-Oref network, one ``<formation>`` at a time.
+
+The file is streamed with :func:`lxml.etree.iterparse`, one formation in memory
+at once, whatever the namespace (LHEO 2.2, 2.3 or none). Each formation becomes a
+plain dict through the declarative tables below (LHEO element -> model field),
+then one :class:`~catalogue.model.Formation` validation. Only when validation
+fails is the formation converted a second time, noting for every model field
+the LHEO path and line it came from, so that each pydantic error names the
+element at fault; the happy path pays nothing for it.
+
+LHEO has no DTD: a document with a DOCTYPE is refused before lxml reads it, and
+the parser resolves no entity and loads nothing from disk or network anyway.
+"""
+
+from __future__ import annotations
+
+import re
+from functools import lru_cache
+from pathlib import Path
+from typing import Any, Callable, Iterator, Optional
+
+from lxml import etree
+from pydantic import ValidationError
+from pydantic_core import PydanticCustomError
+
+from ..model import UNKNOWN_TEXT, Formation, PartialDate, check_ref
+from ..problems import Origin, Problem
+from . import Item, Record
+
+__all__ = ["read_lheo"]
+
+#: No DTD, no entity, no network, no giant text node: an export is data, not a program.
+PARSER_OPTIONS = dict(
+    remove_blank_text=True,  # indentation: a fifth of the parse time, and never data
+    resolve_entities=False,
+    no_network=True,
+    load_dtd=False,
+    dtd_validation=False,
+    huge_tree=False,
+    collect_ids=False,
+    remove_comments=True,
+    remove_pis=True,
+)
+
+#: How much of the file's head is searched for a DOCTYPE and the root element.
+PROLOG_BYTES = 64 * 1024
+#: Longest input value quoted in a message.
+QUOTE_MAX = 60
+#: Distinct tags remembered per table (a hostile file could invent millions).
+TAG_CACHE_MAX = 1000
+
+
+# --------------------------------------------------------------------------
+# Small helpers on elements
+# --------------------------------------------------------------------------
+
+
+def _local(tag: Any) -> str:
+    """``{namespace}name`` -> ``name``; comments and PIs (not ``str`` tags) -> ``""``."""
+    if type(tag) is not str:
+        return ""
+    return tag[tag.find("}") + 1 :]
+
+
+def _text(el: etree._Element) -> Optional[str]:
+    """The element's text, stripped; a stray child (badly escaped HTML) keeps its text."""
+    text = el.text if len(el) == 0 else "".join(el.itertext())
+    if text is None:
+        return None
+    return text.strip()
+
+
+def _children(el: etree._Element, name: str) -> Iterator[etree._Element]:
+    return el.iterchildren(f"{{*}}{name}")
+
+
+def _first(el: etree._Element, name: str) -> Optional[etree._Element]:
+    suffix = "}" + name
+    for child in el:
+        tag = child.tag
+        if type(tag) is str and (tag.endswith(suffix) or tag == name):
+            return child
+    return None
+
+
+def _rank(el: etree._Element) -> int:
+    """1-based position of ``el`` among its siblings of the same name (for LHEO paths)."""
+    return 1 + sum(1 for s in el.itersiblings(preceding=True) if s.tag == el.tag)
+
+
+# -- value cleaners: what real exports write for "unknown" beyond the model's own ----
+
+
+def _zeros_unknown(value: str) -> Optional[str]:
+    """``00``, ``00000``: a code made of zeros is no code."""
+    return None if value and not value.strip("0") else value
+
+
+@lru_cache(maxsize=8192)
+def _date(value: str) -> Any:
+    """``AAAAMMJJ`` as the model's :class:`PartialDate`, else the text, for the model to read or refuse.
+
+    The model's own parser was a third of the validation time, and an export
+    repeats the same few dates (CPF lists) thousands of times: the common shape
+    is built here, once per distinct date (a PartialDate is never mutated).
+    """
+    if len(value) == 8 and value.isascii() and value.isdigit():
+        try:
+            return PartialDate(int(value[:4]), int(value[4:6]), int(value[6:]))
+        except ValueError:  # 00000000, 99999999, 20180230: the model says which
+            pass
+    return value
+
+
+def _decimal(value: str) -> str:
+    """French exports may write ``12,50`` or ``1 200``."""
+    if "," in value or " " in value or "\u00a0" in value:
+        return value.replace(",", ".").replace("\u00a0", "").replace(" ", "")
+    return value
+
+
+# --------------------------------------------------------------------------
+# Where a value came from (only on the second, error-reporting pass)
+# --------------------------------------------------------------------------
+
+
+class Where:
+    """The model loc and LHEO path of the dict being filled, and the table they are noted in.
+
+    ``locs`` maps a pydantic loc (``("actions", 0, "sessions", 1, "periode", "fin")``)
+    to ``(lheo_path, line, raw_value)``.
+    """
+
+    __slots__ = ("locs", "loc", "path")
+
+    def __init__(self, locs: dict, loc: tuple = (), path: str = ""):
+        self.locs, self.loc, self.path = locs, loc, path
+
+    def join(self, relative: str) -> str:
+        return f"{self.path}/{relative}" if self.path else relative
+
+    def note(self, key: tuple, relative: str, line: int, raw: Optional[str] = None) -> None:
+        self.locs.setdefault(self.loc + key, (self.join(relative), line or 0, raw))
+
+    def enter(self, key: tuple, relative: str) -> "Where":
+        return Where(self.locs, self.loc + key, self.join(relative))
+
+
+# --------------------------------------------------------------------------
+# The rules: how one LHEO element fills one model field
+# --------------------------------------------------------------------------
+
+
+#: Turns a known text into the value given to the model (``None``: read as unknown).
+Cleaner = Callable[[str], Any]
+
+
+class Spec:
+    """One model's table: attributes -> fields, child element name -> :class:`Rule`.
+
+    ``by_tag`` memoises the rule of each namespaced tag met, so the hot loop does
+    one dict lookup per child, whatever the namespace.
+    """
+
+    __slots__ = ("attrs", "rules", "by_tag")
+
+    def __init__(self, rules: dict[str, "Rule"], attrs: tuple[tuple[str, Optional[Cleaner]], ...] = ()):
+        for name, rule in rules.items():
+            rule.named(name)
+        self.rules = rules
+        self.attrs = tuple((attr, attr.replace("-", "_"), clean) for attr, clean in attrs)
+        self.by_tag: dict[Any, Optional[Rule]] = {}
+
+    def rule(self, tag: Any) -> Optional["Rule"]:
+        rule = self.rules.get(_local(tag))
+        if len(self.by_tag) < TAG_CACHE_MAX:
+            self.by_tag[tag] = rule
+        return rule
+
+
+class Rule:
+    """Fills ``field`` of a dict from one element named ``name``; ``via`` names the
+    wrapped child that holds the value (``SIRET-formateur/SIRET``)."""
+
+    __slots__ = ("field", "via", "name", "clean", "leaf", "many")
+
+    def __init__(self, field: str, via: Optional[str] = None, clean: Optional[Cleaner] = None):
+        self.field, self.via, self.name, self.clean = field, via, "", clean
+        #: The field, for a text element that :func:`convert` reads inline (the hot path).
+        self.leaf: Optional[str] = None
+        #: Inline, append to a list rather than set.
+        self.many = False
+
+    def named(self, name: str) -> "Rule":
+        self.name = name
+        return self
+
+    def apply(self, el: etree._Element, data: dict, where: Optional[Where]) -> None:
+        raise NotImplementedError
+
+
+class Text(Rule):
+    """A scalar. Placeholders (``-``, empty) are left out, so the model's default applies."""
+
+    __slots__ = ()
+
+    def __init__(self, field: str, via: Optional[str] = None, clean: Optional[Cleaner] = None):
+        super().__init__(field, via, clean)
+        self.leaf = None if via else field
+
+    def apply(self, el, data, where):
+        source = _first(el, self.via) if self.via else el
+        text = _text(source) if source is not None else None
+        value = text if text not in UNKNOWN_TEXT else None
+        if value is not None and self.clean is not None:
+            value = self.clean(value)
+        if value is not None:
+            data[self.field] = value
+        if where is not None:
+            where.note((self.field,), self.name, el.sourceline, text)
+
+
+class Texts(Rule):
+    """A list of scalars: one per repeated element, or per ``via`` child of a wrapper."""
+
+    __slots__ = ()
+
+    def __init__(self, field: str, via: Optional[str] = None):
+        super().__init__(field, via)
+        self.leaf, self.many = (None if via else field), True
+
+    def apply(self, el, data, where):
+        items = data.get(self.field)
+        if items is None:
+            items = data[self.field] = []
+        for source in _children(el, self.via) if self.via else (el,):
+            value = _text(source)
+            if value is None or value in UNKNOWN_TEXT:
+                continue
+            items.append(value)
+            if where is not None:
+                step = f"{self.name}/{self.via}[{_rank(source)}]" if self.via else f"{self.name}[{_rank(el)}]"
+                where.note((self.field, len(items) - 1), step, source.sourceline, value)
+                where.note((self.field,), self.name, el.sourceline)
+
+
+class Formacode(Texts):
+    """``code-FORMACODE``: every code, and the one tagged ``principal`` on its own."""
+
+    __slots__ = ()
+
+    def __init__(self, field: str):
+        super().__init__(field)
+        self.leaf = None  # needs its attribute: not read inline
+
+    def apply(self, el, data, where):
+        super().apply(el, data, where)
+        if el.get("tag") == "principal":
+            Text("code_formacode_principal").named(f"{self.name}[{_rank(el)}]").apply(el, data, where)
+
+
+class Node(Rule):
+    """A nested model; left out when its ``via`` child is missing."""
+
+    __slots__ = ("spec",)
+
+    def __init__(self, field: str, spec: Spec, via: Optional[str] = None):
+        super().__init__(field, via)
+        self.spec = spec
+
+    def apply(self, el, data, where):
+        source = _first(el, self.via) if self.via else el
+        if source is None:
+            return
+        inner = None
+        if where is not None:
+            where.note((self.field,), self.name, el.sourceline)
+            inner = where.enter((self.field,), f"{self.name}/{self.via}" if self.via else self.name)
+        data[self.field] = convert(source, self.spec, inner)
+
+
+class Nodes(Node):
+    """A list of nested models, one per repeated element (an empty one when ``via`` is missing)."""
+
+    __slots__ = ()
+
+    def apply(self, el, data, where):
+        items = data.get(self.field)
+        if items is None:
+            items = data[self.field] = []
+        source = _first(el, self.via) if self.via else el
+        inner = None
+        if where is not None:
+            step = f"{self.name}[{_rank(el)}]"
+            where.note((self.field,), self.name, el.sourceline)
+            where.note((self.field, len(items)), step, el.sourceline)
+            inner = where.enter((self.field, len(items)), f"{step}/{self.via}" if self.via else step)
+        items.append(convert(source, self.spec, inner) if source is not None else {})
+
+
+class Flat(Rule):
+    """A grouping element whose children are fields of the parent (``domaine-formation``)."""
+
+    __slots__ = ("spec",)
+
+    def __init__(self, spec: Spec):
+        super().__init__("")
+        self.spec = spec
+
+    def apply(self, el, data, where):
+        convert(el, self.spec, where.enter((), self.name) if where is not None else None, data)
+
+
+class Geoloc(Node):
+    """``geolocalisation``: an unknown one (empty, ``-``, ``0``) is dropped.
+
+    ``strict`` (a lieu de formation, the place shown on maps): an unusable value
+    is an error. Otherwise (contacts, organismes, inscription) it is dropped too:
+    a wrong pin on a secondary address must not hide the formation.
+    """
+
+    __slots__ = ("strict",)
+
+    def __init__(self, field: str, strict: bool):
+        super().__init__(field, GEOLOCALISATION)
+        self.strict = strict
+
+    def apply(self, el, data, where):
+        super().apply(el, data, where)
+        if not self._usable(data[self.field]):
+            del data[self.field]
+
+    def _usable(self, point: dict) -> bool:
+        try:
+            latitude, longitude = float(point["latitude"]), float(point["longitude"])
+        except KeyError:  # a placeholder, read as unknown
+            return False
+        except ValueError:
+            return self.strict
+        if latitude == 0 or longitude == 0:
+            return False
+        # NaN fails both comparisons: dropped, or refused by the model when strict.
+        return self.strict or (abs(latitude) <= 90 and abs(longitude) <= 180)
+
+
+class CpfExtras(Rule):
+    """``<extras info="eligibilite-cpf" numero=...>``: one CPF list the session belongs to."""
+
+    __slots__ = ()
+    EXTRAS = {
+        "source": ("source", None),
+        "debut-validite": ("debut_validite", _date),
+        "fin-validite": ("fin_validite", _date),
+    }
+
+    def apply(self, el, data, where):
+        if el.get("info") != "eligibilite-cpf":
+            return
+        items = data.setdefault(self.field, [])
+        item: dict[str, Any] = {}
+        numero = (el.get("numero") or "").strip()
+        if numero not in UNKNOWN_TEXT:
+            item["numero"] = numero
+        inner = where.enter((self.field, len(items)), f"{self.name}[{_rank(el)}]") if where is not None else None
+        seen = set()
+        for extra in _children(el, "extra"):
+            known = self.EXTRAS.get(extra.get("info"))
+            if known is None:
+                continue
+            field, clean = known
+            text = _text(extra)
+            if text is not None and text not in UNKNOWN_TEXT:
+                item[field] = clean(text) if clean is not None else text
+            if inner is not None:
+                inner.note((field,), f"extra[@info='{extra.get('info')}']", extra.sourceline, text)
+            seen.add(field)
+            if len(seen) == len(self.EXTRAS):  # the rest (public, branches...) is not the model's
+                break
+        items.append(item)
+
+
+def convert(el: etree._Element, spec: Spec, where: Optional[Where], data: Optional[dict] = None) -> dict:
+    """The element as a dict for the model, by ``spec``; elements the model lacks are ignored."""
+    if data is None:
+        data = {}
+    for attr, field, clean in spec.attrs:
+        text = el.get(attr)
+        if text is None:
+            continue
+        text = text.strip()
+        if text:
+            data[field] = clean(text) if clean is not None else text
+        if where is not None:
+            where.note((field,), f"@{attr}", el.sourceline, text)
+    by_tag = spec.by_tag
+    for child in el:
+        tag = child.tag
+        rule = by_tag.get(tag, _UNSEEN)
+        if rule is _UNSEEN:
+            rule = spec.rule(tag)
+        if rule is None:
+            continue
+        field = rule.leaf
+        if field is None or where is not None:
+            rule.apply(child, data, where)
+            continue
+        # The bulk of an export is text elements: read here, saving two calls each.
+        text = child.text if not len(child) else "".join(child.itertext())
+        if text is None:
+            continue
+        text = text.strip()
+        if len(text) < 3 and text in UNKNOWN_TEXT:
+            continue
+        if rule.clean is not None:
+            text = rule.clean(text)
+            if text is None:
+                continue
+        if rule.many:
+            data.setdefault(field, []).append(text)
+        else:
+            data[field] = text
+    return data
+
+
+_UNSEEN = object()
+
+# --------------------------------------------------------------------------
+# The tables: LHEO element -> model field (field names are LHEO's, ``-`` -> ``_``)
+# --------------------------------------------------------------------------
+
+_NUMBERED = (("numero", None),)
+_DATED = _NUMBERED + (("datecrea", _date), ("datemaj", _date))
+
+
+GEOLOCALISATION = Spec(
+    {
+        "latitude": Text("latitude", clean=_decimal),
+        "longitude": Text("longitude", clean=_decimal),
+    }
+)
+
+
+def _adresse(strict_geoloc: bool) -> Spec:
+    return Spec(
+        {
+            "denomination": Text("denomination"),
+            "ligne": Texts("lignes"),
+            "codepostal": Text("codepostal"),
+            "ville": Text("ville"),
+            "departement": Text("departement", clean=_zeros_unknown),
+            "code-INSEE-commune": Text("code_insee_commune", clean=_zeros_unknown),
+            "region": Text("region", clean=_zeros_unknown),
+            "pays": Text("pays"),
+            "geolocalisation": Geoloc("geolocalisation", strict=strict_geoloc),
+        }
+    )
+
+
+ADRESSE = _adresse(strict_geoloc=False)
+ADRESSE_LIEU = _adresse(strict_geoloc=True)
+
+
+def _coordonnees(adresse: Spec) -> Spec:
+    return Spec(
+        {
+            "civilite": Text("civilite"),
+            "nom": Text("nom"),
+            "prenom": Text("prenom"),
+            "ligne": Texts("lignes"),
+            "adresse": Node("adresse", adresse),
+            "telfixe": Texts("telfixe", via="numtel"),
+            "portable": Texts("portable", via="numtel"),
+            "fax": Texts("fax", via="numtel"),
+            "courriel": Text("courriel"),
+            "web": Texts("web", via="urlweb"),
+        }
+    )
+
+
+COORDONNEES = _coordonnees(ADRESSE)
+COORDONNEES_LIEU = _coordonnees(ADRESSE_LIEU)
+
+PERIODE = Spec({"debut": Text("debut", clean=_date), "fin": Text("fin", clean=_date)})
+
+SESSION = Spec(
+    {
+        "periode": Node("periode", PERIODE),
+        "adresse-inscription": Node("adresse_inscription", ADRESSE, via="adresse"),
+        "periode-inscription": Node("periode_inscription", PERIODE, via="periode"),
+        "etat-recrutement": Text("etat_recrutement"),
+        "extras": CpfExtras("eligibilite_cpf"),
+    },
+    attrs=_DATED,
+)
+
+ORGANISME_FORMATEUR = Spec(
+    {
+        "SIRET-formateur": Text("siret_formateur", via="SIRET"),
+        "raison-sociale-formateur": Text("raison_sociale_formateur"),
+        "contact-formateur": Nodes("contact_formateur", COORDONNEES, via="coordonnees"),
+    },
+    attrs=_NUMBERED,
+)
+
+ORGANISME_FINANCEUR = Spec(
+    {
+        "code-financeur": Text("code_financeur"),
+        "nb-places-financees": Text("nb_places_financees"),
+    }
+)
+
+ACTION = Spec(
+    {
+        "rythme-formation": Text("rythme_formation"),
+        "code-public-vise": Texts("code_public_vise"),
+        "info-public-vise": Text("info_public_vise"),
+        "niveau-entree-obligatoire": Text("niveau_entree_obligatoire"),
+        "modalites-alternance": Text("modalites_alternance"),
+        "modalites-enseignement": Text("modalites_enseignement"),
+        "conditions-specifiques": Text("conditions_specifiques"),
+        "prise-en-charge-frais-possible": Text("prise_en_charge_frais_possible"),
+        "lieu-de-formation": Nodes("lieux_de_formation", COORDONNEES_LIEU, via="coordonnees"),
+        "modalites-entrees-sorties": Text("entrees_sorties_permanentes"),
+        "url-action": Texts("url_action", via="urlweb"),
+        "session": Nodes("sessions", SESSION),
+        "adresse-information": Node("adresse_information", ADRESSE, via="adresse"),
+        "restauration": Text("restauration"),
+        "hebergement": Text("hebergement"),
+        "transport": Text("transport"),
+        "acces-handicapes": Text("acces_handicapes"),
+        "langue-formation": Texts("langue_formation"),
+        "modalites-recrutement": Text("modalites_recrutement"),
+        "modalites-pedagogiques": Text("modalites_pedagogiques"),
+        "code-modalite-pedagogique": Texts("code_modalite_pedagogique"),
+        "frais-restants": Text("frais_restants"),
+        "prix-horaire-TTC": Text("prix_horaire_ttc", clean=_decimal),
+        "prix-total-TTC": Text("prix_total_ttc", clean=_decimal),
+        "duree-indicative": Text("duree_indicative"),
+        "nombre-heures-centre": Text("nombre_heures_centre"),
+        "nombre-heures-entreprise": Text("nombre_heures_entreprise"),
+        "nombre-heures-total": Text("nombre_heures_total"),
+        "detail-conditions-prise-en-charge": Text("detail_conditions_prise_en_charge"),
+        "conventionnement": Text("conventionnement"),
+        "duree-conventionnee": Text("duree_conventionnee"),
+        "organisme-formateur": Nodes("organismes_formateurs", ORGANISME_FORMATEUR),
+        "organisme-financeur": Nodes("organismes_financeurs", ORGANISME_FINANCEUR),
+    },
+    attrs=_DATED,
+)
+
+CERTIFICATION = Spec(
+    {
+        "code-RNCP": Text("code_rncp"),
+        "code-RS": Text("code_rs"),
+        "code-CERTIFINFO": Text("code_certifinfo"),
+        "code-CPF": Text("code_cpf"),
+    }
+)
+
+ORGANISME_FORMATION_RESPONSABLE = Spec(
+    {
+        "numero-activite": Text("numero_activite"),
+        "SIRET-organisme-formation": Text("siret_organisme_formation", via="SIRET"),
+        "nom-organisme": Text("nom_organisme"),
+        "raison-sociale": Text("raison_sociale"),
+        "coordonnees-organisme": Node("coordonnees_organisme", COORDONNEES, via="coordonnees"),
+        "contact-organisme": Nodes("contact_organisme", COORDONNEES, via="coordonnees"),
+        "renseignements-specifiques": Text("renseignements_specifiques"),
+    },
+    attrs=_NUMBERED,
+)
+
+DOMAINE_FORMATION = Spec(
+    {
+        "code-FORMACODE": Formacode("code_formacode"),
+        "code-NSF": Texts("code_nsf"),
+        "code-ROME": Texts("code_rome"),
+    }
+)
+
+FORMATION = Spec(
+    {
+        "domaine-formation": Flat(DOMAINE_FORMATION),
+        "intitule-formation": Text("intitule_formation"),
+        "objectif-formation": Text("objectif_formation"),
+        "resultats-attendus": Text("resultats_attendus"),
+        "contenu-formation": Text("contenu_formation"),
+        "certifiante": Text("certifiante"),
+        "contact-formation": Nodes("contact_formation", COORDONNEES, via="coordonnees"),
+        "parcours-de-formation": Text("parcours_de_formation"),
+        "code-niveau-entree": Text("code_niveau_entree"),
+        "objectif-general-formation": Text("objectif_general_formation"),
+        "certification": Nodes("certifications", CERTIFICATION),
+        "code-niveau-sortie": Text("code_niveau_sortie"),
+        "url-formation": Texts("url_formation", via="urlweb"),
+        "action": Nodes("actions", ACTION),
+        "organisme-formation-responsable": Node("organisme_formation_responsable", ORGANISME_FORMATION_RESPONSABLE),
+    },
+    attrs=_DATED,
+)
+
+
+def _lheo_names(spec: Spec, names: dict[str, str]) -> dict[str, str]:
+    """Model field -> LHEO name, to name a field that is missing from the file."""
+    for attr, field, _clean in spec.attrs:
+        names.setdefault(field, f"@{attr}")
+    for name, rule in spec.rules.items():
+        if isinstance(rule, Flat):
+            _lheo_names(rule.spec, names)
+            continue
+        names.setdefault(rule.field, name)
+        if isinstance(rule, Node):
+            _lheo_names(rule.spec, names)
+    return names
+
+
+LHEO_NAMES = _lheo_names(FORMATION, {})
+
+
+# --------------------------------------------------------------------------
+# Validation errors -> problems
+# --------------------------------------------------------------------------
+
+#: pydantic's own error types, in French (the model's custom errors are French already).
+MESSAGES = {
+    "string_pattern_mismatch": "format invalide",
+    "string_type": "texte attendu",
+    "int_parsing": "nombre entier attendu",
+    "int_from_float": "nombre entier attendu",
+    "int_type": "nombre entier attendu",
+    "float_parsing": "nombre attendu",
+    "float_type": "nombre attendu",
+    "decimal_parsing": "nombre décimal attendu",
+    "decimal_type": "nombre décimal attendu",
+    "finite_number": "nombre fini attendu",
+    "greater_than_equal": "doit être supérieur ou égal à {ge}",
+    "less_than_equal": "doit être inférieur ou égal à {le}",
+    "bool_parsing": "0 ou 1 attendu",
+    "bool_type": "0 ou 1 attendu",
+    "enum": "valeur inconnue ({expected} attendu)",
+    "too_short": "au moins {min_length} élément(s) attendu(s)",
+    "too_long": "trop d'éléments ({actual_length}, {max_length} au plus)",
+    "extra_forbidden": "élément inconnu",
+}
+
+
+def _quote(value: str) -> str:
+    value = " ".join(value.split())
+    if len(value) > QUOTE_MAX:
+        value = value[: QUOTE_MAX - 1] + "…"
+    return f"« {value} »"
+
+
+def _message(error: dict, raw: Optional[str], recorded: bool) -> str:
+    """What is wrong, in French, with the value at fault (truncated) when it helps."""
+    if error["type"] == "missing":
+        return _missing_message(error, raw, recorded)
+    message = _builtin_message(error) if error["type"] in MESSAGES else _custom_message(error)
+    value = error.get("input")
+    if isinstance(value, str) and value and value not in message:
+        message = f"{message} (valeur {_quote(value)})"
+    return message
+
+
+def _missing_message(error: dict, raw: Optional[str], recorded: bool) -> str:
+    if recorded:  # the element is there, with a placeholder or nothing in it
+        return f"valeur manquante ou inconnue ({_quote(raw)})" if raw else "valeur manquante"
+    if error["loc"] and error["loc"][-1] in _ATTRIBUTE_FIELDS:
+        return "attribut obligatoire manquant"
+    return "élément obligatoire manquant"
+
+
+def _builtin_message(error: dict) -> str:
+    ctx = {key: _number(value) for key, value in (error.get("ctx") or {}).items()}
+    if error["type"] == "too_long" and isinstance(error.get("input"), str):
+        return "texte trop long ({actual_length} caractères, {max_length} au plus)".format(**ctx)
+    return MESSAGES[error["type"]].format(**ctx)
+
+
+def _number(value: Any) -> Any:
+    """``90.0`` reads ``90`` in a message."""
+    return int(value) if isinstance(value, float) and value.is_integer() else value
+
+
+def _custom_message(error: dict) -> str:
+    """The model's French message; a template pydantic could not fill (``{value!r}``) is filled here."""
+    message = error["msg"]
+    ctx = error.get("ctx")
+    if ctx and "{" in message:
+        try:
+            message = message.format(**ctx)
+        except (KeyError, ValueError, IndexError):
+            pass
+    return message
+
+
+_ATTRIBUTE_FIELDS = {"numero", "datecrea", "datemaj"}
+
+
+def _error_loc(error: dict) -> tuple:
+    """The loc of the model field at fault, moved to the element a reader would fix."""
+    loc = tuple(part for part in error["loc"] if isinstance(part, int) or part.isidentifier())
+    ctx = error.get("ctx") or {}
+    if error["type"] == "periode_order":
+        return loc + ("fin",)
+    if error["type"] == "lieu_sans_adresse" and isinstance(ctx.get("i"), int):
+        return loc + ("lieux_de_formation", ctx["i"] - 1)
+    return loc
+
+
+def _locate(loc: tuple, locs: dict, line: int) -> tuple[str, int, Optional[str], bool]:
+    """(LHEO path, line, raw value, found) of a loc: its own entry, else its nearest noted ancestor."""
+    for size in range(len(loc), -1, -1):
+        hit = locs.get(loc[:size]) if size else ("", line, None)
+        if hit is None:
+            continue
+        path, found_line, raw = hit
+        for part in loc[size:]:
+            if isinstance(part, int):
+                path += f"[{part + 1}]"
+            else:
+                name = LHEO_NAMES.get(part, part.replace("_", "-"))
+                path = f"{path}/{name}" if path else name
+        return path or "-", found_line or line, raw, size == len(loc)
+    raise AssertionError("unreachable")
+
+
+def _formation_problems(el: etree._Element, origin_path: str, exc: ValidationError) -> Iterator[Problem]:
+    locs: dict = {}
+    convert(el, FORMATION, Where(locs))
+    numero = _valid_numero(el.get("numero"))
+    seen = set()
+    for error in exc.errors(include_url=False):
+        path, line, raw, recorded = _locate(_error_loc(error), locs, el.sourceline or 0)
+        message = _message(error, raw, recorded)
+        if (path, message) in seen:
+            continue
+        seen.add((path, message))
+        yield Problem(Origin(origin_path, line), numero, path, message)
+
+
+def _valid_numero(value: Optional[str]) -> str:
+    try:
+        return check_ref(value) if value else "-"
+    except PydanticCustomError:
+        return "-"
+
+
+def _read_formation(el: etree._Element, origin_path: str) -> Iterator[Item]:
+    data = convert(el, FORMATION, None)
+    try:
+        formation = Formation.model_validate(data)
+    except ValidationError as exc:
+        yield from _formation_problems(el, origin_path, exc)
+        return
+    yield Record(Origin(origin_path, el.sourceline or 0), formation)
+
+
+# --------------------------------------------------------------------------
+# The file
+# --------------------------------------------------------------------------
+
+_PROLOG_ITEM = re.compile(r"\s*(?:<\?.*?\?>|<!--.*?-->)", re.S)
+_ROOT = re.compile(r"\s*<([^\s/>!?]+)")
+
+
+def _decode_head(head: bytes) -> str:
+    """Enough of the head to read the prolog: XML markup is ASCII in every encoding but UTF-16/32."""
+    if head.startswith((b"\xff\xfe", b"\xfe\xff")):
+        return head.decode("utf-16", errors="replace")
+    if head.startswith(b"<\x00?\x00"):
+        return head.decode("utf-16-le", errors="replace")
+    if head.startswith(b"\x00<\x00?"):
+        return head.decode("utf-16-be", errors="replace")
+    return head.removeprefix(b"\xef\xbb\xbf").decode("latin-1")
+
+
+def _read_prolog(head: bytes) -> tuple[Optional[int], Optional[str]]:
+    """(line of a DOCTYPE or None, name of the root element or None when not seen)."""
+    text = _decode_head(head)
+    pos = 0
+    while match := _PROLOG_ITEM.match(text, pos):
+        pos = match.end()
+    rest = text[pos:]
+    stripped = rest.lstrip()
+    if stripped[:9].upper() == "<!DOCTYPE":
+        return text[: pos + len(rest) - len(stripped)].count("\n") + 1, None
+    root = _ROOT.match(rest)
+    return None, root.group(1).rpartition(":")[2] if root else None
+
+
+def _doctype_problem(origin_path: str, line: int) -> Problem:
+    return Problem(
+        Origin(origin_path, line),
+        "-",
+        "DOCTYPE",
+        "déclaration DOCTYPE refusée : un export LHEO n'a pas de DTD, et une DTD peut déclarer "
+        "des entités (fichiers, adresses, expansions) qui ne seront jamais lues",
+    )
+
+
+def _not_lheo(origin_path: str, line: int, root: str) -> Problem:
+    return Problem(
+        Origin(origin_path, line),
+        "-",
+        "-",
+        f"ce fichier n'est pas un export LHEO : élément racine <{root[:40]}>, <lheo> attendu",
+    )
+
+
+#: libxml2's error kinds, in the words of someone fixing an export.
+SYNTAX_ERRORS = {
+    "ERR_INVALID_ENCODING": "encodage incorrect (le fichier ne respecte pas l'encodage qu'il déclare)",
+    "ERR_UNSUPPORTED_ENCODING": "encodage déclaré inconnu",
+    "ERR_UNKNOWN_ENCODING": "encodage déclaré inconnu",
+    "ERR_INVALID_CHAR": "caractère interdit en XML (caractère de contrôle ou mauvais encodage)",
+    "ERR_UNDECLARED_ENTITY": "entité inconnue (du HTML non échappé, comme &nbsp; ?)",
+    "ERR_TAG_NOT_FINISHED": "fichier tronqué ou élément non fermé",
+    "ERR_TAG_NAME_MISMATCH": "balises mal imbriquées",
+    "ERR_RESOURCE_LIMIT": "limite de sécurité dépassée",
+}
+
+
+def _syntax_problem(origin_path: str, exc: etree.XMLSyntaxError, log: Any) -> Problem:
+    """The parser's first fatal error; ``exc`` alone is vague for some (an undeclared entity)."""
+    first = next((e for e in log if e.level_name == "FATAL"), None) if log is not None else None
+    kind, line, detail = (first.type_name, first.line, first.message) if first else ("", exc.lineno, exc.msg)
+    if "amplification" in (detail or ""):
+        return _doctype_problem(origin_path, line or 1)
+    what = SYNTAX_ERRORS.get(kind, "XML mal formé")
+    return Problem(Origin(origin_path, line or 0), "-", "-", f"{what} : {(detail or str(exc)).strip()}")
+
+
+def _release(el: etree._Element) -> None:
+    """Drop a processed formation and what came before it, so memory stays flat."""
+    el.clear(keep_tail=False)
+    parent = el.getparent()
+    if parent is not None:
+        while el.getprevious() is not None:
+            del parent[0]
+
+
+def _nested(el: etree._Element) -> bool:
+    """A ``<formation>`` inside another is no fiche: the outer one ignores it."""
+    return any(_local(a.tag) == "formation" for a in el.iterancestors())
+
+
+def read_lheo(path: Path) -> Iterator[Item]:
+    """Every formation of an LHEO file, as a :class:`Record` or the problems that keep it out.
+
+    Never raises for bad input: an unreadable, empty, malformed or foreign file
+    yields one :class:`Problem`; formations read before a syntax error are kept.
+    """
+    origin_path = str(path)
+    try:
+        with open(path, "rb") as stream:
+            head = stream.read(PROLOG_BYTES)
+            if not head.strip():
+                yield Problem(Origin(origin_path, 0), "-", "-", "fichier vide")
+                return
+            doctype_line, root = _read_prolog(head)
+            if doctype_line is not None:
+                yield _doctype_problem(origin_path, doctype_line)
+                return
+            if root is not None and root != "lheo":
+                yield _not_lheo(origin_path, 1, root)
+                return
+            stream.seek(0)
+            yield from _read_stream(stream, origin_path)
+    except OSError as exc:
+        yield Problem(Origin(origin_path, 0), "-", "-", f"lecture impossible : {exc.strerror or exc}")
+
+
+def _read_stream(stream: Any, origin_path: str) -> Iterator[Item]:
+    context = etree.iterparse(stream, events=("end",), tag="{*}formation", **PARSER_OPTIONS)
+    count = 0
+    try:
+        for _event, el in context:
+            if count == 0:
+                refusal = _refusal(el.getroottree(), origin_path)
+                if refusal is not None:
+                    yield refusal
+                    return
+            if _nested(el):
+                continue
+            count += 1
+            yield from _read_formation(el, origin_path)
+            _release(el)
+    except etree.XMLSyntaxError as exc:
+        yield _syntax_problem(origin_path, exc, context.error_log)
+        return
+    if count == 0 and context.root is not None:
+        yield _refusal(context.root.getroottree(), origin_path) or Problem(
+            Origin(origin_path, context.root.sourceline or 0),
+            "-",
+            "-",
+            "aucune formation dans ce fichier : un export LHEO vide est sans doute une erreur d'export",
+        )
+
+
+def _refusal(tree: etree._ElementTree, origin_path: str) -> Optional[Problem]:
+    """A DOCTYPE or a foreign root the prolog scan could not see (a long prolog, UTF-32...)."""
+    if tree.docinfo.doctype:
+        return _doctype_problem(origin_path, 1)
+    root = tree.getroot()
+    if _local(root.tag) != "lheo":
+        return _not_lheo(origin_path, root.sourceline or 0, _local(root.tag))
+    return None

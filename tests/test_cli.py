@@ -1,0 +1,111 @@
+"""The command line: options, messages on stderr and exit codes, as the README documents them."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from catalogue.cli import main
+from catalogue.lheo_export import write_lheo
+
+from factories import make_formation
+
+SAMPLES = Path(__file__).parent / "data" / "lheo"
+PROBLEM_LINE = re.compile(r"^(?P<path>[^:]+):(?P<line>\d+): (?P<numero>\S+): (?P<field>\S+): (?P<message>.+)$")
+
+
+@pytest.fixture
+def runner():
+    return CliRunner()
+
+
+def test_build_writes_the_site_and_summarises(runner, tmp_path):
+    result = runner.invoke(main, ["build", "--content", str(SAMPLES), "--build", str(tmp_path / "b"), "--today", "2018-01-01"])
+    assert result.exit_code == 0, result.output
+    assert (tmp_path / "b" / "site" / "formations" / "07_10" / "index.html").exists()
+    assert "2 formation(s) lue(s), 2 publiée(s)" in result.stderr
+
+
+def test_build_refuses_bad_input_with_one_line_per_problem(runner, tmp_path):
+    bad = tmp_path / "bad.xml"
+    bad.write_text((SAMPLES / "occitanie-daeu.xml").read_text().replace("19311383400389", "1931138340038"))
+    result = runner.invoke(main, ["build", "--content", str(bad), "--build", str(tmp_path / "b")])
+    assert result.exit_code == 1
+    lines = [PROBLEM_LINE.match(line) for line in result.stderr.splitlines() if line.startswith(str(bad))]
+    assert lines and all(lines)
+    assert {m["numero"] for m in lines} == {"15_464888"}
+    assert any("SIRET" in m["field"] for m in lines)
+    assert not (tmp_path / "b" / "site").exists()
+
+
+def test_skip_invalid_exits_zero_and_lists_the_rejected(runner, tmp_path):
+    content = tmp_path / "content"
+    content.mkdir()
+    (content / "ok.xml").write_bytes((SAMPLES / "centre-plaquiste.xml").read_bytes())
+    (content / "bad.xml").write_text((SAMPLES / "occitanie-daeu.xml").read_text().replace("20190524", "20180101"))
+    result = runner.invoke(main, ["build", "--content", str(content), "--build", str(tmp_path / "b"), "--skip-invalid"])
+    assert result.exit_code == 0, result.output
+    assert "15_464888" in result.stderr and "1 refusée(s)" in result.stderr
+
+
+def test_quiet_prints_only_errors(runner, tmp_path):
+    result = runner.invoke(main, ["build", "--content", str(SAMPLES), "--build", str(tmp_path / "b"), "--quiet"])
+    assert result.exit_code == 0 and result.stderr == ""
+
+
+def test_bad_today_is_a_usage_error(runner):
+    result = runner.invoke(main, ["build", "--today", "29/11/2026"])
+    assert result.exit_code == 2 and "AAAA-MM-JJ" in result.stderr
+
+
+def test_check_reports_region_warning_and_exits_zero(runner, tmp_path):
+    path = tmp_path / "c.xml"
+    write_lheo([make_formation(numero="07_99")], path)
+    result = runner.invoke(main, ["check", "--content", str(path)])
+    assert result.exit_code == 0, result.output
+    assert "Occitanie" in result.stderr and "[avertissement]" in result.stderr
+    assert not Path("build").joinpath("site", "formations", "07_99").exists()
+
+
+def test_check_exits_one_on_errors(runner, tmp_path):
+    bad = tmp_path / "bad.xml"
+    bad.write_text("<lheo><offres><formation numero='15_1'></formation>")
+    result = runner.invoke(main, ["check", "--content", str(bad)])
+    assert result.exit_code == 1
+    assert str(bad) in result.stderr
+
+
+def test_schema_prints_json_schema(runner):
+    result = runner.invoke(main, ["schema"])
+    assert result.exit_code == 0
+    schema = json.loads(result.stdout)
+    assert "formations" in json.dumps(schema) and "validée" in json.dumps(schema, ensure_ascii=False) or "validee" in result.stdout
+
+
+def test_generate_is_seeded(runner, tmp_path):
+    for name in ("a", "b"):
+        result = runner.invoke(main, ["generate", "--formations", "5", "--out", str(tmp_path / f"{name}.xml"), "--seed", "7"])
+        assert result.exit_code == 0, result.output
+    assert (tmp_path / "a.xml").read_bytes() == (tmp_path / "b.xml").read_bytes()
+
+
+def test_every_command_is_documented_in_the_readme():
+    readme = (Path(__file__).parent.parent / "README.md").read_text(encoding="utf-8")
+    for name, command in main.commands.items():
+        assert f"catalogue {name}" in readme, f"commande non documentée : {name}"
+        for param in command.params:
+            for opt in param.opts:
+                if opt.startswith("--") and opt not in ("--help",):
+                    assert opt in readme, f"option non documentée : catalogue {name} {opt}"
+
+
+def test_every_setting_is_documented_in_the_readme():
+    from catalogue.settings import Settings
+
+    readme = (Path(__file__).parent.parent / "README.md").read_text(encoding="utf-8")
+    for name in Settings.model_fields:
+        assert f"`{name}`" in readme, f"réglage non documenté : {name}"

@@ -1,0 +1,251 @@
+"""The FastAPI server: the JSON API, the static site, security headers, new builds without restart."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import pytest
+from fastapi.testclient import TestClient
+
+from catalogue.server import CSP, create_app
+from factories import make_formation
+from test_search_query import COMPTA, CUISINE, ELECTRICIEN, catalogue_formations, publish
+
+SITE = {
+    "index.html": "<!doctype html><title>Accueil</title>",
+    "404.html": "<!doctype html><title>Page introuvable</title>",
+    f"formations/{ELECTRICIEN}/index.html": "<!doctype html><title>Électricien</title>",
+    "static/app.js": "console.log(1);",
+    "static/site.css": "body{}",
+}
+
+
+@pytest.fixture(scope="module")
+def build_dir(tmp_path_factory) -> Path:
+    build_dir = tmp_path_factory.mktemp("server") / "build"
+    publish(build_dir, catalogue_formations(), site=SITE)
+    (build_dir / "secret.txt").write_text("secret")
+    return build_dir
+
+
+@pytest.fixture(scope="module")
+def client(build_dir) -> TestClient:
+    return TestClient(create_app(build_dir))
+
+
+# -- API -------------------------------------------------------------------------
+
+
+def test_search(client):
+    response = client.get("/api/search", params={"q": "électricien bâtiment"})
+    assert response.status_code == 200
+    body = response.json()
+    assert body["total"] == 1
+    assert body["results"][0]["ref"] == ELECTRICIEN
+    assert set(body["results"][0]) == {
+        "ref", "intitule", "organisme", "ville", "codepostal", "url", "archived", "datemaj", "score", "match",
+    }
+
+
+def test_search_with_filters(client):
+    body = client.get("/api/search", params={"q": "", "distance": "true", "esp": "oui", "departement": "34"}).json()
+    assert [r["ref"] for r in body["results"]] == [COMPTA]
+    body = client.get("/api/search", params={"near": "montpellier", "rayon_km": "5"}).json()
+    assert [r["ref"] for r in body["results"]] == [COMPTA]
+    body = client.get("/api/search", params={"region": "24", "financeur": "5"}).json()
+    assert [r["ref"] for r in body["results"]] == [CUISINE]
+    body = client.get("/api/search", params={"debut_apres": "2027-01-01"}).json()
+    assert [r["ref"] for r in body["results"]] == [COMPTA]
+
+
+def test_search_by_number(client):
+    body = client.get("/api/search", params={"q": "193 113 834 00389", "limit": 2}).json()
+    assert body["total"] == 4 and len(body["results"]) == 2
+    assert all(r["match"] == "numero" for r in body["results"])
+
+
+@pytest.mark.parametrize(
+    "params",
+    [
+        {"limit": "0"},
+        {"limit": "101"},
+        {"limit": "beaucoup"},
+        {"offset": "-1"},
+        {"certifiante": "peut-être"},
+        {"debut_apres": "demain"},
+        {"region": "../../etc"},
+        {"rayon_km": "10"},  # without near
+        {"q": "x" * 501},
+        {"regoin": "76"},  # unknown parameter
+    ],
+)
+def test_bad_parameters_are_4xx_json(client, params):
+    response = client.get("/api/search", params=params)
+    assert response.status_code == 422
+    assert response.headers["content-type"] == "application/json"
+    assert response.json()["detail"]
+
+
+def test_unknown_town_is_400(client):
+    response = client.get("/api/search", params={"near": "Trifouilly"})
+    assert response.status_code == 400
+    assert "ville inconnue" in response.json()["detail"]
+
+
+def test_too_many_words_is_400(client):
+    response = client.get("/api/search", params={"q": " ".join(["mot"] * 30)})
+    assert response.status_code == 400
+
+
+def test_hostile_queries_answer_normally(client):
+    for q in ['"cuisine" AND *', "intitule:x OR 1=1", "cuisine\x00", "<script>alert(1)</script>"]:
+        response = client.get("/api/search", params={"q": q})
+        assert response.status_code == 200, q
+        assert response.headers["content-type"] == "application/json"
+
+
+def test_formation_json(client):
+    response = client.get(f"/api/formations/{COMPTA}")
+    assert response.status_code == 200
+    body = response.json()
+    assert body["numero"] == COMPTA
+    assert body["intitule_formation"] == "Comptabilité et gestion"
+    assert body["organisme_formation_responsable"]["siret_organisme_formation"] == "19311383400389"
+
+
+@pytest.mark.parametrize("ref", ["15_AF_9999999999", "..", "a..b", "%2e%2e", "_x", "x" * 81])
+def test_unknown_or_invalid_ref_is_json_404(client, ref):
+    response = client.get(f"/api/formations/{ref}")
+    assert response.status_code == 404
+    assert response.headers["content-type"] == "application/json"
+    assert "detail" in response.json()
+
+
+def test_unknown_api_path_is_json_404(client):
+    response = client.get("/api/nothing/here")
+    assert response.status_code == 404
+    assert response.json() == {"detail": "adresse inconnue de l'API"}
+
+
+def test_openapi_and_docs(client):
+    spec = client.get("/api/openapi.json").json()
+    assert "/api/search" in spec["paths"] and "/api/formations/{ref}" in spec["paths"]
+    names = {p["name"] for p in spec["paths"]["/api/search"]["get"]["parameters"]}
+    assert {"q", "limit", "offset", "region", "near", "rayon_km", "include_archived", "debut_apres"} <= names
+    docs = client.get("/api/docs")
+    assert docs.status_code == 200 and "swagger" in docs.text.lower()
+    nonce = docs.headers["content-security-policy"].split("'nonce-")[1].split("'")[0]
+    assert f'<script nonce="{nonce}">' in docs.text
+
+
+def test_no_index_is_503(tmp_path):
+    response = TestClient(create_app(tmp_path)).get("/api/search", params={"q": "x"})
+    assert response.status_code == 503
+    assert "catalogue build" in response.json()["detail"]
+
+
+# -- static site -----------------------------------------------------------------------
+
+
+def test_static_files(client):
+    home = client.get("/")
+    assert home.status_code == 200 and "Accueil" in home.text
+    assert home.headers["content-type"].startswith("text/html")
+    page = client.get(f"/formations/{ELECTRICIEN}/")
+    assert page.status_code == 200 and "Électricien" in page.text
+    script = client.get("/static/app.js")
+    assert script.headers["content-type"].startswith("text/javascript")
+    assert client.get("/static/site.css").headers["content-type"].startswith("text/css")
+    assert client.head("/").status_code == 200
+
+
+def test_folder_without_slash_redirects(client):
+    response = client.get(f"/formations/{ELECTRICIEN}", follow_redirects=False)
+    assert response.status_code == 308
+    assert response.headers["location"] == f"/formations/{ELECTRICIEN}/"
+
+
+def test_unknown_path_is_the_sites_404(client):
+    response = client.get("/nulle/part/")
+    assert response.status_code == 404
+    assert "Page introuvable" in response.text
+
+
+def _raw_get(app, raw_path: bytes) -> tuple[int, bytes]:
+    """Send a request with an exact path, as a hostile client would (no URL normalisation)."""
+    from urllib.parse import unquote_to_bytes
+
+    messages = []
+
+    async def receive():
+        return {"type": "http.request", "body": b"", "more_body": False}
+
+    async def send(message):
+        messages.append(message)
+
+    scope = {
+        "type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "GET", "scheme": "http",
+        "path": unquote_to_bytes(raw_path).decode("utf-8", "replace"), "raw_path": raw_path, "root_path": "",
+        "query_string": b"", "headers": [(b"host", b"testserver")], "client": ("127.0.0.1", 1), "server": ("testserver", 80),
+    }
+    asyncio.run(app(scope, receive, send))
+    start = next(m for m in messages if m["type"] == "http.response.start")
+    body = b"".join(m.get("body", b"") for m in messages if m["type"] == "http.response.body")
+    return start["status"], body
+
+
+@pytest.mark.parametrize(
+    "raw_path",
+    [
+        b"/../secret.txt",
+        b"/../../secret.txt",
+        b"/%2e%2e/secret.txt",
+        b"/%2e%2e%2fsecret.txt",
+        b"/..%2f..%2fsecret.txt",
+        b"/static/..%2f..%2fsecret.txt",
+        b"/static/%2e%2e/%2e%2e/secret.txt",
+        b"/..%5csecret.txt",
+        b"/%00/secret.txt",
+        b"/../index/formations.sqlite",
+        b"/.%2e/.%2e/etc/passwd",
+    ],
+)
+def test_path_traversal_refused(build_dir, raw_path):
+    status, body = _raw_get(create_app(build_dir), raw_path)
+    assert status == 404
+    assert b"secret" not in body and b"SQLite" not in body and b"root:" not in body
+
+
+def test_symlink_out_of_the_site_refused(tmp_path):
+    build_dir = tmp_path / "build"
+    staging = publish(build_dir, [make_formation()], site=SITE)
+    (tmp_path / "outside.txt").write_text("outside")
+    (staging / "site" / "lien.txt").symlink_to(tmp_path / "outside.txt")
+    response = TestClient(create_app(build_dir)).get("/lien.txt")
+    assert response.status_code == 404 and "outside" not in response.text
+
+
+# -- headers and new builds ---------------------------------------------------------------
+
+
+@pytest.mark.parametrize("path", ["/", "/api/search?q=cuisine", "/api/formations/x..y", "/nulle/part", "/api/search?limit=0"])
+def test_security_headers_on_every_response(client, path):
+    headers = client.get(path).headers
+    assert headers["content-security-policy"] == CSP
+    assert headers["x-content-type-options"] == "nosniff"
+    assert headers["x-frame-options"] == "DENY"
+    assert headers["referrer-policy"]
+
+
+def test_new_build_served_without_restart(tmp_path):
+    build_dir = tmp_path / "build"
+    publish(build_dir, [make_formation(numero="15_AF_1", intitule="Cuisine")], site={"index.html": "version 1"})
+    client = TestClient(create_app(build_dir))
+    assert client.get("/").text == "version 1"
+    assert [r["ref"] for r in client.get("/api/search", params={"q": "cuisine"}).json()["results"]] == ["15_AF_1"]
+    publish(build_dir, [make_formation(numero="15_AF_2", intitule="Cuisine")], site={"index.html": "version 2"})
+    assert client.get("/").text == "version 2"
+    assert [r["ref"] for r in client.get("/api/search", params={"q": "cuisine"}).json()["results"]] == ["15_AF_2"]
+    assert client.get("/api/formations/15_AF_2").status_code == 200
+    assert client.get("/api/formations/15_AF_1").status_code == 404
