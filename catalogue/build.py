@@ -32,13 +32,16 @@ from .catalog import Catalog, Entry, summarize
 from .model import Formation
 from .problems import InvalidInput, Origin, Problem
 from .regions import Geo, geo as load_geo
+from .report import REPORT_FILES, write_report
 from .rules import DuplicateFinder, check_formation, is_published
 from .settings import Settings
 from .sources import Record, read_sources
 
 BUILDS_DIR = ".builds"
 CURRENT = "current"
-PUBLISHED = ("site", "index")
+PUBLISHED_DIRS = ("site", "index")
+#: What BUILD/ shows of the published build, each through BUILD/current.
+PUBLISHED = PUBLISHED_DIRS + REPORT_FILES
 KEEP_BUILDS = 2  # the published one and the one before, still open by slow readers
 
 
@@ -158,6 +161,8 @@ def build(
             for name, sink in zip(names, active):
                 with timer.phase(f"finish:{name}"):
                     sink.finish(catalog)
+            with timer.phase("report"):
+                write_report(staging, report, settings, options.today)
             with timer.phase("publish"):
                 _publish(build_dir, staging)
             report.output = build_dir / "site"
@@ -277,7 +282,7 @@ def _new_staging(build_dir: Path) -> Path:
     # Names sort in build order, which _prune relies on; the pid keeps concurrent attempts apart.
     staging = builds / f"{time.time_ns():020d}-{os.getpid()}"
     staging.mkdir()
-    for name in PUBLISHED:
+    for name in PUBLISHED_DIRS:
         (staging / name).mkdir()
     return staging
 

@@ -153,3 +153,50 @@ def test_check_writes_nothing_and_reports_warnings(tmp_path):
     (warning,) = report.warnings
     assert "Occitanie (76)" in warning.message and "Centre-Val de Loire (24)" in warning.message
     assert not (tmp_path / "build").exists()
+
+
+YAML_SUBMISSIONS = """\
+organisme_formation_responsable:
+  siret_organisme_formation: "19311383400389"
+  nom_organisme: UT2J FC
+  raison_sociale: Université Toulouse Jean Jaurès
+  coordonnees_organisme:
+    adresse: {lignes: [5 allées Antonio Machado], codepostal: "31500", ville: Toulouse}
+formations:
+  - statut: validée
+    numero: 15_Y_1
+    datemaj: 2026-11-02
+    intitule_formation: Soudeur
+    actions: [{sessions: [{periode: {debut: 2027-01-04, fin: 2027-06-30}}]}]
+  - statut: proposée
+    numero: 15_Y_2
+    datemaj: 2026-11-02
+    intitule_formation: Tourneur
+    actions: [{sessions: [{periode: {debut: 2027-01-04, fin: 2027-06-30}}]}]
+  - statut: refusée
+    motif_refus: Dates dépassées
+    numero: 15_Y_3
+    datemaj: 2026-11-02
+    intitule_formation: Fraiseur
+    actions: [{sessions: [{periode: {debut: 2027-01-04, fin: 2027-06-30}}]}]
+"""
+
+
+def test_only_validated_submissions_are_published_and_the_report_lists_the_others(tmp_path):
+    import json
+
+    root = tmp_path / "content"
+    root.mkdir()
+    (root / "ut2j.yaml").write_text(YAML_SUBMISSIONS, encoding="utf-8")
+    build_dir = tmp_path / "build"
+    report = run(root, build_dir)
+    assert report.published == 1
+    assert (build_dir / "site" / "formations" / "15_Y_1" / "index.html").exists()
+    assert not (build_dir / "site" / "formations" / "15_Y_2").exists()
+    assert not (build_dir / "site" / "formations" / "15_Y_3").exists()
+    data = json.loads((build_dir / "report.json").read_text(encoding="utf-8"))
+    statuts = {s["ref"]: (s["statut"], s["motif_refus"]) for s in data["soumissions_non_publiees"]}
+    assert statuts == {"15_Y_2": ("proposee", None), "15_Y_3": ("refusee", "Dates dépassées")}
+    html = (build_dir / "report.html").read_text(encoding="utf-8")
+    assert "Dates dépassées" in html and "proposée" in html
+    assert not list((build_dir / "site").rglob("report.*"))  # outside the public site
