@@ -202,5 +202,26 @@ def serve(build_dir, host, port) -> None:
     run(build_dir, host=host, port=port)
 
 
+@main.command()
+@content_option
+@build_dir_option
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", type=click.IntRange(1, 65535), default=8000, show_default=True)
+@config_option
+def dev(content, build_dir, host, port, config) -> None:
+    """Construire, servir BUILD/site et reconstruire à chaque modification (rechargement automatique)."""
+    from .build import BuildLocked
+    from .dev import serve_dev
+
+    try:
+        serve_dev(tuple(content) or (Path("content"),), build_dir, port=port, host=host, config=config)
+    except BuildLocked as exc:
+        click.echo(str(exc), err=True)
+        sys.exit(EXIT_ENVIRONMENT)
+    except OSError as exc:  # build errors are shown in the page; this is the port
+        click.echo(f"impossible de servir sur {host}:{port} : {exc}", err=True)
+        sys.exit(EXIT_ENVIRONMENT)
+
+
 if __name__ == "__main__":  # pragma: no cover
     main()
