@@ -81,7 +81,7 @@ def register_sink(name: str):
 
 
 def _load_sinks() -> None:
-    from . import render  # noqa: F401  (registers "site")
+    from . import exports, render  # noqa: F401  (register "donnees", "site")
     from .search import index, static  # noqa: F401  (register "index", "static-search")
 
 

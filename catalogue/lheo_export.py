@@ -13,11 +13,14 @@ more tightly (a text over 3,000 characters, a sixth FORMACODE) is written as is,
 and that one document would not validate.
 
 Memory stays constant: each formation is built as a small tree, serialised
-through :func:`lxml.etree.xmlfile`, then dropped.
+through :func:`lxml.etree.xmlfile`, then dropped. :class:`LheoWriter` writes a
+document one formation at a time (for the build's sinks); :func:`write_lheo` is
+the same writer over an iterable.
 """
 
 from __future__ import annotations
 
+from contextlib import ExitStack
 from decimal import Decimal
 from enum import Enum
 from pathlib import Path
@@ -68,34 +71,72 @@ def write_lheo(
     formations: Iterable[Formation], out: Union[BinaryIO, Path], version: str = "2.3"
 ) -> int:
     """Write ``formations`` to ``out`` (a path or a binary file); return how many were written."""
-    try:
-        namespace = NAMESPACES[version]
-    except KeyError:
-        raise ValueError(f"version LHEO inconnue : {version!r} (2.2 ou 2.3)") from None
-    if isinstance(out, (str, Path)):
-        with open(out, "wb") as handle:
-            return _write(formations, handle, namespace)
-    return _write(formations, out, namespace)
+    with LheoWriter(out, version) as writer:
+        for formation in formations:
+            writer.write(formation)
+    return writer.count
 
 
-def _write(formations: Iterable[Formation], out: BinaryIO, namespace: str) -> int:
-    count = 0
-    with etree.xmlfile(out, encoding="utf-8") as xf:
-        xf.write_declaration()
-        with xf.element(f"{{{namespace}}}lheo", nsmap={None: namespace}):
+class LheoWriter:
+    """An LHEO document written one formation at a time, for callers fed formation by formation.
+
+    ::
+
+        with LheoWriter(path) as writer:
+            writer.write(formation)   # as many times as needed
+
+    ``out`` is a path (opened, then closed on exit) or a binary file (left open).
+    The document is complete once the ``with`` block is left; :func:`write_lheo`
+    is this class over an iterable.
+    """
+
+    def __init__(self, out: Union[BinaryIO, Path], version: str = "2.3"):
+        try:
+            self.namespace = NAMESPACES[version]
+        except KeyError:
+            raise ValueError(f"version LHEO inconnue : {version!r} (2.2 ou 2.3)") from None
+        self.out = out
+        self.count = 0
+        self._stack: Optional[ExitStack] = None
+        self._xf = None
+
+    def __enter__(self) -> "LheoWriter":
+        if self._stack is not None:
+            raise RuntimeError("LheoWriter déjà ouvert")
+        with ExitStack() as stack:
+            out = self.out
+            if isinstance(out, (str, Path)):
+                out = stack.enter_context(open(out, "wb"))
+            xf = stack.enter_context(etree.xmlfile(out, encoding="utf-8"))
+            xf.write_declaration()
+            namespace = self.namespace
+            stack.enter_context(xf.element(f"{{{namespace}}}lheo", nsmap={None: namespace}))
+            # Callbacks run last-registered first: each closing tag gets its line break.
+            stack.callback(xf.write, "\n")
             xf.write("\n  ")
-            with xf.element(f"{{{namespace}}}offres"):
-                for formation in formations:
-                    element = formation_element(formation)
-                    etree.indent(element, space="  ", level=2)
-                    xf.write("\n    ")
-                    # The tree's tags carry no namespace: written inside <lheo xmlns="...">,
-                    # they take the default namespace, without a declaration on each formation.
-                    xf.write(element)
-                    count += 1
-                xf.write("\n  ")
-            xf.write("\n")
-    return count
+            stack.enter_context(xf.element(f"{{{namespace}}}offres"))
+            stack.callback(xf.write, "\n  ")
+            self._xf = xf
+            self._stack = stack.pop_all()
+        return self
+
+    def write(self, formation: Formation) -> None:
+        self.write_element(formation_element(formation))
+
+    def write_element(self, element: _Element) -> None:
+        """Write one ``<formation>`` made by :func:`formation_element` (for a caller that checks it first)."""
+        if self._xf is None:
+            raise RuntimeError("LheoWriter.write hors du bloc « with »")
+        etree.indent(element, space="  ", level=2)
+        self._xf.write("\n    ")
+        # The tree's tags carry no namespace: written inside <lheo xmlns="...">,
+        # they take the default namespace, without a declaration on each formation.
+        self._xf.write(element)
+        self.count += 1
+
+    def __exit__(self, *exc_info) -> bool:
+        stack, self._stack, self._xf = self._stack, None, None
+        return stack.__exit__(*exc_info) if stack is not None else False
 
 
 # --------------------------------------------------------------------------

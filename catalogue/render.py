@@ -697,7 +697,7 @@ class Site:
         return files
 
     def _sitemap_urls(self, catalog: Catalog) -> Iterator[tuple[str, Optional[str]]]:
-        for path in ("/", "/publier/", "/recherche/", "/organismes/"):
+        for path in ("/", "/publier/", "/recherche/", "/organismes/", "/donnees/"):
             yield self.url(path), None
         for entry in catalog.entries:
             yield self.url(entry.url), _iso_lheo(entry.datemaj)

@@ -372,7 +372,7 @@ def test_sitemap_is_an_index_of_absolute_urls_split_at_the_limit(tmp_path):
     index = ElementTree.parse(root / "sitemap.xml").getroot()
     assert index.tag == "{http://www.sitemaps.org/schemas/sitemap/0.9}sitemapindex"
     parts = [loc.text for loc in index.findall("s:sitemap/s:loc", ns)]
-    assert parts == [f"{SITE_URL}/sitemaps/sitemap-{n}.xml" for n in (1, 2, 3)]
+    assert parts == [f"{SITE_URL}/sitemaps/sitemap-{n}.xml" for n in (1, 2, 3, 4)]  # 5 site pages + 3 fiches + 2 organismes, 3 a file
     urls = []
     for n in (1, 2, 3):
         part = ElementTree.parse(root / "sitemaps" / f"sitemap-{n}.xml")
