@@ -374,7 +374,7 @@ def test_sitemap_is_an_index_of_absolute_urls_split_at_the_limit(tmp_path):
     parts = [loc.text for loc in index.findall("s:sitemap/s:loc", ns)]
     assert parts == [f"{SITE_URL}/sitemaps/sitemap-{n}.xml" for n in (1, 2, 3, 4)]  # 5 site pages + 3 fiches + 2 organismes, 3 a file
     urls = []
-    for n in (1, 2, 3):
+    for n in (1, 2, 3, 4):
         part = ElementTree.parse(root / "sitemaps" / f"sitemap-{n}.xml")
         chunk = [loc.text for loc in part.findall("s:url/s:loc", ns)]
         assert 0 < len(chunk) <= 3
