@@ -6,14 +6,24 @@ STAMP  := $(VENV)/.installed
 PORT   ?= 8000
 BUILD  ?= build
 
-.PHONY: install browser demo build test bench clean
+NODE_STAMP := node_modules/.installed
 
-install: $(STAMP)
+.PHONY: install browser demo build test bench screenshots clean
+
+install: $(STAMP) $(NODE_STAMP)
 
 $(STAMP): requirements.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check -r requirements.txt
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check --no-deps --no-build-isolation -e .
+	touch $@
+
+# axe-core, for the accessibility test (tests/test_accessibility.py); versions pinned in package-lock.json.
+$(NODE_STAMP): package.json package-lock.json
+	@command -v npm >/dev/null 2>&1 || { \
+	  echo "Installation de npm (paquet Debian) pour axe-core..."; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq npm >/dev/null; }
+	npm ci --no-audit --no-fund --loglevel=error
 	touch $@
 
 # Browser tests drive Debian's chromium; install it when it is missing (needs root, as in CI).
@@ -33,5 +43,8 @@ demo: install
 test: install browser
 	$(BIN)/python -m pytest -q
 
+screenshots: install browser
+	$(BIN)/python tools/screenshots.py
+
 clean:
-	rm -rf $(BUILD) $(VENV) .pytest_cache
+	rm -rf $(BUILD) $(VENV) .pytest_cache node_modules
