@@ -32,10 +32,10 @@ browser:
 	  echo "Installation de chromium (paquet Debian) pour les tests navigateur..."; \
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; }
 
-build: install
+build: $(STAMP)
 	$(BIN)/catalogue build --build $(BUILD)
 
-demo: install
+demo: $(STAMP)
 	$(BIN)/catalogue build --build $(BUILD)
 	@echo "Catalogue de démonstration : http://localhost:$(PORT)/"
 	$(BIN)/catalogue serve --build $(BUILD) --host 127.0.0.1 --port $(PORT)

@@ -354,19 +354,19 @@ class Kind:
 
 KINDS = {
     "tp": Kind(
-        True, "rncp", "Titre professionnel de {niveau} délivré par le ministère chargé de l'emploi.", (1,), True
+        True, "rncp", "Titre professionnel de {niveau} délivré par le ministère chargé de l'emploi.", (6,), True
     ),
-    "cap": Kind(True, "rncp", "Certificat d'aptitude professionnelle (CAP), diplôme de {niveau}.", (1,), True),
-    "bp": Kind(True, "rncp", "Brevet professionnel, diplôme de {niveau}.", (1,), True),
-    "bts": Kind(True, "rncp", "Brevet de technicien supérieur (BTS), diplôme de {niveau}.", (1,), True),
-    "de": Kind(True, "rncp", "Diplôme d'État de {niveau} délivré par le ministère chargé de la santé.", (1,), True),
-    "diplome": Kind(True, "rncp", "Diplôme national de {niveau}.", (1,), True),
+    "cap": Kind(True, "rncp", "Certificat d'aptitude professionnelle (CAP), diplôme de {niveau}.", (6,), True),
+    "bp": Kind(True, "rncp", "Brevet professionnel, diplôme de {niveau}.", (6,), True),
+    "bts": Kind(True, "rncp", "Brevet de technicien supérieur (BTS), diplôme de {niveau}.", (6,), True),
+    "de": Kind(True, "rncp", "Diplôme d'État de {niveau} délivré par le ministère chargé de la santé.", (6,), True),
+    "diplome": Kind(True, "rncp", "Diplôme national de {niveau}.", (6,), True),
     "cqp": Kind(
-        True, "rncp", "Certificat de qualification professionnelle de la branche, inscrit au RNCP.", (1, 2), True
+        True, "rncp", "Certificat de qualification professionnelle de la branche, inscrit au RNCP.", (6, 7), True
     ),
-    "rs": Kind(True, "rs", "Certification inscrite au Répertoire spécifique de France compétences.", (1, 6), False),
+    "rs": Kind(True, "rs", "Certification inscrite au Répertoire spécifique de France compétences.", (6,), False),
     "none": Kind(
-        False, None, "Attestation de fin de formation précisant les compétences acquises.", (2, 4, 5, 6), False
+        False, None, "Attestation de fin de formation précisant les compétences acquises.", (2, 5, 7, 9), False
     ),
 }
 
