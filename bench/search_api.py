@@ -1,7 +1,7 @@
 """Benchmark of the search API: index build time and size, then query latency over HTTP.
 
     .venv/bin/python bench/search_api.py [--formations 100000] [--work bench/out] [--rounds 5]
-                                         [--sinks index] [--reuse] [--direct]
+                                         [--sinks index] [--procs N] [--reuse] [--reuse-build] [--direct]
 
 1. A catalogue of N formations is generated with ``catalogue.generate.generate``
    (WORK/content-N/catalogue.xml, reused with ``--reuse``) and built with the
@@ -19,6 +19,7 @@ import argparse
 import datetime as dt
 import json
 import os
+import resource
 import shutil
 import socket
 import statistics
@@ -85,8 +86,10 @@ def build_direct(build_dir: Path, count: int, sinks: list[str]) -> float:
     return time.perf_counter() - start
 
 
-def build_generated(work: Path, build_dir: Path, count: int, sinks: list[str], reuse: bool) -> float:
-    """Generate an LHEO file of ``count`` formations (reused with ``--reuse``) and build it."""
+def build_generated(work: Path, build_dir: Path, count: int, sinks: list[str], reuse: bool) -> tuple[float, float]:
+    """Generate an LHEO file of ``count`` formations (reused with ``--reuse``) and build it.
+
+    Returns the build's wall time and the CPU counter at its start."""
     from catalogue.generate import generate
 
     content = work / f"content-{count}"
@@ -98,13 +101,21 @@ def build_generated(work: Path, build_dir: Path, count: int, sinks: list[str], r
         generate(source, count, seed=0, version="2.3", reference=TODAY)
         print(f"génération : {time.perf_counter() - start:.1f} s ({source.stat().st_size / 1e6:.0f} Mo)", flush=True)
     _load_sinks(sinks)
+    cpu = cpu_seconds()
     start = time.perf_counter()
     options = BuildOptions(content=(content,), build_dir=build_dir, today=TODAY, skip_invalid=True)
     report = build(options, Settings(), sinks=sinks)
     elapsed = time.perf_counter() - start
     print(f"build : {report.published} formations publiées ({report.archived} archivées) ; phases : "
           + ", ".join(f"{k} {v:.1f} s" for k, v in sorted(report.timings.items())), flush=True)
-    return elapsed
+    return elapsed, cpu
+
+
+def cpu_seconds() -> float:
+    """CPU time of this process and its finished children (Whoosh's writer processes)."""
+    own = resource.getrusage(resource.RUSAGE_SELF)
+    children = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
 
 
 def folder_size(path: Path) -> int:
@@ -122,7 +133,7 @@ def query_set(build_dir: Path) -> list[tuple[str, dict]]:
 
     index = open_index(build_dir)
     searcher = index.searcher()
-    refs = index.refs()
+    refs = sorted(index.refs())  # docnum order depends on the writer's segments; Ref order does not
     ref = refs[len(refs) // 2]
     other = refs[len(refs) // 3]
     stored = searcher.stored_fields(index.docnums()[ref])
@@ -153,9 +164,10 @@ def query_set(build_dir: Path) -> list[tuple[str, dict]]:
 
 
 def _sirets(index, n: int) -> list[str]:
-    from catalogue.search.index import terms_of
-
-    return [t for t in terms_of(index.searcher(), "ids") if len(t) == 14 and t.isdigit()][:n]
+    rows = index.store().execute(
+        "SELECT DISTINCT id FROM number WHERE length(id) = 14 AND id NOT GLOB '*[^0-9]*' ORDER BY id LIMIT ?", (n,)
+    ).fetchall()
+    return [row[0] for row in rows]
 
 
 def free_port() -> int:
@@ -229,18 +241,27 @@ def main() -> None:
     parser.add_argument("--work", type=Path, default=ROOT / "bench" / "out")
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--sinks", default="index", help="sinks, séparés par des virgules (défaut : index)")
-    parser.add_argument("--reuse", action="store_true", help="réutiliser le build existant")
+    parser.add_argument("--reuse", action="store_true", help="réutiliser le catalogue LHEO déjà généré")
+    parser.add_argument("--reuse-build", action="store_true", help="réutiliser le build existant (pas de build)")
+    parser.add_argument("--procs", type=int, help="processus d'écriture Whoosh (défaut : celui de l'index)")
     parser.add_argument("--direct", action="store_true", help="formations générées passées aux sinks, sans LHEO")
     args = parser.parse_args()
 
     sinks = args.sinks.split(",")
+    if args.procs:
+        import catalogue.search.index as index_module
+
+        index_module.WRITER_PROCS = args.procs
     build_dir = args.work / f"build-{args.formations}{'-direct' if args.direct else ''}"
-    if not (args.reuse and (build_dir / "index").exists()):
+    if not (args.reuse_build and (build_dir / "index").exists()):
         if args.direct:
+            cpu = cpu_seconds()
             elapsed = build_direct(build_dir, args.formations, sinks)
         else:
-            elapsed = build_generated(args.work, build_dir, args.formations, sinks, args.reuse)
-        print(f"build ({','.join(sinks)}) de {args.formations} formations : {elapsed:.1f} s", flush=True)
+            elapsed, cpu = build_generated(args.work, build_dir, args.formations, sinks, args.reuse)
+        cpu = cpu_seconds() - cpu
+        print(f"build ({','.join(sinks)}) de {args.formations} formations : {elapsed:.1f} s "
+              f"({cpu:.1f} s de CPU, processus d'écriture compris)", flush=True)
     print(f"taille de l'index : {folder_size(build_dir / 'index') / 1e6:.1f} Mo", flush=True)
 
     queries = query_set(build_dir)

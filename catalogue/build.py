@@ -56,6 +56,8 @@ class Sink(Protocol):
 
     def finish(self, catalog: Catalog) -> None: ...
 
+    # Optional: ``abort()``, called when the build fails, to release processes or files early.
+
 
 @dataclass(frozen=True)
 class SinkContext:
@@ -150,11 +152,13 @@ def build(
     build_dir.mkdir(parents=True, exist_ok=True)
     with _lock(build_dir):
         staging = _new_staging(build_dir)
+        active: list[Sink] = []
         try:
             context = SinkContext(staging, settings, options.today, load_geo())
             _load_sinks()
             names = list(SINKS) if sinks is None else sinks
-            active = [SINKS[name](context) for name in names]
+            for name in names:
+                active.append(SINKS[name](context))
             catalog = _read_and_emit(options, settings, report, active, timer, progress)
             if report.errors and not options.skip_invalid:
                 raise InvalidInput(report.errors)
@@ -167,6 +171,10 @@ def build(
                 _publish(build_dir, staging)
             report.output = build_dir / "site"
         except BaseException:
+            for sink in active:
+                abort = getattr(sink, "abort", None)
+                if abort is not None:
+                    abort()
             shutil.rmtree(staging, ignore_errors=True)
             raise
         _prune(build_dir)

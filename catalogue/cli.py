@@ -175,13 +175,13 @@ def search(query, build_dir, limit, include_archived, as_json) -> None:
     """Chercher une formation (mots, Ref, numéro d'action ou de session, SIRET, RNCP)."""
     from pydantic import ValidationError
 
-    from .search.query import SearchError, SearchParams, format_results_text, search as run_search
+    from .search.query import SearchError, SearchParams, format_results_text, french_message, search as run_search
 
     try:
         params = SearchParams(q=query, limit=limit, include_archived=include_archived)
         response = run_search(build_dir, params)
     except ValidationError as exc:
-        raise click.BadParameter(exc.errors()[0]["msg"], param_hint="QUERY") from None
+        raise click.BadParameter(french_message(exc.errors()[0]), param_hint="QUERY") from None
     except SearchError as exc:
         click.echo(str(exc), err=True)
         sys.exit(EXIT_ENVIRONMENT)

@@ -28,7 +28,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from .model import REF_PATTERN
 from .search.index import IndexMissing, SearchError, open_index
-from .search.query import SearchParams, SearchResponse, search
+from .search.query import SearchParams, SearchResponse, french_message, search
 
 CSP = (
     "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
@@ -94,7 +94,7 @@ def create_app(build_dir: Path) -> FastAPI:
     @app.exception_handler(RequestValidationError)
     async def invalid_request(request: Request, exc: RequestValidationError) -> JSONResponse:
         errors = [
-            {"loc": [str(p) for p in e.get("loc", ())], "msg": e.get("msg", ""), "type": e.get("type", "")}
+            {"loc": [str(p) for p in e.get("loc", ())], "msg": french_message(e), "type": e.get("type", "")}
             for e in exc.errors()
         ]
         return JSONResponse({"detail": errors}, status_code=422)
@@ -124,12 +124,12 @@ def create_app(build_dir: Path) -> FastAPI:
         if not _REF_RE.match(ref) or ".." in ref:
             return _error(404, "Ref invalide : lettres, chiffres, « _ », « - » et « . » seulement")
         try:
-            data = open_index(build_dir).formation_json(ref)
+            data = open_index(build_dir).formation_bytes(ref)
         except IndexMissing as exc:
             return _error(503, str(exc))
         if data is None:
             return _error(404, f"aucune formation publiée sous la Ref {ref}")
-        return JSONResponse(data)
+        return Response(data, media_type="application/json")
 
     @app.get("/api/docs", include_in_schema=False)
     def api_docs() -> HTMLResponse:
@@ -142,8 +142,9 @@ def create_app(build_dir: Path) -> FastAPI:
         )
         return HTMLResponse(body, headers={"content-security-policy": csp})
 
+    @app.api_route("/api", methods=["GET", "HEAD"], include_in_schema=False)
     @app.api_route("/api/{rest:path}", methods=["GET", "HEAD"], include_in_schema=False)
-    def api_unknown(rest: str) -> JSONResponse:
+    def api_unknown(rest: str = "") -> JSONResponse:
         return _error(404, "adresse inconnue de l'API")
 
     @app.api_route("/{path:path}", methods=["GET", "HEAD"], include_in_schema=False)

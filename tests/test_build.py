@@ -200,3 +200,13 @@ def test_only_validated_submissions_are_published_and_the_report_lists_the_other
     html = (build_dir / "report.html").read_text(encoding="utf-8")
     assert "Dates dépassées" in html and "proposée" in html
     assert not list((build_dir / "site").rglob("report.*"))  # outside the public site
+
+
+def test_a_failed_full_build_stops_the_index_writer_processes(content, tmp_path):
+    import multiprocessing
+
+    (content / "b.xml").write_text((SAMPLES / "centre-plaquiste.xml").read_text().replace("20180601", "20181345", 1))
+    options = BuildOptions(content=(content,), build_dir=tmp_path / "build", today=TODAY)
+    with pytest.raises(InvalidInput):
+        build(options, Settings())  # every sink, the Whoosh writer's processes included
+    assert multiprocessing.active_children() == []

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import os
 from pathlib import Path
@@ -32,7 +33,6 @@ from catalogue.search.query import (
 from catalogue.settings import Settings
 from factories import (
     ADRESSE_MONTPELLIER,
-    ADRESSE_TOULOUSE,
     ADRESSE_TOURS,
     SIRET_TOULOUSE,
     SIRET_VEIGNE,
@@ -175,7 +175,7 @@ def test_numbers_find_their_formation(built, query):
     assert response.results[0].match == "numero" and response.results[0].score is None
 
 
-@pytest.mark.parametrize("query", [SIRET_TOULOUSE, "193 113 834 00389"])
+@pytest.mark.parametrize("query", [SIRET_TOULOUSE, "193 113 834 00389", "193.113.834.00389"])
 def test_siret_finds_all_its_formations_in_ref_order(built, query):
     response = search(built, SearchParams(q=query))
     numero_hits = [r.ref for r in response.results if r.match == "numero"]
@@ -466,3 +466,49 @@ def test_analysis_module_is_the_one_used(built):
     # The index holds the chain's stems: "électricien" is indexed as analyse() says.
     searcher = open_index(built).searcher()
     assert searcher.doc_frequency("intitule", analysis.analyse("Électricien")[0]) == 1
+
+
+def test_failed_build_stops_the_writer_processes(tmp_path):
+    """A build that raises before finish() must not leave Whoosh's writer processes waiting (Python would hang at exit)."""
+    import gc
+
+    from catalogue.search import index as index_module
+
+    context = SinkContext(tmp_path, Settings(), TODAY, geo())
+    sink = index_module.IndexSink(context)
+    formation = make_formation()
+    entry = summarize(formation, origin=Origin("t", 1), statut=Statut.VALIDEE, today=TODAY, settings=Settings(), geo=geo())
+    for i in range(250):  # more than one batch: the writer processes start
+        sink.add(formation.model_copy(update={"numero": f"15_AF_{i}"}), dataclasses.replace(entry, ref=f"15_AF_{i}"))
+    tasks = list(getattr(sink.writer, "tasks", []))
+    assert index_module.WRITER_PROCS == 1 or (tasks and all(t.is_alive() for t in tasks))
+    del sink
+    gc.collect()
+    assert not any(t.is_alive() for t in tasks)
+
+
+def test_scores_on_several_segments(tmp_path):
+    """Several writer processes make several segments: global docnums, the jump to candidates, Whoosh's scores."""
+    from catalogue.search import index as index_module
+
+    base = make_formation()
+    formations = [
+        base.model_copy(update={
+            "numero": f"15_AF_{i:04d}",
+            "intitule_formation": "Cuisine pâtisserie" if i % 50 == 7 else f"Cuisine {'traditionnelle ' * (i % 3)}",
+        })
+        for i in range(320)
+    ]
+    publish(tmp_path / "b", formations)
+    index = open_index(tmp_path / "b")
+    searcher = index.searcher()
+    if index_module.WRITER_PROCS > 1:
+        assert len(searcher.reader().leaf_readers()) > 1
+    for query, count in [("cuisine pâtisserie", 7), ("cuisine", 320), ("traditionnelle cuisine", 208)]:
+        terms = analyse(query)
+        whoosh_query = And([Or([Term(f, t, boost=b) for f, b in FIELD_BOOSTS.items()]) for t in terms])
+        expected = {hit.docnum: hit.score for hit in searcher.search(whoosh_query, limit=None)}
+        ours = _scores(index, [[t] for t in terms], None, frozenset())
+        assert len(ours) == count and ours.keys() == expected.keys()
+        assert all(ours[d] == pytest.approx(s, abs=1e-6) for d, s in expected.items())
+    assert refs(tmp_path / "b", "patisserie", limit=100) == [f"15_AF_{i:04d}" for i in range(320) if i % 50 == 7]

@@ -24,8 +24,10 @@ SITE = {
 @pytest.fixture(scope="module")
 def build_dir(tmp_path_factory) -> Path:
     build_dir = tmp_path_factory.mktemp("server") / "build"
-    publish(build_dir, catalogue_formations(), site=SITE)
-    (build_dir / "secret.txt").write_text("secret")
+    staging = publish(build_dir, catalogue_formations(), site=SITE)
+    # Files one, two and three levels above the site: what a traversal would reach.
+    for folder in (staging, staging.parent, build_dir):
+        (folder / "secret.txt").write_text("secret")
     return build_dir
 
 
@@ -85,6 +87,15 @@ def test_bad_parameters_are_4xx_json(client, params):
     assert response.status_code == 422
     assert response.headers["content-type"] == "application/json"
     assert response.json()["detail"]
+
+
+def test_parameter_errors_are_in_french(client):
+    detail = client.get("/api/search", params={"limit": "0", "certifiante": "peut-être"}).json()["detail"]
+    messages = {d["msg"] for d in detail}
+    assert "limit : doit être supérieur ou égal à 1" in messages
+    assert "certifiante : oui ou non attendu (true/false, 1/0)" in messages
+    detail = client.get("/api/search", params={"rayon_km": "5"}).json()["detail"]
+    assert any("rayon_km demande une ville" in d["msg"] for d in detail)
 
 
 def test_unknown_town_is_400(client):
@@ -177,9 +188,13 @@ def _raw_get(app, raw_path: bytes) -> tuple[int, bytes]:
     from urllib.parse import unquote_to_bytes
 
     messages = []
+    requested = []
 
     async def receive():
-        return {"type": "http.request", "body": b"", "more_body": False}
+        if not requested:
+            requested.append(True)
+            return {"type": "http.request", "body": b"", "more_body": False}
+        await asyncio.Event().wait()  # the client stays connected until the response ends
 
     async def send(message):
         messages.append(message)
@@ -200,6 +215,7 @@ def _raw_get(app, raw_path: bytes) -> tuple[int, bytes]:
     [
         b"/../secret.txt",
         b"/../../secret.txt",
+        b"/../../../secret.txt",
         b"/%2e%2e/secret.txt",
         b"/%2e%2e%2fsecret.txt",
         b"/..%2f..%2fsecret.txt",

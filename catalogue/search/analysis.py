@@ -8,13 +8,15 @@
 
 Folding comes *before* stemming: the stemmer then sees ``electricien`` for both
 ``électricien`` and ``electricien`` and gives one stem. :func:`fold_terms` is the
-same chain without the stemmer; it feeds the field searched with spelling
-tolerance (a typo rarely survives stemming: ``restauraton`` → ``restauraton``
+same chain without the stemmer; its words are what spelling tolerance compares
+a misspelt query word with (a typo rarely survives stemming: ``restauraton`` → ``restauraton``
 but ``restauration`` → ``restaur``).
 
 Scoring is Whoosh's BM25F (B=0.75, K1=1.2) with per-field boosts applied at
 query time (:data:`FIELD_BOOSTS`): a formation's score for a query is the sum
-over query terms and fields of ``FIELD_BOOSTS[field] * bm25(...)``.
+over query terms and fields of ``FIELD_BOOSTS[field] * bm25(...)``. Results are
+ranked by :func:`round_score` of that sum (4 significant digits), descending,
+then by Ref; the score shown is the rounded one.
 :func:`bm25`, :func:`idf` and :func:`stored_length` reproduce exactly what
 Whoosh computes, so that a static index precomputed from the same texts ranks
 like the Whoosh one. :func:`field_texts` says which text of a formation goes

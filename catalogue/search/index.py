@@ -3,20 +3,22 @@
 What ``BUILD/index`` holds (written in the build's staging folder, published
 with the site in one rename):
 
-- the Whoosh index: scored text fields (:data:`~catalogue.search.analysis.FIELD_BOOSTS`),
-  the ``ids`` field of every number a user may hold, keyword filter fields,
-  per-document columns (yes/no flags, latest session start) and the few stored
-  fields a result shows;
+- the Whoosh index: the scored text fields (:data:`~catalogue.search.analysis.FIELD_BOOSTS`)
+  with a length column each, keyword filter fields, per-document columns
+  (yes/no flags, latest session start) and the few stored fields a result shows;
 - ``formations.sqlite``: each formation's whole JSON (zlib), by Ref, for
-  ``/api/formations/{ref}``; every place of training with coordinates, for the
-  radius filter; and the vocabulary (folded, unstemmed words → stem) searched
-  with spelling tolerance. One file for 100,000 formations, one transaction.
+  ``/api/formations/{ref}``; every number a user may type (:func:`id_terms`) →
+  Ref; every place of training with coordinates, for the radius filter; and the
+  vocabulary (folded, unstemmed words → stem) searched with spelling tolerance.
+  One file for 100,000 formations, written in one transaction.
 
 Spelling tolerance works on the vocabulary rather than on a second, unstemmed
 text field: a misspelt query word is matched (Levenshtein automaton, first
 letter kept) against the folded words of the catalogue, and the stems of the
-words found are searched in the scored fields. Same words found as with a
-"fuzzy" field, half the postings, and the ranking stays BM25F.
+words found are searched in the scored fields. The same words are found as
+with a "fuzzy" field, at no cost in postings, and the ranking stays BM25F.
+Numbers live in SQLite rather than in Whoosh for the same reason: each is a
+term of one posting, and Whoosh's cost per term is high at build time.
 """
 
 from __future__ import annotations
@@ -28,14 +30,14 @@ import os
 import re
 import sqlite3
 import threading
-import time
+import weakref
 import zlib
 from contextlib import closing
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable, Optional
 
 from whoosh import index as whoosh_index
+from whoosh.codec.whoosh3 import W3Codec
 from whoosh.columns import NumericColumn
 from whoosh.fields import COLUMN, ID, KEYWORD, STORED, TEXT, Schema
 from whoosh.automata.fsa import find_all_matches
@@ -52,10 +54,15 @@ from .analysis import B, FIELD_BOOSTS, K1, TermsTokenizer, analyse_both, field_t
 INDEX_DIR = "index"
 STORE_FILE = "formations.sqlite"
 
-#: Whoosh writer options. procs=1 keeps the writer in this process (the sink is
-#: fed one formation at a time by the build); see ``bench/search_api.py``.
-WRITER_PROCS = int(os.environ.get("CATALOGUE_INDEX_PROCS", "1"))
-WRITER_LIMITMB = 256
+#: Whoosh writer processes: with 2, the main process only pickles documents while
+#: two sub-processes pool and write one segment each (``multisegment``), in
+#: parallel with the rest of the build. See ``bench/search_api.py`` for numbers.
+WRITER_PROCS = 2
+#: Memory of each writer process's posting pool (Whoosh's estimate, MB). Past it,
+#: Whoosh sorts runs to disk and merges them at commit, which doubles the
+#: index's time; 1024 holds 100,000 formations without a run (about 700 MB of
+#: real memory per process at 100,000).
+WRITER_LIMITMB = 1024
 
 
 #: Bits of the ``flags`` column.
@@ -88,10 +95,8 @@ def make_schema() -> Schema:
         ville=TEXT(**text),
         texte=TEXT(**text),
         **lengths,
-        # exact numbers, normalised (normalise_number). Scorable only to keep a length
-        # column: Whoosh stats a file per posting at commit for fields without one.
-        ids=KEYWORD(lowercase=False, commas=False, scorable=True),
-        # filters
+        # filters (scorable only to keep a length column: at commit, Whoosh stats a file
+        # per posting of a field without one)
         regions=KEYWORD(commas=False, scorable=True),
         departements=KEYWORD(commas=False, scorable=True),
         financeurs=KEYWORD(commas=False, scorable=True),
@@ -158,7 +163,6 @@ def document(formation: Formation, entry: Entry, vocabulary: Optional[set[str]] 
     return dict(
         ref=entry.ref,
         **fields,
-        ids=" ".join(id_terms(entry)),
         regions=" ".join(entry.regions),
         departements=" ".join(entry.departements),
         financeurs=" ".join(entry.financeurs),
@@ -172,6 +176,18 @@ def document(formation: Formation, entry: Entry, vocabulary: Optional[set[str]] 
     )
 
 
+class LeanCodec(W3Codec):
+    """Whoosh's codec without per-block length statistics.
+
+    Whoosh uses them only to skip blocks in its own top-k scoring, which the
+    query does not use (it computes BM25F from the postings); collecting them
+    reads a document length back for every posting at commit, a quarter of the
+    commit's time.
+    """
+
+    length_stats = False
+
+
 class IndexSink:
     """Streams every published formation into one Whoosh writer and the formation store."""
 
@@ -179,24 +195,40 @@ class IndexSink:
         self.folder = context.staging / INDEX_DIR
         self.folder.mkdir(parents=True, exist_ok=True)
         ix = whoosh_index.create_in(str(self.folder), make_schema())
+        options = dict(limitmb=WRITER_LIMITMB, codec=LeanCodec())
         if WRITER_PROCS > 1:
-            self.writer = ix.writer(procs=WRITER_PROCS, multisegment=True, limitmb=WRITER_LIMITMB)
+            self.writer = ix.writer(procs=WRITER_PROCS, multisegment=True, **options)
         else:
-            self.writer = ix.writer(limitmb=WRITER_LIMITMB)
+            self.writer = ix.writer(**options)
+        # A build that fails never calls finish(): Whoosh's writer processes would wait
+        # for work forever, and Python waits for them at exit. Stop them then.
+        self._stop_tasks = weakref.finalize(self, _stop_writer_tasks, getattr(self.writer, "tasks", []))
         self.store = FormationStoreWriter(self.folder / STORE_FILE)
         self.vocabulary: set[str] = set()
-        self.seconds = 0.0
 
     def add(self, formation: Formation, entry: Entry) -> None:
-        start = time.perf_counter()
         self.writer.add_document(**document(formation, entry, self.vocabulary))
         self.store.add(formation, entry)
-        self.seconds += time.perf_counter() - start
 
     def finish(self, catalog: Catalog) -> None:
         self.writer.commit()
+        self._stop_tasks.detach()
         self.store.add_vocabulary(self.vocabulary)
         self.store.close()
+
+
+    def abort(self) -> None:
+        """The build failed: stop the writer processes now rather than at exit."""
+        self._stop_tasks()
+        self.store.discard()
+
+
+def _stop_writer_tasks(tasks: list) -> None:
+    for task in tasks:
+        if task.is_alive():
+            task.terminate()
+    for task in tasks:
+        task.join(timeout=10)
 
 
 @register_sink("index")
@@ -216,10 +248,11 @@ class FormationStoreWriter:
             """
             PRAGMA journal_mode = OFF;
             PRAGMA synchronous = OFF;
-            CREATE TABLE formation (ref TEXT PRIMARY KEY, json BLOB NOT NULL) WITHOUT ROWID;
+            CREATE TABLE formation (ref TEXT NOT NULL, json BLOB NOT NULL);
             CREATE TABLE place (ref TEXT NOT NULL, ville TEXT, codepostal TEXT,
                                 latitude REAL NOT NULL, longitude REAL NOT NULL);
             CREATE TABLE vocabulary (word TEXT PRIMARY KEY, stem TEXT NOT NULL) WITHOUT ROWID;
+            CREATE TABLE number (id TEXT NOT NULL, ref TEXT NOT NULL);
             """
         )
         self.db.execute("BEGIN")
@@ -227,6 +260,7 @@ class FormationStoreWriter:
     def add(self, formation: Formation, entry: Entry) -> None:
         blob = zlib.compress(formation.model_dump_json(exclude_none=True).encode(), 1)
         self.db.execute("INSERT INTO formation VALUES (?, ?)", (entry.ref, blob))
+        self.db.executemany("INSERT INTO number VALUES (?, ?)", [(number, entry.ref) for number in id_terms(entry)])
         self.db.executemany(
             "INSERT INTO place VALUES (?, ?, ?, ?, ?)",
             [
@@ -240,8 +274,16 @@ class FormationStoreWriter:
         """The folded, unstemmed words searched with spelling tolerance, and their stems."""
         self.db.executemany("INSERT INTO vocabulary VALUES (?, ?)", ((w, stem(w)) for w in sorted(words)))
 
+    def discard(self) -> None:
+        if self.db is not None:
+            self.db.close()
+            self.db = None
+
     def close(self) -> None:
         if self.db is not None:
+            # One sort at the end rather than a B-tree insert per row.
+            self.db.execute("CREATE UNIQUE INDEX formation_ref ON formation (ref)")
+            self.db.execute("CREATE INDEX number_id ON number (id)")
             self.db.commit()
             self.db.close()
             self.db = None
@@ -331,6 +373,13 @@ class SearchIndex:
         self._places: Optional[Places] = None
         self._vocabulary: Optional[tuple[list[str], list[str]]] = None
 
+    def is_current(self) -> bool:
+        """Whether the folder still holds the generation opened (a rebuild in place makes a new one)."""
+        try:
+            return self.ix.latest_generation() == self.generation
+        except OSError:
+            return False
+
     def searcher(self):
         """A searcher for this thread (Whoosh searchers are not shared between threads)."""
         searcher = getattr(self._local, "searcher", None)
@@ -362,6 +411,14 @@ class SearchIndex:
     def refs(self) -> list[str]:
         """Ref of each docnum."""
         return self.column("ref")
+
+    def ref_order(self) -> list[int]:
+        """Every docnum, in Ref order."""
+        order = self._columns.get("ref_order")
+        if order is None:
+            refs = self.refs()
+            order = self._columns["ref_order"] = sorted(range(len(refs)), key=refs.__getitem__)
+        return order
 
     def docnums(self) -> dict[str, int]:
         """Ref → docnum."""
@@ -440,11 +497,30 @@ class SearchIndex:
     def connect(self) -> sqlite3.Connection:
         return sqlite3.connect(f"file:{self.path / STORE_FILE}?mode=ro", uri=True, check_same_thread=False)
 
+    def store(self) -> sqlite3.Connection:
+        """This thread's read-only connection to the formation store."""
+        db = getattr(self._local, "store", None)
+        if db is None:
+            db = self._local.store = self.connect()
+        return db
+
+    def formation_bytes(self, ref: str) -> Optional[bytes]:
+        """The whole formation as JSON (UTF-8), as stored at build time, or ``None`` for an unknown Ref."""
+        row = self.store().execute("SELECT json FROM formation WHERE ref = ?", (ref,)).fetchone()
+        return zlib.decompress(row[0]) if row else None
+
     def formation_json(self, ref: str) -> Optional[dict]:
-        """The whole formation as stored at build time, or ``None`` for an unknown Ref."""
-        with closing(self.connect()) as db:
-            row = db.execute("SELECT json FROM formation WHERE ref = ?", (ref,)).fetchone()
-        return json.loads(zlib.decompress(row[0])) if row else None
+        data = self.formation_bytes(ref)
+        return json.loads(data) if data is not None else None
+
+    def number_docs(self, numbers: list[str]) -> set[int]:
+        """Docnums of the formations holding one of these numbers (normalised: :func:`id_terms`)."""
+        if not numbers:
+            return set()
+        marks = ",".join("?" * len(numbers))
+        rows = self.store().execute(f"SELECT DISTINCT ref FROM number WHERE id IN ({marks})", numbers).fetchall()
+        docnums = self.docnums()
+        return {docnums[ref] for (ref,) in rows if ref in docnums}
 
 
 _opened: dict[str, SearchIndex] = {}
@@ -461,19 +537,14 @@ def open_index(build_dir: Path) -> SearchIndex:
     """
     link = Path(build_dir) / INDEX_DIR
     real = Path(os.path.realpath(link))
-    if not whoosh_index.exists_in(str(real)):
-        raise IndexMissing(f"{link} : aucun index de recherche ; lancez « catalogue build » d'abord")
     key = os.path.realpath(build_dir)
     current = _opened.get(key)
-    if current is not None and current.path == real and current.ix.latest_generation() == current.generation:
+    if current is not None and current.path == real and current.is_current():
         return current
     with _opened_lock:
         current = _opened.get(key)
-        if current is None or current.path != real or current.ix.latest_generation() != current.generation:
+        if current is None or current.path != real or not current.is_current():
+            if not whoosh_index.exists_in(str(real)):
+                raise IndexMissing(f"{link} : aucun index de recherche ; lancez « catalogue build » d'abord")
             current = _opened[key] = SearchIndex(real)
     return current
-
-
-def terms_of(searcher, fieldname: str) -> Iterable[str]:
-    """Every term of a field (used by tests and tools)."""
-    return (t.decode() if isinstance(t, bytes) else t for t in searcher.lexicon(fieldname))

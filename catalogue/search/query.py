@@ -1,12 +1,12 @@
 """The one search function, used by the CLI (``catalogue search``) and the API (``/api/search``).
 
 1. Number lookup: the query, blanks removed and uppercased, is looked up in the
-   ``ids`` field (Ref, Ref without its Carif prefix, action and session numeros,
-   ``ref|action|session`` composites, SIRET, RNCP). Those formations come first,
-   in Ref order.
+   index's number table (Ref, Ref without its Carif prefix, action and session
+   numeros, ``ref|action|session`` composites, SIRET, RNCP). Those formations
+   come first, in Ref order.
 2. Text: every analysed term must match some scored field (AND); the score is
    the sum of ``FIELD_BOOSTS[field] * BM25F``; ranked by score (4 significant
-   digits) then Ref.
+   digits) then Ref. Filters (and leaving archived formations out) apply to both.
 3. When the text query finds nothing, words of 5 letters or more may be misspelt
    (one edit, two from 8 letters, first letter kept): they also stand for the
    stems of the catalogue's folded, unstemmed words that near (see
@@ -20,13 +20,12 @@ from __future__ import annotations
 
 import datetime as dt
 import heapq
-import math
+import itertools
 from operator import itemgetter
 from pathlib import Path
 from typing import Annotated, Any, Iterable, Literal, Optional
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
-from whoosh.query import Term
 
 from .analysis import (
     FIELD_BOOSTS,
@@ -99,6 +98,39 @@ class SearchParams(BaseModel):
         return self
 
 
+_MESSAGES = {
+    "string_too_long": "trop long : {max_length} caractères au plus",
+    "greater_than_equal": "doit être supérieur ou égal à {ge}",
+    "less_than_equal": "doit être inférieur ou égal à {le}",
+    "greater_than": "doit être supérieur à {gt}",
+    "int_parsing": "nombre entier attendu",
+    "int_from_float": "nombre entier attendu",
+    "float_parsing": "nombre attendu",
+    "bool_parsing": "oui ou non attendu (true/false, 1/0)",
+    "date_parsing": "date AAAA-MM-JJ attendue",
+    "date_from_datetime_parsing": "date AAAA-MM-JJ attendue",
+    "date_from_datetime_inexact": "date AAAA-MM-JJ attendue",
+    "string_pattern_mismatch": "valeur invalide",
+    "extra_forbidden": "paramètre inconnu",
+    "string_type": "texte attendu",
+    "missing": "valeur obligatoire",
+}
+
+
+def french_message(error: dict) -> str:
+    """A pydantic error of :class:`SearchParams` in French, prefixed by its parameter (``limit : ...``)."""
+    field = ".".join(str(part) for part in error.get("loc", ()) if part not in ("query", "body"))
+    if error.get("type") == "value_error":
+        message = str(error.get("ctx", {}).get("error", error.get("msg", "")))
+    else:
+        template = _MESSAGES.get(error.get("type", ""))
+        try:
+            message = template.format(**error.get("ctx", {})) if template else error.get("msg", "")
+        except (KeyError, IndexError):
+            message = error.get("msg", "")
+    return f"{field} : {message}" if field else message
+
+
 class SearchResult(BaseModel):
     """One hit; the same keys for the CLI (``--json``), the API and the static page."""
 
@@ -140,8 +172,9 @@ def search(build_dir: Path, params: SearchParams) -> SearchResponse:
     id_docs.sort(key=lambda d: _ref(index, d))
     exclude = frozenset(id_docs)
 
-    terms = _unique(analyse(params.q))
-    if len(terms) > MAX_QUERY_TERMS:
+    words = analyse(params.q)
+    terms = _unique(words)
+    if len(words) > MAX_QUERY_TERMS:
         raise SearchError(f"requête trop longue : {MAX_QUERY_TERMS} mots au plus")
     if terms:
         scores = _scores(index, [[t] for t in terms], allowed, exclude)
@@ -152,8 +185,10 @@ def search(build_dir: Path, params: SearchParams) -> SearchResponse:
         total, ranked = len(scores), _ranked(index, scores, need)
     elif not params.q and not id_docs:
         # No words at all: browse what the filters keep, in Ref order.
-        docs = sorted(allowed if allowed is not None else range(searcher.doc_count_all()), key=lambda d: _ref(index, d))
-        total, ranked = len(docs), [(None, d) for d in docs[:need]]
+        order = index.ref_order()
+        kept = order if allowed is None else (d for d in order if d in allowed)
+        total = len(order) if allowed is None else len(allowed)
+        ranked = [(None, d) for d in itertools.islice(kept, need)]
     else:
         total, ranked = 0, []
 
@@ -195,22 +230,22 @@ def _result(searcher, docnum: int, score: Optional[float], match: str) -> Search
 
 
 def number_candidates(query: str) -> list[str]:
-    """The ``ids`` terms a query may be: itself normalised, and ``RNCP<n>`` for a bare number of ≤ 6 digits."""
+    """The ``ids`` terms a query may be: itself normalised; digits written with dots
+    (``193.113.834.00389``) without them; and ``RNCP<n>`` for a bare number of 6 digits or fewer."""
     number = normalise_number(query)
     if not number or len(number) > MAX_NUMBER_CHARS:
         return []
     candidates = [number]
-    if number.isdigit() and len(number) <= 6:
-        candidates.append(f"RNCP{number}")
+    digits = number.replace(".", "")
+    if digits != number and digits.isdigit():
+        candidates.append(digits)
+    if digits.isdigit() and len(digits) <= 6:
+        candidates.append(f"RNCP{digits}")
     return candidates
 
 
 def _number_matches(index: SearchIndex, query: str) -> set[int]:
-    docs: set[int] = set()
-    searcher = index.searcher()
-    for candidate in number_candidates(query):
-        docs.update(searcher.docs_for_query(Term("ids", candidate)))
-    return docs
+    return index.number_docs(number_candidates(query))
 
 
 # -- text --------------------------------------------------------------------
@@ -269,30 +304,43 @@ def _scores(
 
 
 def _add_term(index, reader, n_docs, fieldname, boost, term, candidates, scores) -> None:
-    """Add one (field, term)'s BM25 to ``scores``, for ``candidates`` only when given."""
+    """Add one (field, term)'s BM25 to ``scores``, for ``candidates`` only when given.
+
+    Postings are read segment by segment (Whoosh's multi-segment matcher costs a
+    wrapper call per posting); idf and lengths are the whole index's.
+    """
     df = reader.doc_frequency(fieldname, term)
     if not df:
         return
     factor = boost * idf(n_docs, df) * (K1 + 1)
     norms = index.norms(fieldname)
-    matcher = reader.postings(fieldname, term)
     get = scores.get
-    if candidates is not None and len(candidates) * 16 < df:
-        # Few candidates, long postings: jump to each candidate.
-        for docnum in sorted(candidates):
-            if not matcher.is_active():
-                break
-            matcher.skip_to(docnum)
-            if matcher.is_active() and matcher.id() == docnum:
-                tf = matcher.weight()
+    jump = candidates is not None and len(candidates) * 16 < df
+    ordered = sorted(candidates) if jump else ()
+    for leaf, offset in reader.leaf_readers():
+        if not leaf.doc_frequency(fieldname, term):
+            continue
+        matcher = leaf.postings(fieldname, term)
+        if jump:
+            # Few candidates, long postings: jump to each candidate of this segment.
+            end = offset + leaf.doc_count_all()
+            for docnum in ordered:
+                if docnum < offset or docnum >= end:
+                    continue
+                if not matcher.is_active():
+                    break
+                matcher.skip_to(docnum - offset)
+                if matcher.is_active() and matcher.id() + offset == docnum:
+                    tf = matcher.weight()
+                    scores[docnum] = get(docnum, 0.0) + factor * tf / (tf + norms[docnum])
+            continue
+        is_active, next_, id_, weight = matcher.is_active, matcher.next, matcher.id, matcher.weight
+        while is_active():
+            docnum = id_() + offset
+            if candidates is None or docnum in candidates:
+                tf = weight()
                 scores[docnum] = get(docnum, 0.0) + factor * tf / (tf + norms[docnum])
-        return
-    while matcher.is_active():
-        docnum = matcher.id()
-        if candidates is None or docnum in candidates:
-            tf = matcher.weight()
-            scores[docnum] = get(docnum, 0.0) + factor * tf / (tf + norms[docnum])
-        matcher.next()
+            next_()
 
 
 def _ranked(index: SearchIndex, scores: dict[int, float], need: int) -> list[tuple[float, int]]:

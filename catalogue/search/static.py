@@ -16,9 +16,9 @@ The sink ``static-search`` writes under ``site/recherche/``:
     ``crc32(canonical(key)) % buckets``, where canonical is the part after the
     last ``_`` of what comes before the first ``|``: a Ref, its short forms and
     its composites share one bucket, which also holds the formation's display
-    row (``r``), so a typed Ref costs one request. ``t`` lists the keys whose
-    own text query (the key analysed as words) finds something: for every
-    other key the page skips the text search. A key with many formations (an
+    row (``r``), so a typed Ref costs one request. ``t`` lists the number
+    queries (keys, and bare RNCP codes) whose own text query finds something:
+    for any other number found, the page skips the text search. A key with many formations (an
     organisme's SIRET) holds the name of its own file, ``n/<name>.json``
     (``{"c": [code, ...]}``), instead of its codes.
 ``t/<leaf>.json`` — term shards
@@ -26,12 +26,20 @@ The sink ``static-search`` writes under ``site/recherche/``:
     that hold it, grouped by score (descending), codes ascending and
     delta-coded within a group. A score is the term's BM25F sum over fields
     (:func:`catalogue.search.analysis.bm25`, boosts of
-    :data:`~catalogue.search.analysis.FIELD_BOOSTS`) rounded to 4 significant
-    digits, the same number the Whoosh index gives. Lists are cut to the
-    ``top_k`` best current formations and ``top_k_archived`` best archived
-    ones. Terms are grouped by prefix; a prefix whose terms weigh more than
-    ``term_shard_bytes`` is *split* (listed in the manifest) into longer ones;
-    a term equal to a split prefix goes to ``<prefix>_``.
+    :data:`~catalogue.search.analysis.FIELD_BOOSTS`), the number Whoosh
+    computes, rounded to ``score_digits`` (6) significant digits; the page
+    ranks by the sum over the query's terms rounded to 4 digits, as the CLI
+    and the API do. Terms are grouped by prefix; a prefix whose terms weigh
+    more than ``term_shard_bytes`` is *split* (listed in the manifest) into
+    longer ones; a term equal to a split prefix goes to ``<prefix>_``.
+``p/<crc32 of term>-<page>.json`` — further pages of long postings
+    A term shard holds a term's first page: its ``top_k`` best current
+    formations and ``top_k_archived`` best archived ones. A term with more
+    has ``[{"p": pages, "c": 1 if cut}, ...]``: pages 2.. are in ``p/``
+    (``{term: groups}``), at most ``max_pages`` in all. The page fetches the
+    next page of a term only while a formation it has not seen could still
+    enter its first results (the last score of a page bounds the rest), so a
+    query is exact unless it gives up after a few pages.
 ``d/<k>.json`` — document shards
     rows of docnums ``k*D`` to ``k*D + D - 1``.
 
@@ -57,6 +65,7 @@ import unicodedata
 import zlib
 from array import array
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 from typing import Iterable, Iterator, Optional
 
@@ -73,13 +82,15 @@ from .analysis import (
     bm25,
     field_texts,
     idf,
-    normalise_number,
     round_score,
     stored_length,
     words,
 )
 
 SITE_DIR = "recherche"
+#: The page's script: ``templates/static/recherche.js``, served without its comments from the
+#: search folder (a quarter fewer bytes on a first query).
+SCRIPT = "recherche.js"
 FORMAT_VERSION = 1
 FIELDS = tuple(FIELD_BOOSTS)
 #: Beyond this length a term prefix is not split any more (file names stay short).
@@ -96,11 +107,17 @@ _MAX_TF = 0xFFFF
 class ShardOptions:
     """The knobs of the shard layout (defaults sized for 100,000 formations)."""
 
-    top_k: int = 1000  # postings kept per term among current formations
+    top_k: int = 1000  # postings per page of a term, among current formations
     top_k_archived: int = 200  # ... and among archived ones
-    term_shard_bytes: int = 24_000  # a term prefix heavier than this is split
+    max_pages: int = 8  # pages kept per term; the page fetches the next only when needed
+    #: Significant digits of a term's score in the shards. The page ranks by the sum over
+    #: the query's terms rounded to 4 digits, as Whoosh does with its exact sum: 6 digits
+    #: here make that rounding agree with Whoosh's nearly always (4 would shift ~2 % of
+    #: two-word top 5s by a tie), for a few percent more bytes.
+    score_digits: int = 6
+    term_shard_bytes: int = 16_000  # a term prefix heavier than this is split
     number_shard_bytes: int = 3_000  # target mean size of a number shard
-    docs_per_shard: int = 16
+    docs_per_shard: int = 8
     big_key_codes: int = 64  # a key with more formations gets a file of its own
 
 
@@ -149,6 +166,52 @@ def leaf_of(term: str, split: set[str]) -> str:
     return prefix
 
 
+def page_file(term: str, page: int) -> str:
+    """Page ``page`` (from 1) of a term's postings: ``p/<crc32 of the term>-<page>.json``."""
+    return f"{zlib.crc32(term.encode('utf-8')):08x}-{page}"
+
+
+_SET_DIGITS = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
+
+
+def encode_set(docnums: list[int], n: int) -> str:
+    """Sorted docnums below ``n`` as text: ``d`` + gaps in base-32 varints (low group first, a
+    sixth bit for "more"), or ``b`` + a bitmap, 6 docnums per character; the shorter."""
+    out = []
+    previous = -1
+    for d in docnums:
+        gap = d - previous
+        previous = d
+        while gap >= 32:
+            out.append(_SET_DIGITS[32 | (gap & 31)])
+            gap >>= 5
+        out.append(_SET_DIGITS[gap])
+    gaps = "d" + "".join(out)
+    if len(gaps) <= n // 6 + 2:
+        return gaps
+    cells = bytearray((n + 5) // 6)
+    for d in docnums:
+        cells[d // 6] |= 1 << (d % 6)
+    return "b" + "".join(_SET_DIGITS[c] for c in cells).rstrip("A")
+
+
+def decode_set(text: str) -> list[int]:
+    """The docnums of :func:`encode_set`."""
+    values = [_SET_DIGITS.index(c) for c in text[1:]]
+    if text[:1] == "b":
+        return [i * 6 + bit for i, v in enumerate(values) for bit in range(6) if v >> bit & 1]
+    result, previous, gap, shift = [], -1, 0, 0
+    for v in values:
+        gap |= (v & 31) << shift
+        if v & 32:
+            shift += 5
+            continue
+        previous += gap
+        result.append(previous)
+        gap, shift = 0, 0
+    return result
+
+
 def leaf_file(leaf: str) -> str:
     """``form`` → ``form``; a prefix with other characters → ``-`` + hex of its UTF-8."""
     exact = leaf.endswith("_")
@@ -168,6 +231,27 @@ def row_of(entry: Entry) -> list:
         int(entry.archived),
         entry.datemaj,
     ]
+
+
+def compact_js(source: str) -> str:
+    """``recherche.js`` without its comment lines and indentation (nothing else is touched).
+
+    Only whole-line comments go (``//`` lines, ``/* ... */`` blocks opening a line): the
+    script is written so that no string or regular expression starts a line that way.
+    """
+    lines = ["/* Catalogue : recherche dans le navigateur. Source commentée : templates/static/recherche.js */"]
+    in_block = False
+    for line in source.splitlines():
+        text = line.strip()
+        if in_block:
+            in_block = "*/" not in text
+            continue
+        if text.startswith("/*"):
+            in_block = "*/" not in text
+            continue
+        if text and not text.startswith("//"):
+            lines.append(text)
+    return "\n".join(lines) + "\n"
 
 
 def _dumps(data) -> str:
@@ -190,6 +274,7 @@ def _ranges(predicate) -> list[int]:
     return flat
 
 
+@lru_cache(maxsize=1)
 def unicode_tables() -> dict[str, list[int]]:
     """What Python's analysis chain knows of Unicode and JavaScript cannot ask for.
 
@@ -256,7 +341,7 @@ class StaticSearchSink:
         self.root.mkdir(parents=True)
         writer = _Writer(self.root)
 
-        entries_of_term, doc_sets = self._term_entries(docnums, archived, numbers.wanted, len(entries))
+        entries_of_term, doc_sets = self._term_entries(writer, docnums, archived, numbers.wanted, len(entries))
         split = self._write_terms(writer, entries_of_term)
         del entries_of_term
         texted = {q for q, terms in numbers.candidates.items() if _all_match(terms, doc_sets)}
@@ -272,20 +357,23 @@ class StaticSearchSink:
             "stop": sorted(STOP_WORDS),
             "maxTerms": MAX_QUERY_TERMS,
             "topK": [self.options.top_k, self.options.top_k_archived],
+            "maxPages": self.options.max_pages,
             "unicode": unicode_tables(),
         }
         writer.write("manifest.json", _dumps(manifest))
         self._write_page(writer.version(), numbers.buckets, numbers.alpha)
 
     def _term_entries(
-        self, docnums: array, archived: bytes, wanted: set[str], n_docs: int
+        self, writer: "_Writer", docnums: array, archived: bytes, wanted: set[str], n_docs: int
     ) -> tuple[dict[str, str], dict[str, set[int]]]:
-        """Each term's serialised postings; and the full docnum sets of the ``wanted`` terms."""
+        """Each term's first page, serialised (later pages are written at once); and the full
+        docnum sets of the ``wanted`` terms."""
         totals = [sum(lengths) for lengths in self._lengths]
         avg = [(total / (n_docs or 1)) or 1 for total in totals]
         stored = [array("I", (stored_length(n) for n in lengths)) for lengths in self._lengths]
         boosts = [FIELD_BOOSTS[f] for f in FIELDS]
         nfields = range(len(FIELDS))
+        digits = self.options.score_digits
         result: dict[str, str] = {}
         doc_sets: dict[str, set[int]] = {}
         for term in sorted(self._postings):
@@ -295,19 +383,54 @@ class StaticSearchSink:
             idfs = [idf(n_docs, sum(1 for r in rows if r[f + 1])) for f in nfields]
             current: list[tuple[float, int]] = []
             old: list[tuple[float, int]] = []
+            # Few distinct (tf, length) pairs per field and few distinct sums: memoised.
+            parts: list[dict[tuple[int, int], float]] = [{} for _ in nfields]
+            rounded: dict[float, float] = {}
             for r in rows:
+                doc = r[0]
                 score = 0.0
                 for f in nfields:
                     tf = r[f + 1]
                     if tf:
-                        score += boosts[f] * bm25(tf, stored[f][r[0]], avg[f], idfs[f], B, K1)
-                d = docnums[r[0]]
-                (old if archived[d] else current).append((-round_score(score), d))
+                        pair = (tf, stored[f][doc])
+                        part = parts[f].get(pair)
+                        if part is None:
+                            part = parts[f][pair] = boosts[f] * bm25(tf, pair[1], avg[f], idfs[f], B, K1)
+                        score += part
+                neg = rounded.get(score)
+                if neg is None:
+                    neg = rounded[score] = -round_score(score, digits)
+                d = docnums[doc]
+                (old if archived[d] else current).append((neg, d))
             if term in wanted:
                 doc_sets[term] = {d for _, d in current} | {d for _, d in old}
-            kept = heapq.nsmallest(self.options.top_k, current) + heapq.nsmallest(self.options.top_k_archived, old)
-            result[term] = _dumps(_group(kept, archived))
+            result[term] = self._pages(writer, term, current, old, archived)
         return result, doc_sets
+
+    def _pages(
+        self, writer: "_Writer", term: str, current: list[tuple[float, int]], old: list[tuple[float, int]], archived: bytes
+    ) -> str:
+        """Cut a term's postings into pages of the best ``top_k`` current and ``top_k_archived``
+        archived formations; write pages 2.. to ``p/``; return page 1 for the term shard."""
+        k, ka, most = self.options.top_k, self.options.top_k_archived, self.options.max_pages
+        needed = max(-(-len(current) // k), -(-len(old) // ka), 1)
+        pages = min(needed, most)
+        if needed > 1:
+            # Which formations hold the term, scores aside: what an AND needs beyond the pages.
+            n = len(archived)
+            # b/<crc>-0: current formations, b/<crc>-1: archived ones (fetched only when asked).
+            writer.merge(f"b/{page_file(term, 0)}.json", term, encode_set(sorted(d for _, d in current), n))
+            writer.merge(f"b/{page_file(term, 1)}.json", term, encode_set(sorted(d for _, d in old), n))
+        current = heapq.nsmallest(pages * k, current)
+        old = heapq.nsmallest(pages * ka, old)
+        groups = [_group(current[p * k : (p + 1) * k] + old[p * ka : (p + 1) * ka], archived) for p in range(pages)]
+        for p in range(1, pages):
+            writer.merge(f"p/{page_file(term, p)}.json", term, groups[p])
+        if needed == 1:
+            return _dumps(groups[0])
+        # More pages: a leading {"p": pages stored, "c": 1 when postings beyond them were dropped}.
+        head = {"p": pages, "c": 1} if needed > pages else {"p": pages}
+        return _dumps([head, *groups[0]])
 
     def _write_terms(self, writer: "_Writer", entries: dict[str, str]) -> set[str]:
         split = plan_split({t: len(t) + len(e) + 4 for t, e in entries.items()}, self.options.term_shard_bytes)
@@ -377,8 +500,11 @@ class StaticSearchSink:
             writer.write(f"d/{k // size}.json", _dumps([row_of(e) for e in entries[k : k + size]]))
 
     def _write_page(self, version: str, buckets: int, alpha: bool) -> None:
-        from ..render import make_environment
+        from ..render import STATIC_DIR, make_environment
 
+        script = compact_js((STATIC_DIR / SCRIPT).read_text(encoding="utf-8"))
+        (self.root / SCRIPT).write_text(script, encoding="utf-8")
+        script_version = hashlib.sha256(script.encode("utf-8")).hexdigest()[:10]
         env = make_environment(self.context.settings)
         html = env.get_template("recherche.html").render(
             title="Rechercher une formation",
@@ -391,6 +517,7 @@ class StaticSearchSink:
                 "numeros": buckets,
                 "docs": self.options.docs_per_shard,
                 "alpha": int(alpha),
+                "script": f"/{SITE_DIR}/{SCRIPT}?v={script_version}",
             },
         )
         (self.root / "index.html").write_text(html, encoding="utf-8")
@@ -421,6 +548,14 @@ class _Writer:
         path.write_bytes(data)
         self.digests[relative] = hashlib.sha256(data).hexdigest()
         self.sizes[relative] = len(data)
+
+    def merge(self, relative: str, key: str, value) -> None:
+        """Add ``key`` to the JSON object in ``relative`` (two terms may share a page file)."""
+        data = {}
+        if relative in self.digests:
+            data = json.loads((self.root / relative).read_text(encoding="utf-8"))
+        data[key] = value
+        self.write(relative, _dumps(data))
 
     def version(self) -> str:
         text = "\n".join(f"{name} {digest}" for name, digest in sorted(self.digests.items()))
@@ -598,7 +733,8 @@ class ShardReader:
             rows.update({int(d): r for d, r in shard["r"].items()})
         hits: list[tuple[int, Optional[float], str]] = [(d, None, "numero") for d in sorted(numbers)]
         if not numbers or texted or any(ch.isspace() for ch in query):
-            hits += [(d, score, "texte") for d, score in self._text(query, include_archived) if d not in numbers]
+            text = self._text(query, include_archived, limit + len(numbers))
+            hits += [(d, score, "texte") for d, score in text if d not in numbers]
         results = []
         for d, score, match in hits[:limit]:
             row = rows.get(d) or self.load(f"d/{d // self.page['docs']}.json")[d % self.page["docs"]]
@@ -610,21 +746,124 @@ class ShardReader:
             )
         return results
 
-    def _text(self, query: str, include_archived: bool) -> list[tuple[int, float]]:
-        terms = _unique(analyse(query))
-        if not terms or len(terms) > MAX_QUERY_TERMS:
+    def _text(self, query: str, include_archived: bool, need: int) -> list[tuple[int, float]]:
+        words = analyse(query)
+        terms = _unique(words)
+        if not terms or len(words) > MAX_QUERY_TERMS:
             return []
-        split = set(self.load("manifest.json")["split"])
+        manifest = self.load("manifest.json")
+        split = set(manifest["split"])
+        sizes = manifest["topK"]
         lists = []
         for term in terms:
             shard = self.load(f"t/{leaf_file(leaf_of(term, split))}.json") or {}
-            lists.append(dict(_ungroup(shard.get(term, []))))
-        scores: dict[int, float] = {}
-        for code in min(lists, key=len):
-            if (code & 1 and not include_archived) or not all(code in postings for postings in lists):
-                continue
-            scores[code >> 1] = round_score(sum(postings[code] for postings in lists))
-        return sorted(scores.items(), key=lambda item: (-item[1], item[0]))
+            lists.append(_TermList(term, shard.get(term), sizes))
+        extra = 0
+        while True:
+            hits = _intersect(lists, include_archived)
+            if _certified(lists, hits, need, include_archived):
+                return hits
+            more = [t for t in lists if t.fetched < t.pages]
+            if not more or extra >= MAX_EXTRA_PAGES:
+                # Not sure yet: which formations hold every term, each term's score where
+                # fetched and its page bound elsewhere (an upper bound: an estimate).
+                for t in lists:
+                    if t.bound(include_archived) != _NONE:
+                        t.members = {d * 2 for d in decode_set(self.load(f"b/{page_file(t.term, 0)}.json")[t.term])}
+                        if include_archived:
+                            archived = self.load(f"b/{page_file(t.term, 1)}.json")[t.term]
+                            t.members.update(d * 2 + 1 for d in decode_set(archived))
+                return _estimate(lists, include_archived)
+            # The list that may hide the best scores gives its next page.
+            best = max(more, key=lambda t: t.bound(include_archived))
+            best.add(self.load(f"p/{page_file(best.term, best.fetched)}.json")[best.term])
+            extra += 1
+
+
+#: Pages beyond the first a text query may fetch to make sure of its first results.
+MAX_EXTRA_PAGES = 4
+_NONE = float("-inf")
+
+
+class _TermList:
+    """The pages of one term's postings fetched so far (as ``recherche.js`` keeps them)."""
+
+    def __init__(self, term: str, entry: Optional[list], sizes: list[int]):
+        self.term = term
+        self.sizes = sizes  # postings per page: current, archived
+        self.scores: dict[int, float] = {}
+        self.seen = [0, 0]
+        self.least = [float("inf"), float("inf")]
+        head = entry[0] if entry and isinstance(entry[0], dict) else {}
+        self.pages = head.get("p", 1)
+        self.cut = bool(head.get("c"))
+        self.fetched = 0
+        self.members: Optional[set[int]] = None  # codes of every formation holding the term
+        self.add((entry[1:] if head else entry) or [])
+
+    def add(self, groups: list[list]) -> None:
+        self.fetched += 1
+        for code, score in _ungroup(groups):
+            self.scores[code] = score
+            self.seen[code & 1] += 1
+            self.least[code & 1] = min(self.least[code & 1], score)
+
+    def bound(self, include_archived: bool) -> float:
+        """The best score a formation of this term not fetched yet may have (-inf: none left)."""
+        if self.fetched >= self.pages and not self.cut:
+            return _NONE
+        bounds = [
+            _NONE if self.seen[a] < self.fetched * self.sizes[a] else self.least[a] for a in ((0, 1) if include_archived else (0,))
+        ]
+        return max(bounds)
+
+
+def _intersect(lists: list[_TermList], include_archived: bool) -> list[tuple[int, float]]:
+    scores: dict[int, float] = {}
+    for code in min((t.scores for t in lists), key=len):
+        if (code & 1 and not include_archived) or not all(code in t.scores for t in lists):
+            continue
+        scores[code >> 1] = round_score(sum(t.scores[code] for t in lists))
+    return sorted(scores.items(), key=lambda item: (-item[1], item[0]))
+
+
+def _estimate(lists: list[_TermList], include_archived: bool) -> list[tuple[int, float]]:
+    """Every formation holding all terms; a score not fetched counts as its page bound."""
+    sets = [t.members if t.members is not None else set(t.scores) for t in lists]
+    bounds = [t.bound(include_archived) for t in lists]
+    scores: dict[int, float] = {}
+    for code in set.intersection(*sorted(sets, key=len)):
+        if code & 1 and not include_archived:
+            continue
+        scores[code >> 1] = round_score(sum(t.scores.get(code, b) for t, b in zip(lists, bounds)))
+    return sorted(scores.items(), key=lambda item: (-item[1], item[0]))
+
+
+def _certified(lists: list[_TermList], hits: list[tuple[int, float]], need: int, include_archived: bool) -> bool:
+    """Whether no formation outside the pages fetched can enter the first ``need`` hits."""
+    bounds = [t.bound(include_archived) for t in lists]
+    best = sum(bounds) if all(b != _NONE for b in bounds) else _NONE
+    found = {d for d, _ in hits}
+    for code in {c for t in lists for c in t.scores}:
+        if (code & 1 and not include_archived) or code >> 1 in found:
+            continue
+        total = 0.0
+        for t, b in zip(lists, bounds):
+            score = t.scores.get(code)
+            if score is None:
+                if b == _NONE:
+                    break
+                score = b
+            total += score
+        else:
+            best = max(best, total)
+    if best == _NONE:
+        return True
+    if len(hits) < need:
+        return False
+    nth = hits[need - 1][1]
+    # One term: formations not fetched that tie come after by Ref (pages are in docnum order).
+    return round_score(best) <= nth if len(lists) == 1 else round_score(best) < nth
 
 
 def _ungroup(groups: list[list]) -> Iterator[tuple[int, float]]:
@@ -648,6 +887,9 @@ __all__ = [
     "bucket_of",
     "leaf_of",
     "leaf_file",
+    "page_file",
+    "encode_set",
+    "decode_set",
     "plan_split",
     "unicode_tables",
 ]
