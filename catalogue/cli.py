@@ -165,23 +165,42 @@ def schema() -> None:
     click.echo(json.dumps(submission_json_schema(), indent=2, ensure_ascii=False))
 
 
+def _flag(name: str, help_text: str):
+    return click.option(f"--{name}/--non-{name}", default=None, help=help_text)
+
+
 @main.command()
-@click.argument("query")
+@click.argument("query", default="")
 @build_dir_option
 @click.option("--limit", type=click.IntRange(1, 100), default=10, show_default=True)
+@click.option("--offset", type=click.IntRange(min=0), default=0, help="Résultats à sauter (pagination).")
 @click.option("--include-archived", is_flag=True, help="Inclure les formations archivées.")
+@click.option("--region", help="Code INSEE de la région (76 : Occitanie).")
+@click.option("--departement", help="Code du département (31, 2A).")
+@_flag("certifiante", "Formations certifiantes seulement (ou non).")
+@_flag("cpf", "Formations éligibles au CPF seulement (ou non).")
+@_flag("distance", "Formations à distance seulement (ou non).")
+@_flag("esp", "Entrées/sorties permanentes seulement (ou non).")
+@click.option("--financeur", help="Code financeur LHEO (2 : Conseil régional, 4 : France Travail...).")
+@click.option("--debut-apres", "debut_apres", metavar="AAAA-MM-JJ", help="Une session commence ce jour ou après.")
+@click.option("--near", help="Ville ou code postal autour duquel chercher.")
+@click.option("--rayon-km", "rayon_km", type=float, help="Rayon autour de --near, en km (30 par défaut).")
 @click.option("--json", "as_json", is_flag=True, help="Sortie JSON (tableau de résultats).")
-def search(query, build_dir, limit, include_archived, as_json) -> None:
+def search(query, build_dir, as_json, **filters) -> None:
     """Chercher une formation (mots, Ref, numéro d'action ou de session, SIRET, RNCP)."""
     from pydantic import ValidationError
 
     from .search.query import SearchError, SearchParams, format_results_text, french_message, search as run_search
 
+    given = {name: value for name, value in filters.items() if value is not None}
     try:
-        params = SearchParams(q=query, limit=limit, include_archived=include_archived)
-        response = run_search(build_dir, params)
+        params = SearchParams(q=query, **given)
     except ValidationError as exc:
-        raise click.BadParameter(french_message(exc.errors()[0]), param_hint="QUERY") from None
+        error = exc.errors()[0]
+        where = f"--{str(error['loc'][0]).replace('_', '-')}" if error["loc"] and error["loc"][0] != "q" else "QUERY"
+        raise click.BadParameter(french_message(error), param_hint=where) from None
+    try:
+        response = run_search(build_dir, params)
     except SearchError as exc:
         click.echo(str(exc), err=True)
         sys.exit(EXIT_ENVIRONMENT)

@@ -109,3 +109,25 @@ def test_every_setting_is_documented_in_the_readme():
     readme = (Path(__file__).parent.parent / "README.md").read_text(encoding="utf-8")
     for name in Settings.model_fields:
         assert f"`{name}`" in readme, f"réglage non documenté : {name}"
+
+
+def test_search_finds_by_ref_and_words_with_filters(runner, tmp_path):
+    build_dir = tmp_path / "b"
+    result = runner.invoke(main, ["build", "--content", str(SAMPLES), "--build", str(build_dir), "--today", "2018-01-01", "-q"])
+    assert result.exit_code == 0, result.output
+    result = runner.invoke(main, ["search", "07_10", "--build", str(build_dir), "--json"])
+    assert result.exit_code == 0, result.output
+    hits = json.loads(result.stdout)
+    assert hits[0]["ref"] == "07_10" and hits[0]["match"] == "numero"
+    assert {"ref", "intitule", "organisme", "ville", "url", "archived"} <= hits[0].keys()
+    result = runner.invoke(main, ["search", "plaquiste", "--build", str(build_dir), "--region", "76", "--json"])
+    assert json.loads(result.stdout) == []  # the plaquiste formation is in Centre-Val de Loire
+    result = runner.invoke(main, ["search", "plaquiste", "--build", str(build_dir), "--region", "24"])
+    assert "07_10" in result.stdout
+    result = runner.invoke(main, ["search", "x", "--build", str(build_dir), "--limit", "0"])
+    assert result.exit_code == 2
+
+
+def test_search_without_a_build_says_so(runner, tmp_path):
+    result = runner.invoke(main, ["search", "plaquiste", "--build", str(tmp_path / "nothing")])
+    assert result.exit_code == 3 and "catalogue build" in result.stderr
