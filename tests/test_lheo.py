@@ -13,9 +13,11 @@ from typing import Callable
 import pytest
 from lxml import etree
 
+from catalogue import model
 from catalogue.model import Certification, ModalitesEnseignement, PartialDate
-from catalogue.problems import Problem
+from catalogue.problems import Origin, Problem
 from catalogue.sources import Record
+from catalogue.sources import lheo as reader
 from catalogue.sources.lheo import read_lheo
 
 SAMPLES = Path(__file__).parent / "data" / "lheo"
@@ -94,7 +96,9 @@ FORMATION = """<formation numero="{numero}" datemaj="20240115">
     {lieu}
     <modalites-entrees-sorties>{es}</modalites-entrees-sorties>
     <session><periode><debut>20240901</debut><fin>20250630</fin></periode>
-      <adresse-inscription><adresse><ligne>1 rue X</ligne><codepostal>31000</codepostal><ville>Toulouse</ville></adresse></adresse-inscription>
+      <adresse-inscription>
+        <adresse><ligne>1 rue X</ligne><codepostal>31000</codepostal><ville>Toulouse</ville></adresse>
+      </adresse-inscription>
     </session>
     {action_extra}
   </action>
@@ -155,9 +159,7 @@ def test_plaquiste_formation():
     f = record.formation
     assert record.numero == "07_10"
     assert record.origin.path == str(PLAQUISTE)
-    assert record.origin.line == PLAQUISTE.read_text(encoding="utf-8").splitlines().index(
-        next(l for l in PLAQUISTE.read_text(encoding="utf-8").splitlines() if "<formation " in l)
-    ) + 1
+    assert record.origin.line == line_of(PLAQUISTE, ".//{*}formation")
     assert f.datemaj == PartialDate(2017, 12, 13) and f.datecrea == PartialDate(2001, 5, 3)
     assert f.intitule_formation == "Titre professionnel plaquiste"
     assert f.objectif_formation.startswith("L'objectif est d'obtenir")  # leading blank dropped
@@ -324,10 +326,52 @@ def test_namespace_is_irrelevant(tmp_path, sample):
 # --------------------------------------------------------------------------
 
 
+def _fields(spec: reader.Spec) -> set[str]:
+    """The model fields a table fills."""
+    fields = {field for _attr, field, _clean in spec.attrs}
+    for rule in spec.rules.values():
+        if isinstance(rule, reader.Flat):
+            fields |= _fields(rule.spec)
+            continue
+        fields.add(rule.field)
+        if isinstance(rule, reader.Formacode):
+            fields.add("code_formacode_principal")
+    return fields
+
+
+@pytest.mark.parametrize(
+    "spec, model_class",
+    [
+        (reader.FORMATION, model.Formation),
+        (reader.ACTION, model.Action),
+        (reader.SESSION, model.Session),
+        (reader.PERIODE, model.Periode),
+        (reader.ORGANISME_FORMATION_RESPONSABLE, model.OrganismeFormationResponsable),
+        (reader.ORGANISME_FORMATEUR, model.OrganismeFormateur),
+        (reader.ORGANISME_FINANCEUR, model.OrganismeFinanceur),
+        (reader.CERTIFICATION, model.Certification),
+        (reader.COORDONNEES, model.Coordonnees),
+        (reader.COORDONNEES_LIEU, model.Coordonnees),
+        (reader.ADRESSE, model.Adresse),
+        (reader.ADRESSE_LIEU, model.Adresse),
+        (reader.GEOLOCALISATION, model.Geolocalisation),
+    ],
+    ids=lambda v: getattr(v, "__name__", ""),
+)
+def test_every_model_field_has_its_lheo_element(spec, model_class):
+    assert _fields(spec) == set(model_class.model_fields)
+
+
+def test_every_cpf_field_has_its_extra():
+    fields = {field for field, _clean in reader.CpfExtras.EXTRAS.values()} | {"numero"}
+    assert fields == set(model.EligibiliteCpf.model_fields)
+
+
 def test_action_fields_of_inline_formation(tmp_path):
     extra = (
         "<prix-horaire-TTC>12,50</prix-horaire-TTC><prix-total-TTC>1 200</prix-total-TTC>"
-        "<duree-indicative>3 mois</duree-indicative><detail-conditions-prise-en-charge>Région</detail-conditions-prise-en-charge>"
+        "<duree-indicative>3 mois</duree-indicative>"
+        "<detail-conditions-prise-en-charge>Région</detail-conditions-prise-en-charge>"
         "<frais-restants>0 euro</frais-restants><modalites-pedagogiques>Ateliers</modalites-pedagogiques>"
         "<info-public-vise>Jeunes</info-public-vise>"
     )
@@ -427,7 +471,7 @@ def test_impossible_date(tmp_path, value, words):
     records, (problem,) = read(path)
     assert records == []
     assert (problem.numero, problem.field) == ("07_10", "action[1]/session[1]/periode/debut")
-    assert problem.origin == type(problem.origin)(str(path), line_of(path, ".//{*}session/{*}periode/{*}debut"))
+    assert problem.origin == Origin(str(path), line_of(path, ".//{*}session/{*}periode/{*}debut"))
     assert words in problem.message and value in problem.message
 
 
@@ -499,7 +543,8 @@ def test_formation_with_invalid_ref(tmp_path, numero):
 def test_formation_without_intitule(tmp_path):
     path = mutated(tmp_path, remove(".//{*}intitule-formation"))
     (problem,) = read(path)[1]
-    assert (problem.numero, problem.field, problem.message) == ("07_10", "intitule-formation", "élément obligatoire manquant")
+    assert (problem.numero, problem.field) == ("07_10", "intitule-formation")
+    assert problem.message == "élément obligatoire manquant"
     assert problem.origin.line == line_of(path, ".//{*}formation")
 
 
@@ -548,6 +593,13 @@ def test_wrong_codes_name_their_element(tmp_path):
     }
     assert fields["action[2]/nombre-heures-total"].message == "nombre entier attendu (valeur « beaucoup »)"
     assert fields["domaine-formation/code-ROME[1]"].origin.line == line_of(path, ".//{*}code-ROME")
+
+
+def test_enum_message_is_french(tmp_path):
+    path = mutated(tmp_path, set_text(".//{*}modalites-enseignement", "7"))
+    (problem,) = read(path)[1]
+    assert problem.field == "action[1]/modalites-enseignement"
+    assert problem.message == "valeur inconnue (0, 1 ou 2 attendu) (valeur « 7 »)"
 
 
 def test_long_values_are_truncated_in_messages(tmp_path):
@@ -659,8 +711,10 @@ def test_utf16_with_bom(tmp_path):
     ids=["html", "prefixed", "after-long-comment"],
 )
 def test_not_an_lheo_export(tmp_path, text, root):
-    problem = whole_file_problem(write(tmp_path, text))
+    path = write(tmp_path, text)
+    problem = whole_file_problem(path)
     assert "n'est pas un export LHEO" in problem.message and f"<{root}>" in problem.message
+    assert problem.origin.line == line_of(path, ".")  # the root's line
 
 
 def test_lheo_without_formation(tmp_path):
@@ -777,6 +831,7 @@ def test_hostile_values_yield_problems_never_exceptions(tmp_path, value):
     records, problems = read(mutated(tmp_path, everywhere))
     assert records or problems
     assert all(p.field and p.message and p.origin.line > 0 for p in problems)
+    assert not [p.message for p in problems if "should" in p.message or "{" in p.message]  # French, filled
     assert not records or not problems  # one formation: a record or its problems
 
 
@@ -807,3 +862,4 @@ def test_memory_stays_flat_while_streaming(tmp_path):
 
     assert streamed_growth < 8_000_000, streamed_growth
     assert dom_growth > 3 * max(streamed_growth, 1_000_000), (dom_growth, streamed_growth)
+

@@ -17,11 +17,12 @@ from __future__ import annotations
 import re
 from functools import lru_cache
 from pathlib import Path
-from typing import Any, Callable, Iterator, Optional
+from typing import Any, Callable, Iterator, Optional, get_args
 
 from lxml import etree
 from pydantic import ValidationError
 from pydantic_core import PydanticCustomError
+from pydantic_core.core_schema import ErrorType
 
 from ..model import UNKNOWN_TEXT, Formation, PartialDate, check_ref
 from ..problems import Origin, Problem
@@ -362,19 +363,19 @@ class CpfExtras(Rule):
         if numero not in UNKNOWN_TEXT:
             item["numero"] = numero
         inner = where.enter((self.field, len(items)), f"{self.name}[{_rank(el)}]") if where is not None else None
-        seen = set()
+        wanted = set(self.EXTRAS)
         for extra in _children(el, "extra"):
-            known = self.EXTRAS.get(extra.get("info"))
-            if known is None:
+            info = extra.get("info")
+            if info not in wanted:
                 continue
-            field, clean = known
+            field, clean = self.EXTRAS[info]
             text = _text(extra)
             if text is not None and text not in UNKNOWN_TEXT:
                 item[field] = clean(text) if clean is not None else text
             if inner is not None:
-                inner.note((field,), f"extra[@info='{extra.get('info')}']", extra.sourceline, text)
-            seen.add(field)
-            if len(seen) == len(self.EXTRAS):  # the rest (public, branches...) is not the model's
+                inner.note((field,), f"extra[@info='{info}']", extra.sourceline, text)
+            wanted.discard(info)
+            if not wanted:  # the rest (public, branches...) is not the model's
                 break
         items.append(item)
 
@@ -383,15 +384,8 @@ def convert(el: etree._Element, spec: Spec, where: Optional[Where], data: Option
     """The element as a dict for the model, by ``spec``; elements the model lacks are ignored."""
     if data is None:
         data = {}
-    for attr, field, clean in spec.attrs:
-        text = el.get(attr)
-        if text is None:
-            continue
-        text = text.strip()
-        if text:
-            data[field] = clean(text) if clean is not None else text
-        if where is not None:
-            where.note((field,), f"@{attr}", el.sourceline, text)
+    if spec.attrs:
+        _convert_attributes(el, spec, where, data)
     by_tag = spec.by_tag
     for child in el:
         tag = child.tag
@@ -424,13 +418,25 @@ def convert(el: etree._Element, spec: Spec, where: Optional[Where], data: Option
 
 _UNSEEN = object()
 
+
+def _convert_attributes(el: etree._Element, spec: Spec, where: Optional[Where], data: dict) -> None:
+    for attr, field, clean in spec.attrs:
+        text = el.get(attr)
+        if text is None:
+            continue
+        text = text.strip()
+        if text:
+            data[field] = clean(text) if clean is not None else text
+        if where is not None:
+            where.note((field,), f"@{attr}", el.sourceline, text)
+
+
 # --------------------------------------------------------------------------
 # The tables: LHEO element -> model field (field names are LHEO's, ``-`` -> ``_``)
 # --------------------------------------------------------------------------
 
 _NUMBERED = (("numero", None),)
 _DATED = _NUMBERED + (("datecrea", _date), ("datemaj", _date))
-
 
 GEOLOCALISATION = Spec(
     {
@@ -640,6 +646,7 @@ MESSAGES = {
     "enum": "valeur inconnue ({expected} attendu)",
     "too_short": "au moins {min_length} élément(s) attendu(s)",
     "too_long": "trop d'éléments ({actual_length}, {max_length} au plus)",
+    "string_too_long": "texte trop long ({max_length} caractères au plus)",
     "extra_forbidden": "élément inconnu",
 }
 
@@ -655,9 +662,14 @@ def _message(error: dict, raw: Optional[str], recorded: bool) -> str:
     """What is wrong, in French, with the value at fault (truncated) when it helps."""
     if error["type"] == "missing":
         return _missing_message(error, raw, recorded)
-    message = _builtin_message(error) if error["type"] in MESSAGES else _custom_message(error)
+    if error["type"] in MESSAGES:
+        message = _builtin_message(error)
+    elif error["type"] in _PYDANTIC_ERRORS:  # one no LHEO value should meet: say little, in French
+        message = "valeur refusée"
+    else:
+        message = _custom_message(error)
     value = error.get("input")
-    if isinstance(value, str) and value and value not in message:
+    if isinstance(value, str) and value and value[:20] not in message:  # models quote 20 characters
         message = f"{message} (valeur {_quote(value)})"
     return message
 
@@ -678,7 +690,9 @@ def _builtin_message(error: dict) -> str:
 
 
 def _number(value: Any) -> Any:
-    """``90.0`` reads ``90`` in a message."""
+    """``90.0`` reads ``90`` in a message, and pydantic's ``0, 1 or 2`` reads ``0, 1 ou 2``."""
+    if isinstance(value, str):
+        return value.replace(" or ", " ou ")
     return int(value) if isinstance(value, float) and value.is_integer() else value
 
 
@@ -695,6 +709,7 @@ def _custom_message(error: dict) -> str:
 
 
 _ATTRIBUTE_FIELDS = {"numero", "datecrea", "datemaj"}
+_PYDANTIC_ERRORS = frozenset(get_args(ErrorType))
 
 
 def _error_loc(error: dict) -> tuple:
@@ -775,18 +790,22 @@ def _decode_head(head: bytes) -> str:
     return head.removeprefix(b"\xef\xbb\xbf").decode("latin-1")
 
 
-def _read_prolog(head: bytes) -> tuple[Optional[int], Optional[str]]:
-    """(line of a DOCTYPE or None, name of the root element or None when not seen)."""
+def _read_prolog(head: bytes) -> tuple[str, int]:
+    """What follows the XML declaration, comments and PIs, and its line.
+
+    ``("!DOCTYPE", line)``, ``(local name of the root, line)``, or ``("", 0)``
+    when the head is too short to tell.
+    """
     text = _decode_head(head)
     pos = 0
     while match := _PROLOG_ITEM.match(text, pos):
         pos = match.end()
-    rest = text[pos:]
-    stripped = rest.lstrip()
-    if stripped[:9].upper() == "<!DOCTYPE":
-        return text[: pos + len(rest) - len(stripped)].count("\n") + 1, None
-    root = _ROOT.match(rest)
-    return None, root.group(1).rpartition(":")[2] if root else None
+    start = len(text) - len(text[pos:].lstrip())
+    line = text.count("\n", 0, start) + 1
+    if text[start : start + 9].upper() == "<!DOCTYPE":
+        return "!DOCTYPE", line
+    root = _ROOT.match(text, start)
+    return (root.group(1).rpartition(":")[2], line) if root else ("", 0)
 
 
 def _doctype_problem(origin_path: str, line: int) -> Problem:
@@ -858,12 +877,12 @@ def read_lheo(path: Path) -> Iterator[Item]:
             if not head.strip():
                 yield Problem(Origin(origin_path, 0), "-", "-", "fichier vide")
                 return
-            doctype_line, root = _read_prolog(head)
-            if doctype_line is not None:
-                yield _doctype_problem(origin_path, doctype_line)
+            first, line = _read_prolog(head)
+            if first == "!DOCTYPE":
+                yield _doctype_problem(origin_path, line)
                 return
-            if root is not None and root != "lheo":
-                yield _not_lheo(origin_path, 1, root)
+            if first not in ("", "lheo"):
+                yield _not_lheo(origin_path, line, first)
                 return
             stream.seek(0)
             yield from _read_stream(stream, origin_path)
