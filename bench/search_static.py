@@ -24,7 +24,6 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import json
-import os
 import resource
 import shutil
 import subprocess
@@ -48,7 +47,13 @@ FIXED_QUERIES = [
 ]
 
 
-def child_build(build_dir: Path, count: int, sinks: list[str], top_k: int) -> dict:
+def static_defaults():
+    from catalogue.search.static import ShardOptions
+
+    return ShardOptions()
+
+
+def child_build(build_dir: Path, count: int, sinks: list[str], top_k: int, digits: int, shard_bytes: int) -> dict:
     """Feed generated formations to ``sinks`` and publish; what it cost (run in a child process)."""
     from catalogue import build as build_module
     from catalogue.build import SinkContext
@@ -70,7 +75,7 @@ def child_build(build_dir: Path, count: int, sinks: list[str], top_k: int) -> di
     active = {}
     for name in sinks:
         if name == "static-search":
-            active[name] = static.StaticSearchSink(context, static.ShardOptions(top_k=top_k))
+            active[name] = static.StaticSearchSink(context, static.ShardOptions(top_k=top_k, score_digits=digits, term_shard_bytes=shard_bytes))
         else:
             active[name] = build_module.SINKS[name](context)
     seconds = {name: 0.0 for name in sinks}
@@ -94,11 +99,6 @@ def child_build(build_dir: Path, count: int, sinks: list[str], top_k: int) -> di
         sink.finish(catalog)
         finish[name] = time.perf_counter() - t
     build_module._publish(build_dir, staging)
-    if "static-search" in active:
-        # The page's script, as the site sink would copy it.
-        static_dir = staging / "site" / "static"
-        static_dir.mkdir(parents=True, exist_ok=True)
-        shutil.copy(ROOT / "templates" / "static" / "recherche.js", static_dir / "recherche.js")
     return {
         "feed_s": feed,
         "add_s": seconds,
@@ -108,9 +108,10 @@ def child_build(build_dir: Path, count: int, sinks: list[str], top_k: int) -> di
     }
 
 
-def run_child(build_dir: Path, count: int, sinks: list[str], top_k: int) -> dict:
+def run_child(build_dir: Path, count: int, sinks: list[str], top_k: int, digits: int, shard_bytes: int) -> dict:
     args = [sys.executable, __file__, "--child", str(build_dir), "--formations", str(count),
-            "--sinks", ",".join(sinks), "--top-k", str(top_k)]
+            "--sinks", ",".join(sinks), "--top-k", str(top_k), "--digits", str(digits),
+            "--term-shard-bytes", str(shard_bytes)]
     out = subprocess.run(args, check=True, capture_output=True, text=True, cwd=ROOT)
     return json.loads(out.stdout.strip().splitlines()[-1])
 
@@ -173,7 +174,7 @@ def measure(site: Path, queries: list[tuple[str, str]]) -> list[dict]:
 
     root = site / SITE_DIR
     page = (root / "index.html").stat().st_size
-    script = (site / "static" / "recherche.js").stat().st_size
+    script = (root / "recherche.js").stat().st_size
     manifest = (root / "manifest.json").stat().st_size
     rows = []
     for kind, query in queries:
@@ -194,6 +195,26 @@ def measure(site: Path, queries: list[tuple[str, str]]) -> list[dict]:
     return rows
 
 
+def sampled_queries(site: Path, count: int = 150) -> list[tuple[str, str]]:
+    """One- and two-word queries drawn from titles (deterministic): a wider agreement check."""
+    import random
+
+    from catalogue.search.analysis import fold_terms
+
+    root = site / "recherche"
+    manifest = json.loads((root / "manifest.json").read_text())
+    rng = random.Random(0)
+    queries = []
+    for _ in range(count):
+        docnum = rng.randrange(manifest["n"])
+        row = json.loads((root / "d" / f"{docnum // manifest['docs']}.json").read_text())[docnum % manifest["docs"]]
+        words = [w for w in dict.fromkeys(fold_terms(row[1])) if w.isalpha() and len(w) > 2]
+        if words:
+            k = 1 if len(words) == 1 or rng.random() < 0.3 else 2
+            queries.append(("tiré des intitulés", " ".join(rng.sample(words, k))))
+    return queries
+
+
 def agreement(build_dir: Path, queries: list[tuple[str, str]]) -> list[tuple[str, bool, list[str], list[str]]]:
     from catalogue.search.query import SearchParams, search
     from catalogue.search.static import ShardReader
@@ -211,6 +232,8 @@ def main(argv=None) -> None:
     parser.add_argument("--formations", type=int, default=100_000)
     parser.add_argument("--work", type=Path, default=ROOT / "bench" / "out")
     parser.add_argument("--top-k", type=int, default=1000)
+    parser.add_argument("--digits", type=int, default=6, help="significant digits of the stored term scores")
+    parser.add_argument("--term-shard-bytes", type=int, default=static_defaults().term_shard_bytes)
     parser.add_argument("--agreement", action="store_true", help="also build the Whoosh index and compare top 5")
     parser.add_argument("--sinks", default="static-search")
     parser.add_argument("--child", type=Path, help=argparse.SUPPRESS)
@@ -218,16 +241,17 @@ def main(argv=None) -> None:
 
     if args.child:
         sinks = [s for s in args.sinks.split(",") if s]
-        print(json.dumps(child_build(args.child, args.formations, sinks, args.top_k)))
+        print(json.dumps(child_build(args.child, args.formations, sinks, args.top_k, args.digits, args.term_shard_bytes)))
         return
 
     n = args.formations
     build_dir = args.work / f"static-{n}"
     sinks = ["static-search"] + (["index"] if args.agreement else [])
-    print(f"# static search, {n:,} formations (generate seed 0, today {TODAY}), top_k {args.top_k}")
-    base = run_child(args.work / f"baseline-{n}", n, [], args.top_k)
+    print(f"# static search, {n:,} formations (generate seed 0, today {TODAY}), top_k {args.top_k}, score digits {args.digits}, "
+          f"term shards ≤ {args.term_shard_bytes:,} B")
+    base = run_child(args.work / f"baseline-{n}", n, [], args.top_k, args.digits, args.term_shard_bytes)
     shutil.rmtree(args.work / f"baseline-{n}", ignore_errors=True)
-    run = run_child(build_dir, n, sinks, args.top_k)
+    run = run_child(build_dir, n, sinks, args.top_k, args.digits, args.term_shard_bytes)
     add = run["add_s"]["static-search"]
     finish = run["finish_s"]["static-search"]
     print(f"archived: {run['archived']:,}")
@@ -245,7 +269,7 @@ def main(argv=None) -> None:
     count, size = tree_size(root)
     print(f"total: {count:,} files, {size / 1e6:.1f} MB; manifest {(root / 'manifest.json').stat().st_size / 1e3:.1f} KB, "
           f"page {(root / 'index.html').stat().st_size / 1e3:.1f} KB, "
-          f"recherche.js {(site / 'static' / 'recherche.js').stat().st_size / 1e3:.1f} KB")
+          f"recherche.js {(root / 'recherche.js').stat().st_size / 1e3:.1f} KB (served without comments)")
 
     queries = derived_queries(site)
     print()
@@ -261,13 +285,29 @@ def main(argv=None) -> None:
         print(f"{row['kind']:<30} {row['query'][:34]:<34} {row['requests']:>4} {row['bytes']:>9,} "
               f"{row['in_all']:>9,} {row['hits']:>5}  {budget}")
     print("(bytes: shards and manifest the query reads; in all: + the page and recherche.js)")
+    sample = measure(site, sampled_queries(site))
+    totals = sorted(row["in_all"] for row in sample)
+    requests = sorted(row["requests"] for row in sample)
+    over = sum(t > TWO_WORD_BUDGET for t in totals)
+    print(f"{len(sample)} one- and two-word queries drawn from titles, in all: median {totals[len(totals) // 2]:,} B, "
+          f"p90 {totals[int(len(totals) * 0.9)]:,} B, max {totals[-1]:,} B ({over} over {TWO_WORD_BUDGET // 1000} KB); "
+          f"requests median {requests[len(requests) // 2]}, max {requests[-1]}")
 
     if args.agreement:
         print()
         rows = agreement(build_dir, queries)
         same = sum(ok for _, ok, _, _ in rows)
-        print(f"agreement of the top 5 with the Whoosh search: {same}/{len(rows)}")
+        print(f"agreement of the top 5 with the Whoosh search: {same}/{len(rows)} fixed queries")
         for query, ok, whoosh, static in rows:
+            if not ok:
+                print(f"  differs for {query!r}:\n    whoosh {whoosh}\n    static {static}")
+        sample = agreement(build_dir, sampled_queries(site))
+        same = sum(ok for _, ok, _, _ in sample)
+        first = sum(w[:1] == s[:1] for _, _, w, s in sample)
+        overlap = sum(len(set(w) & set(s)) for _, _, w, s in sample) / max(1, sum(len(w) for _, _, w, _ in sample))
+        print(f"sampled title queries: same top 5 {same}/{len(sample)}, same first {first}/{len(sample)}, "
+              f"top-5 overlap {overlap:.1%}")
+        for query, ok, whoosh, static in sample:
             if not ok:
                 print(f"  differs for {query!r}:\n    whoosh {whoosh}\n    static {static}")
 

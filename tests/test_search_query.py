@@ -179,7 +179,13 @@ def test_numbers_find_their_formation(built, query):
 def test_siret_finds_all_its_formations_in_ref_order(built, query):
     response = search(built, SearchParams(q=query))
     numero_hits = [r.ref for r in response.results if r.match == "numero"]
-    assert numero_hits == [ELECTRICIEN, COMPTA, MENTION, PAIE]  # the archived one is left out
+    assert numero_hits == sorted([ELECTRICIEN, COMPTA, MENTION, PAIE, ARCHIVEE])  # archived ones too: a number always finds
+
+
+def test_an_archived_formation_is_found_by_its_ref_and_flagged(built):
+    response = search(built, SearchParams(q=ARCHIVEE))
+    assert [(r.ref, r.archived, r.match) for r in response.results[:1]] == [(ARCHIVEE, True, "numero")]
+    assert search(built, SearchParams(q="habilitation électrique")).results == []  # but not by its words
 
 
 def test_known_number_comes_first_then_text_matches(built):

@@ -6,7 +6,8 @@
    come first, in Ref order.
 2. Text: every analysed term must match some scored field (AND); the score is
    the sum of ``FIELD_BOOSTS[field] * BM25F``; ranked by score (4 significant
-   digits) then Ref. Filters (and leaving archived formations out) apply to both.
+   digits) then Ref. Filters apply to both; archived formations are left out of the text
+   results unless asked for, but a number always finds its formation, archived or not.
 3. When the text query finds nothing, words of 5 letters or more may be misspelt
    (one edit, two from 8 letters, first letter kept): they also stand for the
    stems of the catalogue's folded, unstemmed words that near (see
@@ -168,7 +169,10 @@ def search(build_dir: Path, params: SearchParams) -> SearchResponse:
     allowed = _allowed(index, params)
     need = params.offset + params.limit
 
-    id_docs = [d for d in _number_matches(index, params.q) if allowed is None or d in allowed]
+    # A number the user holds finds its formation even when archived (flagged as such):
+    # an old Ref must still lead to its fiche. The other filters still apply.
+    by_number = allowed if params.include_archived else _allowed(index, params.model_copy(update={"include_archived": True}))
+    id_docs = [d for d in _number_matches(index, params.q) if by_number is None or d in by_number]
     id_docs.sort(key=lambda d: _ref(index, d))
     exclude = frozenset(id_docs)
 

@@ -729,7 +729,7 @@ class ShardReader:
             found = shard["k"].get(key) or []
             if isinstance(found, str):
                 found = self.load(f"n/{found}.json")["c"]
-            numbers.update(c >> 1 for c in found if include_archived or not c & 1)
+            numbers.update(c >> 1 for c in found)  # a number finds its formation, archived or not
             rows.update({int(d): r for d, r in shard["r"].items()})
         hits: list[tuple[int, Optional[float], str]] = [(d, None, "numero") for d in sorted(numbers)]
         if not numbers or texted or any(ch.isspace() for ch in query):

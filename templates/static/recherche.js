@@ -408,7 +408,15 @@
     return name + (exact ? "_" : "");
   }
 
+  function pageFile(term, page) {
+    return ("0000000" + crc32(term).toString(16)).slice(-8) + "-" + page;
+  }
+
   var KEY_RE = /^[A-Z0-9_.\-|]+$/;
+  /** Pages beyond the first a text query may fetch to make sure of its first results. */
+  var MAX_EXTRA_PAGES = 4;
+  /** Results shown at a time. */
+  var PAGE_SIZE = 10;
   var MAX_NUMBER_CHARS = 250;
 
   function Shards(config) {
@@ -422,7 +430,8 @@
           cache.set(path, fetch(config.base + path + "?v=" + encodeURIComponent(config.version), {
             credentials: "same-origin"
           }).then(function (response) {
-            if (response.status === 404) { return null; }
+            // A shard that does not exist (no key, no term there): 404, or 403 on some object stores.
+            if (response.status === 404 || response.status === 403) { return null; }
             if (!response.ok) { throw new Error("HTTP " + response.status + " : " + path); }
             return response.json();
           }));
@@ -435,6 +444,7 @@
           self._analysis = self.manifest().then(function (m) {
             self.split = new Set(m.split);
             self.maxTerms = m.maxTerms;
+            self.pageSizes = m.topK;
             return Analysis(m);
           });
         }
@@ -457,15 +467,118 @@
     return self;
   }
 
-  /** [[score, code, +delta...], ...] → Map(code → score). */
-  function postings(groups) {
-    var map = new Map();
+  /** [[score, code, +delta...], ...] → Map(code → score) (a leading {p, c} head is skipped). */
+  function postings(groups, map) {
+    map = map || new Map();
     (groups || []).forEach(function (group) {
+      if (!Array.isArray(group)) { return; }
       var score = group[0], code = group[1];
       map.set(code, score);
       for (var i = 2; i < group.length; i++) { code += group[i]; map.set(code, score); }
     });
     return map;
+  }
+
+  /** The pages of one term's postings fetched so far (static.py's _TermList). */
+  function TermList(term, entry, sizes) {
+    var head = entry && entry.length && !Array.isArray(entry[0]) ? entry[0] : {};
+    var self = {
+      term: term, scores: new Map(), seen: [0, 0], least: [Infinity, Infinity],
+      pages: head.p || 1, cut: !!head.c, fetched: 0, members: null,
+      add: function (groups) {
+        self.fetched++;
+        postings(groups).forEach(function (score, code) {
+          self.scores.set(code, score);
+          self.seen[code & 1]++;
+          self.least[code & 1] = Math.min(self.least[code & 1], score);
+        });
+      },
+      /** The best score a formation not fetched yet may have (-Infinity: none left). */
+      bound: function (includeArchived) {
+        if (self.fetched >= self.pages && !self.cut) { return -Infinity; }
+        var best = -Infinity;
+        (includeArchived ? [0, 1] : [0]).forEach(function (a) {
+          var b = self.seen[a] < self.fetched * sizes[a] ? -Infinity : self.least[a];
+          best = Math.max(best, b);
+        });
+        return best;
+      }
+    };
+    self.add(entry || []);
+    return self;
+  }
+
+  var SET_DIGITS = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+
+  /** static.decode_set: "d" + base-32 varint gaps, or "b" + a bitmap of 6 docnums per character. */
+  function decodeSet(text) {
+    var result = [], i, v;
+    if (text[0] === "b") {
+      for (i = 1; i < text.length; i++) {
+        v = SET_DIGITS.indexOf(text[i]);
+        for (var bit = 0; bit < 6; bit++) { if ((v >> bit) & 1) { result.push((i - 1) * 6 + bit); } }
+      }
+      return result;
+    }
+    var previous = -1, gap = 0, unit = 1;
+    for (i = 1; i < text.length; i++) {
+      v = SET_DIGITS.indexOf(text[i]);
+      gap += (v & 31) * unit;
+      if (v & 32) { unit *= 32; continue; }
+      previous += gap;
+      result.push(previous);
+      gap = 0;
+      unit = 1;
+    }
+    return result;
+  }
+
+  /** Every formation holding all terms; a score not fetched counts as its page bound. */
+  function estimate(lists, includeArchived) {
+    var sets = lists.map(function (t) { return t.members || new Set(t.scores.keys()); });
+    var bounds = lists.map(function (t) { return t.bound(includeArchived); });
+    var smallest = sets.reduce(function (a, b) { return b.size < a.size ? b : a; });
+    var hits = [];
+    smallest.forEach(function (code) {
+      if ((code & 1) && !includeArchived) { return; }
+      var sum = 0;
+      for (var i = 0; i < lists.length; i++) {
+        if (!sets[i].has(code)) { return; }
+        var score = lists[i].scores.get(code);
+        sum += score === undefined ? bounds[i] : score;
+      }
+      hits.push([code >> 1, roundScore(sum)]);
+    });
+    hits.sort(function (a, b) { return b[1] - a[1] || a[0] - b[0]; });
+    return hits;
+  }
+
+  /** Whether no formation outside the pages fetched can enter the first `need` hits. */
+  function certified(lists, hits, need, includeArchived) {
+    var bounds = lists.map(function (t) { return t.bound(includeArchived); });
+    var best = bounds.every(function (b) { return b !== -Infinity; })
+      ? bounds.reduce(function (a, b) { return a + b; }, 0) : -Infinity;
+    var found = new Set(hits.map(function (h) { return h[0]; }));
+    var codes = new Set();
+    lists.forEach(function (t) { t.scores.forEach(function (unused, code) { codes.add(code); }); });
+    codes.forEach(function (code) {
+      if (((code & 1) && !includeArchived) || found.has(code >> 1)) { return; }
+      var total = 0;
+      for (var i = 0; i < lists.length; i++) {
+        var score = lists[i].scores.get(code);
+        if (score === undefined) {
+          if (bounds[i] === -Infinity) { return; }
+          score = bounds[i];
+        }
+        total += score;
+      }
+      best = Math.max(best, total);
+    });
+    if (best === -Infinity) { return true; }
+    if (hits.length < need) { return false; }
+    var nth = hits[need - 1][1];
+    // One term: formations not fetched that tie come after by Ref (pages are in docnum order).
+    return lists.length === 1 ? roundScore(best) <= nth : roundScore(best) < nth;
   }
 
   function unique(items) { return Array.from(new Set(items)); }
@@ -560,17 +673,52 @@
   /** Text hits [[docnum, score]], and how they were found ("exact", "prefix", "fuzzy"). */
   function textSearch(shards, query, options) {
     return shards.analysis().then(function (analysis) {
-      var terms = unique(analysis.analyse(query));
+      var words = analysis.analyse(query), terms = unique(words);
       if (!terms.length) { return { hits: [], mode: "exact" }; }
-      if (terms.length > shards.maxTerms) {
+      if (words.length > shards.maxTerms) {
         return { hits: [], mode: "exact", error: "Requête trop longue : " + shards.maxTerms + " mots au plus." };
       }
       return Promise.all(terms.map(function (t) { return shards.termShard(t); })).then(function (loaded) {
-        var exact = terms.map(function (term, i) { return postings(loaded[i] && loaded[i][term]); });
-        var hits = intersect(exact.map(function (m) { return [m]; }), options.includeArchived);
-        if (hits.length || options.hasNumbers) { return { hits: hits, mode: "exact" }; }
-        return approximate(shards, analysis, query, terms, exact, options);
+        var lists = terms.map(function (term, i) { return TermList(term, loaded[i] && loaded[i][term], shards.pageSizes); });
+        return certify(shards, lists, options, 0).then(function (hits) {
+          // Without every term's members, a term's list may still hide some formations.
+          var partial = lists.some(function (t) { return !t.members && t.bound(options.includeArchived) !== -Infinity; });
+          if (hits.length || options.hasNumbers) { return { hits: hits, mode: "exact", partial: partial }; }
+          var exact = lists.map(function (t) { return t.scores; });
+          return approximate(shards, analysis, query, terms, exact, options);
+        });
       });
+    });
+  }
+
+  /** AND of the lists; more pages while formations not fetched could still enter the first hits. */
+  function certify(shards, lists, options, extra) {
+    var includeArchived = options.includeArchived;
+    var hits = intersect(lists.map(function (t) { return [t.scores]; }), includeArchived);
+    if (certified(lists, hits, options.need, includeArchived)) { return Promise.resolve(hits); }
+    var more = lists.filter(function (t) { return t.fetched < t.pages; });
+    if (!more.length || extra >= MAX_EXTRA_PAGES) {
+      // Not sure yet: which formations hold every term, each term's score where fetched
+      // and its page bound elsewhere (an upper bound: an estimate).
+      var open = lists.filter(function (t) { return t.bound(includeArchived) !== -Infinity; });
+      return Promise.all(open.map(function (t) {
+        // b/<crc>-0: current formations holding the term, b/<crc>-1: archived ones.
+        var files = [shards.load("b/" + pageFile(t.term, 0) + ".json")];
+        if (includeArchived) { files.push(shards.load("b/" + pageFile(t.term, 1) + ".json")); }
+        return Promise.all(files).then(function (loaded) {
+          t.members = new Set();
+          loaded.forEach(function (file, archived) {
+            decodeSet(file[t.term]).forEach(function (d) { t.members.add(d * 2 + archived); });
+          });
+        });
+      })).then(function () { return estimate(lists, includeArchived); });
+    }
+    var best = more.reduce(function (a, b) {
+      return b.bound(options.includeArchived) > a.bound(options.includeArchived) ? b : a;
+    });
+    return shards.load("p/" + pageFile(best.term, best.fetched) + ".json").then(function (page) {
+      best.add((page && page[best.term]) || []);
+      return certify(shards, lists, options, extra + 1);
     });
   }
 
@@ -578,7 +726,8 @@
   function approximate(shards, analysis, query, terms, exact, options) {
     var words = analysis.words(query);
     var last = words.length ? analysis.fold(words[words.length - 1]) : "";
-    var typingLast = options.typing && /[\p{L}\p{N}]$/u.test(query) && !analysis.stop.has(last) && length(last) >= 2;
+    // options.typing: the user is typing and the query does not end with a blank (see run()).
+    var typingLast = options.typing && !analysis.stop.has(last) && length(last) >= 2;
     var prefixStep = Promise.resolve([]);
     if (typingLast) {
       var stemmed = analysis.stem(last);
@@ -629,17 +778,25 @@
   function search(shards, query, options) {
     query = query.trim();
     if (!query) { return Promise.resolve({ hits: [], rows: {}, mode: "exact" }); }
-    return lookupNumbers(shards, query, options.includeArchived).then(function (numbers) {
+    // A number finds its formation even when archived, as the CLI and the API do: an old Ref still leads to its fiche.
+    return lookupNumbers(shards, query, true).then(function (numbers) {
       var hits = numbers.docs.map(function (d) { return { docnum: d, score: null, match: "numero" }; });
       var skipText = numbers.docs.length && !numbers.texted && !/\s/.test(query);
+      var need = (options.need || PAGE_SIZE) + numbers.docs.length;
       var text = skipText ? Promise.resolve({ hits: [], mode: "exact" })
-        : textSearch(shards, query, { includeArchived: options.includeArchived, typing: options.typing, hasNumbers: numbers.docs.length > 0 });
+        : textSearch(shards, query, {
+          includeArchived: options.includeArchived, typing: options.typing,
+          hasNumbers: numbers.docs.length > 0, need: need
+        });
       return text.then(function (found) {
         var seen = new Set(numbers.docs);
         found.hits.forEach(function (hit) {
           if (!seen.has(hit[0])) { hits.push({ docnum: hit[0], score: hit[1], match: "texte" }); }
         });
-        return { hits: hits, rows: numbers.rows, mode: found.mode, error: found.error };
+        return {
+          hits: hits, rows: numbers.rows, mode: found.mode, error: found.error, partial: !!found.partial,
+          query: query, need: options.need || PAGE_SIZE, includeArchived: options.includeArchived
+        };
       });
     });
   }
@@ -663,7 +820,6 @@
   // The page
   // --------------------------------------------------------------------------
 
-  var PAGE_SIZE = 10;
   var DEBOUNCE_MS = 180;
 
   function copyText(text) {
@@ -778,10 +934,11 @@
         form.setAttribute("data-etat", "pret");
         return Promise.resolve();
       }
+      // While typing, a last word not followed by a blank may be unfinished.
+      typing = typing && /[\p{L}\p{N}]$/u.test(query);
       return search(shards, query, { includeArchived: archives.checked, typing: typing }).then(function (found) {
         if (mine !== generation) { return; }
         current = found;
-        current.query = query.trim();
         shown = 0;
         list.textContent = "";
         list.hidden = !found.hits.length;
@@ -790,7 +947,7 @@
         } else if (!found.hits.length) {
           say("Aucune formation ne correspond à « " + query.trim() + " ».");
         } else {
-          var text = plural(found.hits.length, "formation trouvée", "formations trouvées");
+          var text = (found.partial ? "Au moins " : "") + plural(found.hits.length, "formation trouvée", "formations trouvées");
           if (found.mode === "prefix") { text += " (début de mot)"; }
           if (found.mode === "fuzzy") { text += " (orthographe approchée)"; }
           say(text + ".");
@@ -814,8 +971,14 @@
       run(false);
     });
     more.addEventListener("click", function () {
-      var first = list.children.length;
-      showMore(generation).then(function () {
+      var first = list.children.length, mine = generation, wanted = shown + PAGE_SIZE;
+      var ready = Promise.resolve();
+      if (current.partial && current.need < wanted) {
+        // Make sure of the next results too: fetch more pages of the terms if needed.
+        ready = search(shards, current.query, { includeArchived: current.includeArchived, need: wanted })
+          .then(function (found) { if (mine === generation) { current = found; } });
+      }
+      ready.then(function () { return showMore(mine); }).then(function () {
         var next = list.children[first];
         var link = next && next.querySelector("a");
         if (link) { link.focus(); }
@@ -840,7 +1003,9 @@
     crc32: crc32,
     canonical: canonical,
     leafOf: leafOf,
-    leafFile: leafFile
+    leafFile: leafFile,
+    pageFile: pageFile,
+    decodeSet: decodeSet
   };
 
   var form = document.querySelector("form[data-recherche]");
