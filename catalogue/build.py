@@ -193,6 +193,7 @@ def _read_and_emit(
     seen: dict[str, Origin] = {}
     duplicates = DuplicateFinder()
     entries: list[Entry] = []
+    refused_by_reader: set[str] = set()
     items = read_sources(options.content)
     while True:
         with timer.phase("read"):
@@ -201,8 +202,8 @@ def _read_and_emit(
             break
         if isinstance(item, Problem):
             (report.errors if item.is_error else report.warnings).append(item)
-            if item.numero and item.numero != "-":
-                report.rejected.add(item.numero)
+            if item.is_error and item.numero and item.numero != "-":
+                refused_by_reader.add(item.numero)
             continue
         report.read += 1
         with timer.phase("check"):
@@ -222,6 +223,9 @@ def _read_and_emit(
         if progress:
             progress(entry)
     report.warnings.extend(duplicates.problems())
+    # A formation the reader refused was read all the same: count it once, however many its problems.
+    report.read += len(refused_by_reader - report.rejected)
+    report.rejected |= refused_by_reader
     return Catalog.of(entries, options.today)
 
 

@@ -148,7 +148,11 @@ def generate(count, out, seed, lheo_version) -> None:
     """Générer un catalogue LHEO réaliste (démonstration, bancs d'essai)."""
     from .generate import generate as run_generate
 
-    stats = run_generate(out, count, seed=seed, version=lheo_version)
+    try:
+        stats = run_generate(out, count, seed=seed, version=lheo_version)
+    except OSError as exc:
+        click.echo(f"impossible d'écrire {out} : {exc.strerror or exc}", err=True)
+        sys.exit(EXIT_ENVIRONMENT)
     size = f", {stats.bytes / 1e6:.1f} Mo" if stats.bytes is not None else ""
     click.echo(
         f"{out} : {stats.formations} formation(s), {stats.actions} action(s), {stats.sessions} session(s), "
@@ -190,6 +194,7 @@ def search(query, build_dir, as_json, **filters) -> None:
     """Chercher une formation (mots, Ref, numéro d'action ou de session, SIRET, RNCP)."""
     from pydantic import ValidationError
 
+    from .search.index import IndexMissing
     from .search.query import SearchError, SearchParams, format_results_text, french_message, search as run_search
 
     given = {name: value for name, value in filters.items() if value is not None}
@@ -201,9 +206,11 @@ def search(query, build_dir, as_json, **filters) -> None:
         raise click.BadParameter(french_message(error), param_hint=where) from None
     try:
         response = run_search(build_dir, params)
-    except SearchError as exc:
+    except IndexMissing as exc:
         click.echo(str(exc), err=True)
         sys.exit(EXIT_ENVIRONMENT)
+    except SearchError as exc:  # a query that cannot be answered as asked: unknown town, too many words
+        raise click.UsageError(str(exc)) from None
     if as_json:
         click.echo(json.dumps([r.model_dump(mode="json") for r in response.results], indent=2, ensure_ascii=False))
     else:

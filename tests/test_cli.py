@@ -131,3 +131,23 @@ def test_search_finds_by_ref_and_words_with_filters(runner, tmp_path):
 def test_search_without_a_build_says_so(runner, tmp_path):
     result = runner.invoke(main, ["search", "plaquiste", "--build", str(tmp_path / "nothing")])
     assert result.exit_code == 3 and "catalogue build" in result.stderr
+
+
+def test_generate_into_a_missing_folder_is_a_clear_error(runner, tmp_path):
+    result = runner.invoke(main, ["generate", "--formations", "1", "--out", str(tmp_path / "no" / "x.xml")])
+    assert result.exit_code == 3 and "impossible d'écrire" in result.stderr and "Traceback" not in result.output
+
+
+def test_refused_formations_are_counted_as_read(runner, tmp_path):
+    bad = tmp_path / "bad.xml"
+    bad.write_text((SAMPLES / "occitanie-daeu.xml").read_text().replace("20190524", "20180101"))
+    result = runner.invoke(main, ["check", "--content", str(bad), "--content", str(SAMPLES / "centre-plaquiste.xml")])
+    assert result.exit_code == 1
+    assert "2 formation(s) lue(s)" in result.stderr
+
+
+def test_a_query_that_cannot_be_answered_is_a_usage_error(runner, tmp_path):
+    build_dir = tmp_path / "b"
+    runner.invoke(main, ["build", "--content", str(SAMPLES), "--build", str(build_dir), "-q"])
+    result = runner.invoke(main, ["search", "", "--build", str(build_dir), "--near", "Atlantis"])
+    assert result.exit_code == 2 and "Atlantis" in result.stderr

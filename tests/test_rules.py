@@ -196,3 +196,16 @@ def test_same_title_other_organisme_is_not_a_duplicate():
 
 def test_normalised_title():
     assert normalise_title("  Électricien d’équipement -- du BÂTIMENT ") == "electricien d equipement du batiment"
+
+
+def test_many_copies_give_one_warning_each_not_one_per_pair():
+    finder = DuplicateFinder()
+    base = make_formation()
+    entry = entry_of(base)
+    import dataclasses
+
+    for i in range(2000):
+        finder.add(dataclasses.replace(entry, ref=f"15_AF_{i:05d}"))
+    problems = list(finder.problems())
+    assert len(problems) == 1999
+    assert all("15_AF_00000" in p.message for p in problems)

@@ -167,6 +167,8 @@ def refs(build_dir: Path, q: str = "", **params) -> list[str]:
         f"{ELECTRICIEN}|15_SE_0000111",
         "RNCP12345",
         "12345",  # a bare number of ≤ 6 digits is also tried as RNCP
+        f"Ref : {ELECTRICIEN}",  # as copied from the bottom of a fiche
+        f"réf.:{ELECTRICIEN}".replace(".", ""),
     ],
 )
 def test_numbers_find_their_formation(built, query):

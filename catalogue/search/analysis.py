@@ -136,9 +136,14 @@ def analyse_both(text: Optional[str]) -> tuple[list[str], list[str]]:
     return folded, stems
 
 
+#: The label a fiche prints before its Ref: "Ref : 15_AF_1" pasted from a fiche is the Ref.
+REF_LABEL = re.compile(r"^R[EÉ]F(?:[EÉ]RENCE)?:")
+
+
 def normalise_number(query: str) -> str:
-    """A number as the id table holds it: blanks removed, uppercase (``15_af_0000910001`` → ``15_AF_0000910001``)."""
-    return "".join(query.split()).upper()
+    """A number as the id table holds it: blanks removed, uppercase, without a leading
+    ``Ref :`` label (``ref : 15_af_0000910001`` → ``15_AF_0000910001``)."""
+    return REF_LABEL.sub("", "".join(query.split()).upper(), count=1)
 
 
 # --------------------------------------------------------------------------

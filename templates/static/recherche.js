@@ -353,7 +353,9 @@
     return { words: words, fold: fold, stem: stem, foldTerms: foldTerms, analyse: analyse, stop: stop };
   }
 
-  function normaliseNumber(query) { return query.replace(BLANKS, "").toUpperCase(); }
+  // Same as analysis.normalise_number: "Ref : 15_AF_1" pasted from a fiche is the Ref.
+  var REF_LABEL = /^R[EÉ]F(?:[EÉ]RENCE)?:/;
+  function normaliseNumber(query) { return query.replace(BLANKS, "").toUpperCase().replace(REF_LABEL, ""); }
 
   /** analysis.round_score: 4 significant digits. */
   function roundScore(score) {
