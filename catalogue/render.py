@@ -679,6 +679,7 @@ class Site:
         return self._render(
             "publier",
             carifs=carifs,
+            exemple_yaml=(TEMPLATES_DIR / "exemple-soumission.yaml").read_text(encoding="utf-8"),
             canonical=self.url("/publier/"),
             title="Publier une formation",
             description="Comment un organisme fait publier une action de formation : "

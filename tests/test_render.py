@@ -505,3 +505,20 @@ def test_golden_site(tmp_path):
             pytest.fail(f"{name} differs from tests/golden/expected (UPDATE_GOLDEN=1 to accept):\n{shown}")
     for path in (site_dir / "static").iterdir():
         assert path.read_bytes() == (render.STATIC_DIR / path.name).read_bytes()
+
+
+def test_publier_shows_a_complete_yaml_example_that_reads_without_problem(tmp_path):
+    import html as html_module
+
+    from catalogue.problems import Problem
+    from catalogue.sources.yaml import read_yaml
+
+    root = build_site(tmp_path, three_formations())
+    page = (root / "publier" / "index.html").read_text()
+    pre = page.split('class="exemple-yaml"', 1)[1] if "exemple-yaml" in page else "<code></code>"
+    example = html_module.unescape(pre.split("<code>", 1)[1].split("</code>", 1)[0])
+    assert "formations:" in example and "statut:" in example
+    path = tmp_path / "exemple.yaml"
+    path.write_text(example, encoding="utf-8")
+    items = list(read_yaml(path))
+    assert items and not [i for i in items if isinstance(i, Problem)]
