@@ -34,6 +34,7 @@ from .model import (
     Coordonnees,
     Formation,
     OrganismeFormationResponsable,
+    luhn_ok,
 )
 from .settings import DEFAULT_CARIF_OREF
 
@@ -1083,9 +1084,9 @@ class Generator:
         """A fresh 14-digit SIRET whose SIREN and SIRET keys both pass Luhn."""
         while True:
             body = str(self.rng.randrange(10_000_000, 100_000_000))
-            siren = next(body + k for k in "0123456789" if _luhn(body + k))
+            siren = next(body + k for k in "0123456789" if luhn_ok(body + k))
             nic = f"{self.rng.randrange(1, 300):04d}"
-            siret = next(siren + nic + k for k in "0123456789" if _luhn(siren + nic + k))
+            siret = next(siren + nic + k for k in "0123456789" if luhn_ok(siren + nic + k))
             if siret not in self._sirets and not siret.startswith("356000000"):
                 self._sirets.add(siret)
                 return siret
@@ -1506,18 +1507,6 @@ ORGANISME_FAMILIES = (
 # --------------------------------------------------------------------------
 # Helpers
 # --------------------------------------------------------------------------
-
-
-def _luhn(digits: str) -> bool:
-    total = 0
-    for i, c in enumerate(reversed(digits)):
-        d = int(c)
-        if i % 2:
-            d *= 2
-            if d > 9:
-                d -= 9
-        total += d
-    return total % 10 == 0
 
 
 def _code(text: str, low: int, high: int) -> str:

@@ -108,12 +108,10 @@ def check_ref(value: Any) -> Any:
 Ref = Annotated[str, BeforeValidator(check_ref)]
 
 
-def _siret_check_digit_ok(siret: str) -> bool:
-    """Luhn check; La Poste's establishments (SIREN 356000000) sum their digits to a multiple of 5."""
-    if siret.startswith("356000000"):
-        return sum(int(c) for c in siret) % 5 == 0
+def luhn_ok(digits: str) -> bool:
+    """The Luhn check that SIREN and SIRET numbers carry in their last digit."""
     total = 0
-    for i, c in enumerate(reversed(siret)):
+    for i, c in enumerate(reversed(digits)):
         d = int(c)
         if i % 2:
             d *= 2
@@ -121,6 +119,13 @@ def _siret_check_digit_ok(siret: str) -> bool:
                 d -= 9
         total += d
     return total % 10 == 0
+
+
+def _siret_check_digit_ok(siret: str) -> bool:
+    """Luhn check; La Poste's establishments (SIREN 356000000) sum their digits to a multiple of 5."""
+    if siret.startswith("356000000"):
+        return sum(int(c) for c in siret) % 5 == 0
+    return luhn_ok(siret)
 
 
 def check_siret(value: Any) -> Any:
