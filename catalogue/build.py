@@ -42,7 +42,41 @@ CURRENT = "current"
 PUBLISHED_DIRS = ("site", "index")
 #: What BUILD/ shows of the published build, each through BUILD/current.
 PUBLISHED = PUBLISHED_DIRS + REPORT_FILES
+PUBLISHED_MARK = ".published"  # in a build folder once it has been published
 KEEP_BUILDS = 2  # the published one and the one before, still open by slow readers
+
+
+#: File descriptors of the locks this process holds, closed in forked children (Whoosh's writer
+#: processes) so that the lock dies with the build even when they outlive it.
+_held_locks: list[int] = []
+
+
+def _after_fork_in_child() -> None:
+    if not _held_locks:
+        return  # not during a build
+    for fd in _held_locks:
+        try:
+            os.close(fd)
+        except OSError:
+            pass
+    _held_locks.clear()
+    _die_with_parent()
+
+
+def _die_with_parent() -> None:
+    """Linux: a child of a build is killed when the build dies (even by SIGKILL)."""
+    try:
+        import ctypes
+        import signal
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        PR_SET_PDEATHSIG = 1
+        libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+    except (OSError, AttributeError):
+        pass
+
+
+os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
 class BuildLocked(Exception):
@@ -283,7 +317,12 @@ def _lock(build_dir: Path) -> Iterator[None]:
                     "réessayez quand il sera fini"
                 ) from None
             raise
-        yield
+        _held_locks.append(handle.fileno())
+        try:
+            yield
+        finally:
+            if handle.fileno() in _held_locks:
+                _held_locks.remove(handle.fileno())
     finally:
         handle.close()
 
@@ -307,13 +346,14 @@ def _publish(build_dir: Path, staging: Path) -> None:
             if not link.is_symlink():
                 link.symlink_to(Path(CURRENT) / name)
         else:
-            raise RuntimeError(f"{link} existe et n'est pas un lien : déplacez-le avant de construire ici")
+            raise FileExistsError(errno.EEXIST, "existe et n'est pas un lien : déplacez-le avant de construire ici", str(link))
     tmp = build_dir / f".{CURRENT}.{os.getpid()}"
     if tmp.is_symlink() or tmp.exists():
         tmp.unlink()
     tmp.symlink_to(staging.relative_to(build_dir))
     os.replace(tmp, build_dir / CURRENT)
     _fsync_dir(build_dir)
+    (staging / PUBLISHED_MARK).touch()
 
 
 def _fsync_dir(path: Path) -> None:
@@ -335,7 +375,7 @@ def _prune(build_dir: Path) -> None:
     current = published_build(build_dir)
     builds = sorted((build_dir / BUILDS_DIR).iterdir(), key=lambda p: p.name)
     keep = [p for p in builds if p.resolve() == current]
-    older = [p for p in builds if current is None or p.name < current.name]
+    older = [p for p in builds if (current is None or p.name < current.name) and (p / PUBLISHED_MARK).exists()]
     keep += older[-(KEEP_BUILDS - 1) :] if KEEP_BUILDS > 1 else []
     for path in builds:
         if path not in keep:

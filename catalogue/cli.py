@@ -8,6 +8,7 @@ a file system error).
 from __future__ import annotations
 
 import datetime as dt
+import errno
 import json
 import sys
 from pathlib import Path
@@ -101,13 +102,31 @@ def build(content, build_dir, today, skip_invalid, quiet, config) -> None:
         click.echo(str(exc), err=True)
         sys.exit(EXIT_ENVIRONMENT)
     except OSError as exc:
-        click.echo(f"échec du build : {exc} ; le site précédent reste en place.", err=True)
+        click.echo(f"échec du build : {_os_error(exc)} ; le site précédent reste en place.", err=True)
         sys.exit(EXIT_ENVIRONMENT)
     if report.errors:
         _print_problems(report.errors)
     if not quiet:
         _print_problems(report.warnings)
         click.echo(_summary(report), err=True)
+
+
+_ERRNO_FR = {
+    errno.ENOSPC: "plus de place sur le disque",
+    errno.EDQUOT: "quota disque dépassé",
+    errno.EROFS: "système de fichiers en lecture seule",
+    errno.EACCES: "permission refusée",
+    errno.EPERM: "opération non permise",
+    errno.ENOENT: "fichier ou dossier introuvable",
+    errno.EEXIST: "existe déjà",
+}
+
+
+def _os_error(exc: OSError) -> str:
+    """An OSError in French, with the file it concerns and the system's own words."""
+    what = _ERRNO_FR.get(exc.errno or -1, exc.strerror or str(exc))
+    where = f"{exc.filename} : " if exc.filename else ""
+    return f"{where}{what} ({exc.strerror or exc})"
 
 
 def _summary(report) -> str:
@@ -151,7 +170,7 @@ def generate(count, out, seed, lheo_version) -> None:
     try:
         stats = run_generate(out, count, seed=seed, version=lheo_version)
     except OSError as exc:
-        click.echo(f"impossible d'écrire {out} : {exc.strerror or exc}", err=True)
+        click.echo(f"impossible d'écrire {out} : {_os_error(exc)}", err=True)
         sys.exit(EXIT_ENVIRONMENT)
     size = f", {stats.bytes / 1e6:.1f} Mo" if stats.bytes is not None else ""
     click.echo(

@@ -113,6 +113,8 @@ def create_app(build_dir: Path) -> FastAPI:
             return _error(503, str(exc))
         except SearchError as exc:
             return _error(400, str(exc))
+        except Exception:
+            return _error(503, "index de recherche endommagé ; relancez « catalogue build »")
 
     @app.get(
         "/api/formations/{ref}",
@@ -127,6 +129,8 @@ def create_app(build_dir: Path) -> FastAPI:
             data = open_index(build_dir).formation_bytes(ref)
         except IndexMissing as exc:
             return _error(503, str(exc))
+        except Exception:
+            return _error(503, "index de recherche endommagé ; relancez « catalogue build »")
         if data is None:
             return _error(404, f"aucune formation publiée sous la Ref {ref}")
         return Response(data, media_type="application/json")

@@ -1,0 +1,408 @@
+"""The API under load and abuse, while the same BUILD folder is rebuilt in a loop.
+
+    .venv/bin/python bench/load.py [--formations 2000] [--clients 50] [--seconds 30]
+                                   [--max-requests 500000] [--work DIR] [--seed 3]
+
+1. Two LHEO files are generated that differ by one formation (the second lacks
+   the last one) and the first is built into WORK/build.
+2. ``catalogue serve`` runs on 127.0.0.1 (a free port, loopback only) in a subprocess.
+3. Abusive queries (100,000 characters, unbalanced quotes, Whoosh syntax, null
+   bytes, odd Unicode, invalid UTF-8) are sent one by one on the idle server:
+   each must get a 4xx or a 200 within 100 ms.
+4. For ``--seconds`` (and at most ``--max-requests`` requests), ``--clients``
+   threads send a fixed mix (titles, Refs, SIRETs, filters, abusive queries)
+   while ``catalogue build`` rebuilds the same BUILD folder in a loop, alternating
+   the two files.
+5. Reported: requests, statuses, any 5xx (must be 0), wrong answers (a Ref whose
+   first result is not that Ref; must be 0), connection errors (must be 0),
+   p50/p95/p99 overall and per kind, the rebuilds and their exit codes, and the
+   security headers of a page and of an API response.
+
+Exit status 0 when every check holds, 1 otherwise. Everything it starts stops with it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import http.client
+import json
+import random
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.parse
+from collections import Counter, defaultdict
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from catalogue.generate import generate_formations  # noqa: E402
+from catalogue.lheo_export import write_lheo  # noqa: E402
+
+TODAY = dt.date(2026, 11, 29)
+ABUSE_BUDGET_S = 0.100
+SECURITY_HEADERS = ("content-security-policy", "x-content-type-options", "referrer-policy", "x-frame-options")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def search_path(**params) -> str:
+    return "/api/search?" + urllib.parse.urlencode(params)
+
+
+def abusive_paths() -> list[tuple[str, str]]:
+    """(name, raw request target): what a hostile or clumsy client sends."""
+    return [
+        ("100k chars", search_path(q="électricien " * 8334)),
+        ("100k one word", search_path(q="a" * 100_000)),
+        ("unbalanced quote", search_path(q='"électricien du bâtiment')),
+        ("unbalanced parens", search_path(q="((cuisine OR (boulanger")),
+        ("whoosh field", search_path(q="title:foo AND")),
+        ("whoosh syntax", search_path(q='intitule:* OR ref:[a TO z] NOT "x"~3 cuisine^10 comp?ab*')),
+        ("null byte", "/api/search?q=%00"),
+        ("null in word", "/api/search?q=cui%00sine"),
+        ("odd unicode", search_path(q="\u202eenisiuc\u202c \u0301\u0301 𝕮𝖚𝖎𝖘𝖎𝖓𝖊 ﬁ ß İ 🍳 \ufeff\u200b")),
+        ("lone surrogate", "/api/search?q=%ED%A0%80"),
+        ("invalid utf-8", "/api/search?q=%FF%FE"),
+        ("only punctuation", search_path(q="!!! ??? ;;; ***")),
+        ("huge limit", search_path(q="cuisine", limit="1000000000000")),
+        ("negative offset", search_path(q="cuisine", offset="-1")),
+        ("unknown param", search_path(q="cuisine", drop="table")),
+        ("bad ref", "/api/formations/..%2F..%2Fetc%2Fpasswd"),
+        ("long ref", "/api/formations/" + "A" * 5000),
+    ]
+
+
+class Mix:
+    """The fixed mix of requests, each with what checks its answer."""
+
+    def __init__(self, formations):
+        rng = random.Random(0)
+        # Refs present in both files (the last formation is only in the first).
+        stable = formations[:-1]
+        sample = rng.sample(stable, min(200, len(stable)))
+        self.refs = [f.numero for f in sample]
+        self.titles = [str(f.intitule_formation) for f in sample[:100]]
+        self.sirets = sorted({str(f.organisme_formation_responsable.siret_organisme_formation) for f in sample})[:50]
+        self.filters = [
+            dict(q="", region="76"),
+            dict(q="cuisine", departement="31"),
+            dict(q="comptable", cpf="true", distance="oui"),
+            dict(q="", certifiante="true", esp="non", financeur="2"),
+            dict(q="formation", near="Toulouse", rayon_km="50"),
+            dict(q="électricien", debut_apres="2027-01-01"),
+            dict(q="anglais", limit="100", offset="20"),
+        ]
+        self.abusive = abusive_paths()
+
+    def pick(self, rng: random.Random) -> tuple[str, str, object]:
+        """(kind, path, expected Ref or None)."""
+        roll = rng.random()
+        if roll < 0.30:
+            ref = rng.choice(self.refs)
+            return "ref", search_path(q=ref, include_archived="true"), ref
+        if roll < 0.55:
+            return "title", search_path(q=rng.choice(self.titles), include_archived="true"), None
+        if roll < 0.65:
+            return "siret", search_path(q=rng.choice(self.sirets), include_archived="true"), None
+        if roll < 0.80:
+            return "filters", search_path(**rng.choice(self.filters)), None
+        if roll < 0.85:
+            return "formation", "/api/formations/" + rng.choice(self.refs), None
+        if roll < 0.90:
+            return "page", rng.choice(["/", "/formations/" + rng.choice(self.refs) + "/", "/nope"]), None
+        return "abusive", rng.choice(self.abusive)[1], None
+
+
+class Stats:
+    def __init__(self):
+        self.lock = threading.Lock()
+        self.statuses: Counter = Counter()
+        self.latencies: dict[str, list[float]] = defaultdict(list)
+        self.wrong: list[str] = []
+        self.server_errors: list[str] = []
+        self.conn_errors: Counter = Counter()
+        self.slow_abuse: list[tuple[str, float]] = []
+
+    def record(self, kind: str, path: str, status: int, seconds: float, problem: str | None) -> None:
+        with self.lock:
+            self.statuses[status] += 1
+            self.latencies[kind].append(seconds)
+            if status >= 500:
+                self.server_errors.append(f"{status} {path[:120]}")
+            if problem:
+                self.wrong.append(problem)
+            if kind == "abusive" and seconds > ABUSE_BUDGET_S:
+                self.slow_abuse.append((path[:60], seconds))
+
+
+def percentile(values: list[float], p: float) -> float:
+    if not values:
+        return float("nan")
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(round(p / 100 * (len(ordered) - 1))))]
+
+
+def check_answer(kind: str, status: int, body: bytes, expected) -> str | None:
+    if status != 200 or kind not in ("ref", "title", "siret"):
+        return None
+    try:
+        data = json.loads(body)
+    except ValueError:
+        return f"{kind}: body is not JSON"
+    results = data.get("results", [])
+    if kind == "ref" and (not results or results[0]["ref"] != expected):
+        return f"ref {expected}: first result {results[0]['ref'] if results else None}"
+    if kind in ("title", "siret") and not results:
+        return f"{kind}: no result"
+    return None
+
+
+def client(port: int, mix: Mix, stats: Stats, seed: int, deadline: float, budget: list[int], budget_lock) -> None:
+    rng = random.Random(seed)
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+    while time.monotonic() < deadline:
+        with budget_lock:
+            if budget[0] <= 0:
+                break
+            budget[0] -= 1
+        kind, path, expected = mix.pick(rng)
+        if kind == "abusive":
+            try:
+                status, body, seconds = raw_get(port, path)
+            except (OSError, ValueError, IndexError) as exc:
+                with stats.lock:
+                    stats.conn_errors[f"{kind}: {type(exc).__name__}"] += 1
+                continue
+            stats.record(kind, path, status, seconds, None)
+            continue
+        start = time.perf_counter()
+        try:
+            conn.request("GET", path)
+            response = conn.getresponse()
+            body = response.read()
+        except (OSError, http.client.HTTPException) as exc:
+            with stats.lock:
+                stats.conn_errors[f"{kind}: {type(exc).__name__}"] += 1
+            conn.close()
+            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+            continue
+        seconds = time.perf_counter() - start
+        stats.record(kind, path, response.status, seconds, check_answer(kind, response.status, body, expected))
+        if response.getheader("connection", "").lower() == "close":
+            conn.close()
+            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+    conn.close()
+
+
+def get(port: int, path: str) -> tuple[int, dict[str, str], bytes, float]:
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+    try:
+        start = time.perf_counter()
+        conn.request("GET", path)
+        response = conn.getresponse()
+        body = response.read()
+        return response.status, {k.lower(): v for k, v in response.getheaders()}, body, time.perf_counter() - start
+    finally:
+        conn.close()
+
+
+def raw_get(port: int, path: str) -> tuple[int, bytes, float]:
+    """One request on its own connection, read until the server closes it.
+
+    A request line past uvicorn's limit (about 128 KiB) gets a 400 and the connection
+    closed while the client may still be sending: the 400 is read before the reset.
+    """
+    start = time.perf_counter()
+    received = b""
+    with socket.create_connection(("127.0.0.1", port), timeout=30) as sock:
+        try:
+            sock.sendall(f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n".encode())
+        except (BrokenPipeError, ConnectionResetError):
+            pass
+        try:
+            while chunk := sock.recv(65536):
+                received += chunk
+        except ConnectionResetError:
+            if not received:
+                raise
+    seconds = time.perf_counter() - start
+    head, _, body = received.partition(b"\r\n\r\n")
+    return int(head.split(b" ", 2)[1]), body, seconds
+
+
+def build_command(content: Path, build_dir: Path) -> list[str]:
+    return [sys.executable, "-m", "catalogue.cli", "build", "--content", str(content), "--build", str(build_dir),
+            "--today", TODAY.isoformat(), "--quiet"]
+
+
+def rebuild_loop(files: list[Path], build_dir: Path, stop: threading.Event, results: list) -> None:
+    i = 1  # the first file is already published: start with the other
+    while not stop.is_set():
+        start = time.monotonic()
+        done = subprocess.run(build_command(files[i % 2], build_dir), cwd=ROOT, capture_output=True, text=True)
+        results.append((files[i % 2].name, done.returncode, time.monotonic() - start, done.stderr.strip()[-300:]))
+        i += 1
+
+
+def wait_until_up(port: int, server: subprocess.Popen, timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if server.poll() is not None:
+            raise SystemExit(f"the server exited with status {server.returncode}")
+        try:
+            get(port, "/")
+            return
+        except OSError:
+            time.sleep(0.1)
+    raise SystemExit("the server did not answer in time")
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--formations", type=int, default=2000)
+    parser.add_argument("--clients", type=int, default=50)
+    parser.add_argument("--seconds", type=float, default=30.0)
+    parser.add_argument("--max-requests", type=int, default=500_000)
+    parser.add_argument("--seed", type=int, default=3)
+    parser.add_argument("--work", type=Path, help="Working folder (default: a temporary one, removed at the end).")
+    args = parser.parse_args()
+    if not (1 <= args.clients <= 500 and 0 < args.seconds <= 600):
+        parser.error("1 to 500 clients, at most 600 seconds")
+
+    work = args.work or Path(tempfile.mkdtemp(prefix="catalogue-load-"))
+    work.mkdir(parents=True, exist_ok=True)
+    failures: list[str] = []
+    server = None
+    try:
+        formations = list(generate_formations(args.formations, seed=args.seed))
+        files = [work / "a.xml", work / "b.xml"]
+        write_lheo(formations, files[0])
+        write_lheo(formations[:-1], files[1])
+        build_dir = work / "build"
+        start = time.monotonic()
+        first = subprocess.run(build_command(files[0], build_dir), cwd=ROOT, capture_output=True, text=True)
+        if first.returncode != 0:
+            print(first.stderr)
+            return 1
+        print(f"catalogue: {args.formations} formations, first build {time.monotonic() - start:.1f} s")
+        mix = Mix(formations)
+
+        port = free_port()
+        server = subprocess.Popen(
+            [sys.executable, "-m", "catalogue.cli", "serve", "--build", str(build_dir), "--host", "127.0.0.1",
+             "--port", str(port)],
+            cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        )
+        wait_until_up(port, server)
+        for kind, path, expected in [("ref", search_path(q=r, include_archived="true"), r) for r in mix.refs[:5]]:
+            get(port, path)  # warm up: open the index once
+
+        # -- security headers --------------------------------------------------------
+        print("\nsecurity headers:")
+        ref = mix.refs[0]
+        for path in ("/", f"/formations/{ref}/", search_path(q="cuisine"), f"/api/formations/{ref}"):
+            status, headers, _, _ = get(port, path)
+            missing = [h for h in SECURITY_HEADERS if h not in headers]
+            print(f"  {status} {path[:50]:50} {'ok' if not missing else 'MISSING ' + ', '.join(missing)}")
+            if missing:
+                failures.append(f"{path}: missing {missing}")
+        csp = get(port, "/")[1].get("content-security-policy", "")
+        print(f"  CSP: {csp}")
+        if "script-src 'self'" not in csp or "unsafe-inline" in csp:
+            failures.append(f"weak CSP: {csp}")
+
+        # -- abusive queries, idle server ------------------------------------------------
+        print(f"\nabusive queries, one at a time (each: 4xx or 200 within {ABUSE_BUDGET_S * 1000:.0f} ms):")
+        for name, path in mix.abusive:
+            timings = []
+            for _ in range(3):
+                status, body, seconds = raw_get(port, path)
+                timings.append(seconds)
+            worst = max(timings)
+            ok = (status == 200 or 400 <= status < 500) and worst <= ABUSE_BUDGET_S
+            print(f"  {'ok ' if ok else 'BAD'} {name:18} {status} worst of 3 {worst * 1000:6.1f} ms  {body[:70]!r}")
+            if not ok:
+                failures.append(f"abusive {name}: {status} in {worst * 1000:.0f} ms")
+
+        # -- load during rebuilds --------------------------------------------------------
+        stats = Stats()
+        stop = threading.Event()
+        rebuilds: list = []
+        rebuilder = threading.Thread(target=rebuild_loop, args=(files, build_dir, stop, rebuilds), daemon=True)
+        deadline = time.monotonic() + args.seconds
+        budget, budget_lock = [args.max_requests], threading.Lock()
+        threads = [
+            threading.Thread(
+                target=client,
+                args=(port, mix, stats, args.seed * 1000 + i, deadline, budget, budget_lock),
+                daemon=True,
+            )
+            for i in range(args.clients)
+        ]
+        started = time.monotonic()
+        rebuilder.start()
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(args.seconds + 60)
+        elapsed = time.monotonic() - started
+        stop.set()
+        rebuilder.join(600)
+
+        total = sum(stats.statuses.values())
+        print(f"\nload: {args.clients} clients, {elapsed:.1f} s, {total} requests ({total / elapsed:.0f}/s)")
+        print("  statuses: " + ", ".join(f"{s}: {n}" for s, n in sorted(stats.statuses.items())))
+        print(f"  5xx: {len(stats.server_errors)}   wrong answers: {len(stats.wrong)}   "
+              f"connection errors: {sum(stats.conn_errors.values())}")
+        for line in stats.server_errors[:5]:
+            print(f"    5xx: {line}")
+        for line in stats.wrong[:5]:
+            print(f"    wrong: {line}")
+        for line, n in stats.conn_errors.most_common(5):
+            print(f"    connection: {line} × {n}")
+        everything = [s for values in stats.latencies.values() for s in values]
+        print(f"  {'kind':10} {'n':>7} {'p50 ms':>8} {'p95 ms':>8} {'p99 ms':>8} {'max ms':>8}")
+        for kind, values in sorted(stats.latencies.items()) + [("ALL", everything)]:
+            p50, p95, p99 = (percentile(values, p) * 1000 for p in (50, 95, 99))
+            print(f"  {kind:10} {len(values):7} {p50:8.1f} {p95:8.1f} {p99:8.1f} {max(values) * 1000:8.1f}")
+        print(f"  abusive over {ABUSE_BUDGET_S * 1000:.0f} ms under load: {len(stats.slow_abuse)}"
+              f" of {len(stats.latencies['abusive'])}")
+        print(f"  rebuilds during the load: {len(rebuilds)}")
+        for name, code, seconds, stderr in rebuilds:
+            print(f"    {name}: exit {code} in {seconds:.1f} s" + (f"  {stderr}" if code else ""))
+        if stats.server_errors:
+            failures.append(f"{len(stats.server_errors)} 5xx")
+        if stats.wrong:
+            failures.append(f"{len(stats.wrong)} wrong answers")
+        if stats.conn_errors:
+            failures.append(f"{sum(stats.conn_errors.values())} connection errors")
+        if not any(code == 0 for _, code, _, _ in rebuilds):
+            failures.append("no rebuild was published during the load")
+        if any(code != 0 for _, code, _, _ in rebuilds):
+            failures.append("a rebuild failed")
+    finally:
+        if server is not None:
+            server.terminate()
+            try:
+                server.wait(10)
+            except subprocess.TimeoutExpired:
+                server.kill()
+        if args.work is None:
+            shutil.rmtree(work, ignore_errors=True)
+    print("\nRESULT: " + ("ok" if not failures else "FAILED: " + "; ".join(failures)))
+    return 0 if not failures else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
