@@ -24,6 +24,7 @@ from fastapi import FastAPI, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, RedirectResponse, Response
+from pydantic import BaseModel
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from .model import REF_PATTERN
@@ -49,6 +50,15 @@ for _suffix, _type in {".js": "text/javascript", ".mjs": "text/javascript", ".cs
                        ".json": "application/json", ".svg": "image/svg+xml", ".xml": "application/xml",
                        ".webmanifest": "application/manifest+json", ".txt": "text/plain"}.items():
     mimetypes.add_type(_type, _suffix)
+
+
+class ErrorDetail(BaseModel):
+    """Every error of the API: one French sentence."""
+
+    detail: str
+
+
+_UNAVAILABLE = {503: {"model": ErrorDetail, "description": "Aucun index publié, ou index endommagé : lancez « catalogue build »"}}
 
 
 class SecurityHeaders:
@@ -103,7 +113,15 @@ def create_app(build_dir: Path) -> FastAPI:
     async def http_error(request: Request, exc: StarletteHTTPException) -> Response:
         return JSONResponse({"detail": exc.detail}, status_code=exc.status_code, headers=getattr(exc, "headers", None))
 
-    @app.get("/api/search", response_model=SearchResponse, tags=["recherche"])
+    @app.get(
+        "/api/search",
+        response_model=SearchResponse,
+        tags=["recherche"],
+        responses={
+            400: {"model": ErrorDetail, "description": "Requête impossible (ville inconnue, trop de mots…)"},
+            **_UNAVAILABLE,
+        },
+    )
     def api_search(params: Annotated[SearchParams, Query()]):
         """Chercher des formations : mots (analyse française, tolérance aux fautes) ou numéro
         (Ref, numéro d'action ou de session, ``ref|action|session``, SIRET, RNCP), avec filtres."""
@@ -119,7 +137,7 @@ def create_app(build_dir: Path) -> FastAPI:
     @app.get(
         "/api/formations/{ref}",
         tags=["formations"],
-        responses={404: {"description": "Ref inconnue"}},
+        responses={404: {"model": ErrorDetail, "description": "Ref inconnue"}, **_UNAVAILABLE},
     )
     def api_formation(ref: str):
         """Une formation entière (formation > actions > sessions, organisme), telle que publiée."""
