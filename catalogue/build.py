@@ -351,17 +351,22 @@ def _publish(build_dir: Path, staging: Path) -> None:
     if tmp.is_symlink() or tmp.exists():
         tmp.unlink()
     tmp.symlink_to(staging.relative_to(build_dir))
+    # Marked before the switch: once published, nothing may fail and have the folder removed.
+    (staging / PUBLISHED_MARK).touch()
     os.replace(tmp, build_dir / CURRENT)
     _fsync_dir(build_dir)
-    (staging / PUBLISHED_MARK).touch()
 
 
 def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
+    """Make the switch durable; best effort, since the build is already published."""
     try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+        fd = os.open(path, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+    except OSError:
+        pass
 
 
 def published_build(build_dir: Path) -> Optional[Path]:
