@@ -835,31 +835,36 @@ def test_hostile_values_yield_problems_never_exceptions(tmp_path, value):
     assert not records or not problems  # one formation: a record or its problems
 
 
-def _rss() -> int:
-    with open("/proc/self/statm") as statm:
-        return int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+_PEAK = """
+import resource, sys
+from pathlib import Path
+from lxml import etree
+from catalogue.sources.lheo import read_lheo
+path, mode, limit = Path(sys.argv[1]), sys.argv[2], int(sys.argv[3])
+if mode == "dom":
+    assert etree.parse(str(path)).getroot() is not None
+else:
+    for count, item in enumerate(read_lheo(path), 1):
+        if count >= limit:
+            break
+print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024)
+"""
+
+
+def _peak_rss(path, mode: str, limit: int = 0) -> int:
+    """Peak resident memory of a fresh process reading ``path``: no other test's pages in it."""
+    out = subprocess.run([sys.executable, "-c", _PEAK, str(path), mode, str(limit)], capture_output=True, text=True, check=True)
+    return int(out.stdout.strip())
 
 
 def test_memory_stays_flat_while_streaming(tmp_path):
     """Resident memory, not tracemalloc: libxml2's tree lives outside Python's allocator."""
     contenu = "Contenu détaillé de la formation. " * 30
     path = write(tmp_path, lheo(*(formation(f"15_{i}", contenu=contenu) for i in range(20_000))))
-    samples = []
-    count = 0
-    for count, item in enumerate(read_lheo(path), 1):
-        assert isinstance(item, Record)
-        if count >= 2_000 and count % 1_000 == 0:
-            samples.append(_rss())
-    assert count == 20_000
-    streamed_growth = max(samples) - samples[0]
-
-    # What a DOM of only a tenth of the file costs, for scale
-    head = write(tmp_path, lheo(*(formation(f"15_{i}", contenu=contenu) for i in range(2_000))), "head.xml")
-    before = _rss()
-    tree = etree.parse(str(head))
-    dom_growth = _rss() - before
-    assert tree.getroot() is not None
-
+    first_tenth = _peak_rss(path, "stream", 2_000)
+    whole = _peak_rss(path, "stream", 10**9)
+    dom = _peak_rss(path, "dom")
+    streamed_growth = whole - first_tenth  # reading 18,000 more formations
     assert streamed_growth < 8_000_000, streamed_growth
-    assert dom_growth > 3 * max(streamed_growth, 1_000_000), (dom_growth, streamed_growth)
+    assert dom - first_tenth > 10 * max(streamed_growth, 1_000_000), (dom, first_tenth, whole)
 

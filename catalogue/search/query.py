@@ -20,6 +20,7 @@ from analysed terms, so ``AND``, quotes, ``*`` or ``field:`` are plain words.
 from __future__ import annotations
 
 import datetime as dt
+import re
 import heapq
 import itertools
 from operator import itemgetter
@@ -27,6 +28,7 @@ from pathlib import Path
 from typing import Annotated, Any, Iterable, Literal, Optional
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
+from pydantic_core import PydanticCustomError
 
 from .analysis import (
     FIELD_BOOSTS,
@@ -66,6 +68,15 @@ def _french_bool(value: Any) -> Any:
 FrenchBool = Annotated[Optional[bool], BeforeValidator(_french_bool)]
 
 
+def _iso_date_only(value: Any) -> Any:
+    """AAAA-MM-JJ only: pydantic alone would also read ``0`` as 1970-01-01."""
+    if value is None or isinstance(value, dt.date):
+        return value
+    if isinstance(value, str) and re.fullmatch(r"\d{4}-\d{2}-\d{2}", value.strip()):
+        return value.strip()
+    raise PydanticCustomError("iso_date", "date AAAA-MM-JJ attendue")
+
+
 class SearchParams(BaseModel):
     """What may be asked of the search, from the CLI or ``GET /api/search``."""
 
@@ -83,7 +94,7 @@ class SearchParams(BaseModel):
     distance: FrenchBool = Field(default=None, description="À distance seulement (ou non).")
     esp: FrenchBool = Field(default=None, description="Entrées/sorties permanentes seulement (ou non).")
     financeur: Optional[str] = Field(default=None, pattern=r"^\d{1,2}$", description="Code financeur LHEO (10 : Région...).")
-    debut_apres: Optional[dt.date] = Field(
+    debut_apres: Annotated[Optional[dt.date], BeforeValidator(_iso_date_only)] = Field(
         default=None, description="Une session commence ce jour ou après (AAAA-MM-JJ)."
     )
     near: Optional[str] = Field(
