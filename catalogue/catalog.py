@@ -13,7 +13,7 @@ import datetime as dt
 from dataclasses import dataclass, field
 from typing import Iterable, Optional
 
-from .model import Adresse, Formation, Statut
+from .model import Adresse, Formation, Session, Statut
 from .problems import Origin
 from .regions import Geo
 from .settings import Settings
@@ -114,16 +114,21 @@ def _place(adresse: Optional[Adresse], geo: Geo) -> Optional[Place]:
     )
 
 
+def is_ended(session: Session, today: dt.date) -> bool:
+    """Ended once its last possible day is past; a session with an unknown end never ends."""
+    return session.periode.fin is not None and session.periode.fin.latest() < today
+
+
 def is_archived(formation: Formation, today: dt.date) -> bool:
-    """Archived once the last session has ended; a session with an unknown end never ends."""
-    return all(s.periode.fin is not None and s.periode.fin.latest() < today for s in formation.sessions)
+    """Archived once the last session has ended."""
+    return all(is_ended(s, today) for s in formation.sessions)
 
 
 def next_session_start(formation: Formation, today: dt.date) -> Optional[str]:
     starts = [
         s.periode.debut.lheo() if s.periode.debut else "00000000"
         for s in formation.sessions
-        if s.periode.fin is None or s.periode.fin.latest() >= today
+        if not is_ended(s, today)
     ]
     return min(starts) if starts else None
 

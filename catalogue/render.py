@@ -32,7 +32,7 @@ from jinja2 import Environment, FileSystemLoader, StrictUndefined
 from markupsafe import Markup, escape
 
 from .build import SinkContext, register_sink
-from .catalog import Catalog, Entry, OrganismeSummary
+from .catalog import Catalog, Entry, OrganismeSummary, is_ended
 from .model import Action, Adresse, Coordonnees, Formation, ModalitesEnseignement, PartialDate, Session, check_ref
 from .regions import Geo
 from .settings import PROJECT_ROOT, Settings
@@ -343,10 +343,6 @@ def period_text(session: Session) -> str:
 
 def _when(date: PartialDate) -> str:
     return f"le {date.french()}" if date.is_full else f"en {date.french()}"
-
-
-def is_ended(session: Session, today: dt.date) -> bool:
-    return session.periode.fin is not None and session.periode.fin.latest() < today
 
 
 def session_order(session: Session, today: dt.date) -> tuple:
