@@ -86,11 +86,23 @@ class BuildLocked(Exception):
 class Sink(Protocol):
     """Something a build feeds with every published formation (see :data:`SINKS`)."""
 
-    def add(self, formation: Formation, entry: Entry) -> None: ...
+    def add(self, formation: Formation, entry: Entry) -> None:
+        """A new or changed formation (every formation, in a full build)."""
+
+    def keep(self, entry: Entry) -> None:
+        """A formation unchanged since ``context.previous``: reuse what was written for it there."""
 
     def finish(self, catalog: Catalog) -> None: ...
 
     # Optional: ``abort()``, called when the build fails, to release processes or files early.
+
+
+@dataclass(frozen=True)
+class PreviousBuild:
+    """The published build an incremental build starts from (made by the same code, templates and settings)."""
+
+    folder: Path  # its folder, laid out as the staging folder; never written to
+    refs: frozenset[str]  # the Refs it published
 
 
 @dataclass(frozen=True)
@@ -101,6 +113,8 @@ class SinkContext:
     settings: Settings
     today: dt.date
     geo: Geo
+    #: ``None`` in a full build. Otherwise unchanged formations come to ``keep()``, not ``add()``.
+    previous: Optional[PreviousBuild] = None
 
 
 #: Sinks of a full build, by name, in the order they are fed. Each factory is
