@@ -22,6 +22,8 @@ import errno
 import fcntl
 import os
 import shutil
+import subprocess
+import sys
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -29,15 +31,17 @@ from pathlib import Path
 from typing import Callable, Iterator, Optional, Protocol
 
 from .catalog import Catalog, Entry, summarize
+from .incremental import Fresh, Manifest, Outcome, Reused, build_key, read_incremental, valid_until
 from .model import Formation
 from .problems import InvalidInput, Origin, Problem
 from .regions import Geo, geo as load_geo
 from .report import REPORT_FILES, write_report
 from .rules import DuplicateFinder, check_formation, is_published
 from .settings import Settings
-from .sources import Record, read_sources
+from .sources import Record
 
 BUILDS_DIR = ".builds"
+TRASH_DIR = ".trash"  # old builds, deleted by a process of their own
 CURRENT = "current"
 PUBLISHED_DIRS = ("site", "index")
 #: What BUILD/ shows of the published build, each through BUILD/current.
@@ -141,6 +145,8 @@ class BuildOptions:
     build_dir: Path = Path("build")
     today: dt.date = field(default_factory=dt.date.today)
     skip_invalid: bool = False
+    #: Rebuild everything even when the published build could be reused.
+    full: bool = False
 
 
 @dataclass
@@ -156,18 +162,35 @@ class BuildReport:
     timings: dict[str, float] = field(default_factory=dict)
     rejected: set[str] = field(default_factory=set)  # numeros of rejected formations
     output: Optional[Path] = None
+    incremental: bool = False  # made from the previous published build
+    rendered: int = 0  # published formations given whole to the sinks (all, in a full build)
+    reused: int = 0  # published formations unchanged since the previous build, whose files were linked
+    removed: int = 0  # formations the previous build published and this one does not
 
     @property
     def ok(self) -> bool:
         return not self.errors
 
 
+class Progress(Protocol):
+    """Someone watching a build: the CLI's progress bar."""
+
+    def advance(self, done: int) -> None:
+        """``done`` more bytes of input were read and emitted (out of :func:`~catalogue.incremental.source_bytes`)."""
+
+    def phase(self, name: str) -> None:
+        """A phase after the reading starts (``finish:site``, ``publish``...)."""
+
+
 class _Timer:
-    def __init__(self, report: BuildReport):
+    def __init__(self, report: BuildReport, progress: Optional[Progress] = None):
         self.report = report
+        self.progress = progress
 
     @contextmanager
     def phase(self, name: str) -> Iterator[None]:
+        if self.progress is not None and not name.startswith(("read", "emit:")):
+            self.progress.phase(name)
         start = time.perf_counter()
         try:
             yield
@@ -178,7 +201,7 @@ class _Timer:
 def check(options: BuildOptions, settings: Settings) -> BuildReport:
     """Read and check everything, write nothing."""
     report = BuildReport()
-    _read_and_emit(options, settings, report, sinks=[], timer=_Timer(report))
+    _read_and_emit(options, settings, report, sinks=[], timer=_Timer(report), previous=None)
     return report
 
 
@@ -187,46 +210,95 @@ def build(
     settings: Settings,
     *,
     sinks: Optional[list[str]] = None,
-    progress: Optional[Callable[[Entry], None]] = None,
+    progress: Optional[Progress] = None,
 ) -> BuildReport:
     """Build the site and indexes into a fresh folder and publish it.
+
+    When the published build was made by the same code, templates and
+    settings, the build is incremental: formations whose bytes did not change
+    are not parsed again, and the sinks link their files instead of writing
+    them. ``progress`` hears of the input bytes done and of each later phase.
 
     Raises :class:`InvalidInput` (nothing published) when an input has an error
     and ``skip_invalid`` is off, :class:`BuildLocked` when another build runs.
     """
-    report = BuildReport()
-    timer = _Timer(report)
+    _load_sinks()
+    names = list(SINKS) if sinks is None else sinks
     build_dir = options.build_dir
     build_dir.mkdir(parents=True, exist_ok=True)
     with _lock(build_dir):
-        staging = _new_staging(build_dir)
-        active: list[Sink] = []
+        key = build_key(settings, names)
+        # A sink that cannot reuse its files (no keep()) makes every build a full one.
+        reusable = all(hasattr(SINKS[name], "keep") for name in names)
+        previous = _previous(build_dir, key) if reusable and not options.full else None
         try:
-            context = SinkContext(staging, settings, options.today, load_geo())
-            _load_sinks()
-            names = list(SINKS) if sinks is None else sinks
-            for name in names:
-                active.append(SINKS[name](context))
-            catalog = _read_and_emit(options, settings, report, active, timer, progress)
-            if report.errors and not options.skip_invalid:
-                raise InvalidInput(report.errors)
-            for name, sink in zip(names, active):
-                with timer.phase(f"finish:{name}"):
-                    sink.finish(catalog)
-            with timer.phase("report"):
-                write_report(staging, report, settings, options.today)
-            with timer.phase("publish"):
-                _publish(build_dir, staging)
-            report.output = build_dir / "site"
-        except BaseException:
-            for sink in active:
-                abort = getattr(sink, "abort", None)
-                if abort is not None:
-                    abort()
-            shutil.rmtree(staging, ignore_errors=True)
-            raise
-        _prune(build_dir)
+            report = _build_into(options, settings, names, key, previous, progress)
+        except PreviousBuildDamaged:
+            # A file of the published build went missing: rebuild everything rather than fail.
+            report = _build_into(options, settings, names, key, None, progress)
+        _prune_later(build_dir)
     return report
+
+
+class PreviousBuildDamaged(Exception):
+    """A file the incremental build meant to reuse is missing from the published build."""
+
+
+def _previous(build_dir: Path, key: str) -> Optional[tuple[PreviousBuild, Manifest]]:
+    folder = published_build(build_dir)
+    manifest = Manifest.load(folder, key) if folder is not None else None
+    if manifest is None:
+        return None
+    return PreviousBuild(folder, frozenset(manifest.published)), manifest
+
+
+def _build_into(
+    options: BuildOptions,
+    settings: Settings,
+    names: list[str],
+    key: str,
+    previous: Optional[tuple[PreviousBuild, Manifest]],
+    progress: Optional[Progress],
+) -> BuildReport:
+    report = BuildReport(incremental=previous is not None)
+    timer = _Timer(report, progress)
+    build_dir = options.build_dir
+    staging = _new_staging(build_dir)
+    active: list[Sink] = []
+    try:
+        context = SinkContext(staging, settings, options.today, load_geo(), previous[0] if previous else None)
+        for name in names:
+            active.append(SINKS[name](context))
+        catalog, manifest = _read_and_emit(options, settings, report, active, timer, previous, progress, key)
+        if report.errors and not options.skip_invalid:
+            raise InvalidInput(report.errors)
+        if previous is not None:
+            report.removed = len(previous[0].refs - manifest.published.keys())
+        for name, sink in zip(names, active):
+            with timer.phase(f"finish:{name}"):
+                sink.finish(catalog)
+        with timer.phase("report"):
+            write_report(staging, report, settings, options.today)
+            manifest.save(staging)
+        with timer.phase("publish"):
+            _publish(build_dir, staging)
+        report.output = build_dir / "site"
+    except BaseException as exc:
+        for sink in active:
+            abort = getattr(sink, "abort", None)
+            if abort is not None:
+                abort()
+        shutil.rmtree(staging, ignore_errors=True)
+        if previous is not None and _is_in(exc, previous[0].folder):
+            raise PreviousBuildDamaged(str(exc)) from exc
+        raise
+    return report
+
+
+def _is_in(exc: BaseException, folder: Path) -> bool:
+    """A missing file of ``folder`` (the published build) caused ``exc``."""
+    name = getattr(exc, "filename", None)
+    return isinstance(exc, FileNotFoundError) and name is not None and Path(name).is_relative_to(folder)
 
 
 def _read_and_emit(
@@ -235,65 +307,88 @@ def _read_and_emit(
     report: BuildReport,
     sinks: list[Sink],
     timer: _Timer,
-    progress: Optional[Callable[[Entry], None]] = None,
-) -> Catalog:
+    previous: Optional[tuple[PreviousBuild, Manifest]],
+    progress: Optional[Progress] = None,
+    key: str = "",
+) -> tuple[Catalog, Manifest]:
     geo = load_geo()
-    seen: dict[str, Origin] = {}
+    known = previous[1] if previous is not None else None
+    state = _ReadState(report, Manifest(key, options.today, {}, {}))
     duplicates = DuplicateFinder()
     entries: list[Entry] = []
-    refused_by_reader: set[str] = set()
-    items = read_sources(options.content)
+    items = read_incremental(options.content, known, options.today, progress.advance if progress else None)
     while True:
         with timer.phase("read"):
             item = next(items, None)
+            if isinstance(item, Fresh):
+                outcome = _evaluate(item, options, settings, geo)
         if item is None:
             break
         if isinstance(item, Problem):
-            (report.errors if item.is_error else report.warnings).append(item)
-            if item.is_error and item.numero and item.numero != "-":
-                refused_by_reader.add(item.numero)
+            state.problem(item)
             continue
-        report.read += 1
-        with timer.phase("check"):
-            entry = _check(item, options, settings, geo, seen, report)
+        if isinstance(item, Fresh):
+            formation = next((i.formation for i in item.items if isinstance(i, Record)), None)
+        else:
+            outcome, formation = item.outcome, None
+        entry = state.take(outcome)
         if entry is None:
             continue
-        if not is_published(item.statut):
+        if not is_published(entry.statut):
             report.unpublished.append(entry)
             continue
         duplicates.add(entry)
         entries.append(entry)
         report.published += 1
         report.archived += entry.archived
-        for sink in sinks:
-            with timer.phase(f"emit:{type(sink).__module__.rsplit('.', 1)[-1]}"):
-                sink.add(item.formation, entry)
-        if progress:
-            progress(entry)
+        state.manifest.published[entry.ref] = outcome.digest
+        if sinks:
+            if known is not None and _unchanged(known, entry.ref, outcome.digest, options.today):
+                report.reused += 1
+                for sink in sinks:
+                    with timer.phase(f"emit:{_sink_name(sink)}"):
+                        sink.keep(entry)
+            else:
+                report.rendered += 1
+                if formation is None:
+                    with timer.phase("read"):
+                        formation = _read_again(item)
+                for sink in sinks:
+                    with timer.phase(f"emit:{_sink_name(sink)}"):
+                        sink.add(formation, entry)
     report.warnings.extend(duplicates.problems())
     # A formation the reader refused was read all the same: count it once, however many its problems.
-    report.read += len(refused_by_reader - report.rejected)
-    report.rejected |= refused_by_reader
-    return Catalog.of(entries, options.today)
+    report.read += len(state.refused_by_reader - report.rejected)
+    report.rejected |= state.refused_by_reader
+    return Catalog.of(entries, options.today), state.manifest
 
 
-def _check(
-    record: Record,
-    options: BuildOptions,
-    settings: Settings,
-    geo: Geo,
-    seen: dict[str, Origin],
-    report: BuildReport,
-) -> Optional[Entry]:
-    """The entry of a record that passes every rule, or ``None`` (its problems reported)."""
-    numero = record.numero
-    if numero in seen:
-        report.errors.append(
-            Problem(record.origin, numero, "numero", f"Ref déjà présente en {seen[numero]} : elle n'est pas écrasée")
-        )
-        report.rejected.add(numero)
-        return None
-    seen[numero] = record.origin
+def _sink_name(sink: Sink) -> str:
+    return type(sink).__module__.rsplit(".", 1)[-1]
+
+
+def _unchanged(known: Manifest, ref: str, digest: bytes, today: dt.date) -> bool:
+    """The previous build published this very formation, and its pages then are its pages today."""
+    if known.published.get(ref) != digest:
+        return False
+    outcome = known.outcomes.get(digest)
+    return outcome is not None and outcome.holds_on(today)
+
+
+def _read_again(item: Reused) -> Formation:
+    for read in item.load():
+        if isinstance(read, Record):
+            return read.formation
+    raise RuntimeError(f"{item.outcome.origin}: {item.numero}: la formation ne se relit plus à l'identique")
+
+
+def _evaluate(fresh: Fresh, options: BuildOptions, settings: Settings, geo: Geo) -> Outcome:
+    """The outcome of a formation read now: its entry and problems, and the days they hold."""
+    read_problems = tuple(i for i in fresh.items if isinstance(i, Problem))
+    record = next((i for i in fresh.items if isinstance(i, Record)), None)
+    if record is None:
+        numero = next((p.numero for p in read_problems if p.numero and p.numero != "-"), "-")
+        return Outcome(fresh.digest, numero, fresh.origin, read_problems, since=options.today)
     entry = summarize(
         record.formation,
         origin=record.origin,
@@ -303,14 +398,59 @@ def _check(
         geo=geo,
         motif_refus=record.motif_refus,
     )
-    problems = list(check_formation(record.formation, entry, settings, geo))
-    report.warnings.extend(p for p in problems if not p.is_error)
-    errors = [p for p in problems if p.is_error]
-    if errors:
-        report.errors.extend(errors)
-        report.rejected.add(numero)
-        return None
-    return entry
+    checks = tuple(check_formation(record.formation, entry, settings, geo))
+    return Outcome(
+        fresh.digest,
+        record.numero,
+        fresh.origin,
+        read_problems,
+        checks,
+        record.statut,
+        record.motif_refus,
+        None if any(p.is_error for p in checks) else entry,
+        since=options.today,
+        until=valid_until(record.formation, options.today),
+    )
+
+
+class _ReadState:
+    """What the read loop accumulates: problems, Refs seen, and the manifest of this build."""
+
+    def __init__(self, report: BuildReport, manifest: Manifest):
+        self.report = report
+        self.manifest = manifest
+        self.seen: dict[str, Origin] = {}
+        self.refused_by_reader: set[str] = set()
+
+    def problem(self, problem: Problem) -> None:
+        (self.report.errors if problem.is_error else self.report.warnings).append(problem)
+        if problem.is_error and problem.numero and problem.numero != "-":
+            self.refused_by_reader.add(problem.numero)
+
+    def take(self, outcome: Outcome) -> Optional[Entry]:
+        """Report one formation's outcome; its entry when it passed every check."""
+        self.manifest.outcomes[outcome.digest] = outcome
+        for problem in outcome.read_problems:
+            self.problem(problem)
+        if outcome.statut is None:
+            return None  # the reader refused it
+        report = self.report
+        report.read += 1
+        numero = outcome.numero
+        if numero in self.seen:
+            report.errors.append(
+                Problem(outcome.origin, numero, "numero", f"Ref déjà présente en {self.seen[numero]} : elle n'est pas écrasée")
+            )
+            report.rejected.add(numero)
+            return None
+        self.seen[numero] = outcome.origin
+        report.warnings.extend(p for p in outcome.check_problems if not p.is_error)
+        errors = [p for p in outcome.check_problems if p.is_error]
+        if errors:
+            report.errors.extend(errors)
+            report.rejected.add(numero)
+            return None
+        return outcome.entry
 
 
 # --------------------------------------------------------------------------
@@ -389,13 +529,34 @@ def published_build(build_dir: Path) -> Optional[Path]:
     return current.resolve() if current.is_symlink() and current.exists() else None
 
 
-def _prune(build_dir: Path) -> None:
-    """Remove old builds and leftovers of killed ones, keeping the last few published."""
+def _prune(build_dir: Path) -> list[Path]:
+    """Move old builds and leftovers of killed ones to the trash, keeping the last few published.
+
+    Called under the lock, so that no build in progress is taken; a rename is
+    instant whatever the folder holds. Returns the trash folder's contents.
+    """
     current = published_build(build_dir)
     builds = sorted((build_dir / BUILDS_DIR).iterdir(), key=lambda p: p.name)
     keep = [p for p in builds if p.resolve() == current]
     older = [p for p in builds if (current is None or p.name < current.name) and (p / PUBLISHED_MARK).exists()]
     keep += older[-(KEEP_BUILDS - 1) :] if KEEP_BUILDS > 1 else []
+    trash = build_dir / TRASH_DIR
+    trash.mkdir(exist_ok=True)
     for path in builds:
         if path not in keep:
-            shutil.rmtree(path, ignore_errors=True)
+            os.replace(path, trash / path.name)
+    return list(trash.iterdir())
+
+
+def _prune_later(build_dir: Path) -> None:
+    """Prune, and delete the trash in a process of its own: nobody waits for 100,000 unlinks."""
+    if not _prune(build_dir):
+        return
+    subprocess.Popen(
+        [sys.executable, "-c", "import shutil, sys; shutil.rmtree(sys.argv[1], ignore_errors=True)", str(build_dir / TRASH_DIR)],
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+        close_fds=True,
+    )

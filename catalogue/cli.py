@@ -83,17 +83,27 @@ def _print_problems(problems: list[Problem]) -> None:
 @today_option
 @click.option("--skip-invalid", is_flag=True, help="Publier les formations valides et lister les refusées.")
 @click.option("--quiet", "-q", is_flag=True, help="N'afficher que les erreurs.")
+@click.option("--full", is_flag=True, help="Tout reconstruire, sans reprendre le build publié.")
 @config_option
-def build(content, build_dir, today, skip_invalid, quiet, config) -> None:
-    """Construire le site statique et les index dans BUILD/."""
+def build(content, build_dir, today, skip_invalid, quiet, full, config) -> None:
+    """Construire le site statique et les index dans BUILD/.
+
+    Le build reprend ce qui n'a pas changé depuis le build publié (mêmes
+    formations, même code, mêmes gabarits et réglages) ; --full refait tout.
+    """
     from .build import BuildLocked, BuildOptions, build as run_build
 
     settings = _settings(config)
     options = BuildOptions(
-        content=tuple(content) or (Path("content"),), build_dir=build_dir, today=today, skip_invalid=skip_invalid
+        content=tuple(content) or (Path("content"),),
+        build_dir=build_dir,
+        today=today,
+        skip_invalid=skip_invalid,
+        full=full,
     )
     try:
-        report = run_build(options, settings)
+        with _BuildProgress(options.content, enabled=not quiet) as progress:
+            report = run_build(options, settings, progress=progress)
     except InvalidInput as exc:
         _print_problems(exc.problems)
         click.echo(f"{len(exc.problems)} erreur(s) : rien n'a été publié, le site précédent reste en place.", err=True)
@@ -129,13 +139,59 @@ def _os_error(exc: OSError) -> str:
     return f"{where}{what} ({exc.strerror or exc})"
 
 
+class _BuildProgress:
+    """click's progress bar over the input's bytes, then one line per later phase (on a terminal only)."""
+
+    def __init__(self, content: tuple[Path, ...], enabled: bool):
+        from .incremental import source_bytes
+
+        self.enabled = enabled and sys.stderr.isatty()
+        self.bar = None
+        if self.enabled:
+            self.bar = click.progressbar(
+                length=max(source_bytes(content), 1), label="Lecture et rendu", file=sys.stderr, show_eta=True
+            )
+
+    def __enter__(self) -> "_BuildProgress":
+        if self.bar is not None:
+            self.bar.__enter__()
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self._close_bar()
+
+    def _close_bar(self) -> None:
+        if self.bar is not None:
+            self.bar.__exit__(None, None, None)
+            self.bar = None
+
+    def advance(self, done: int) -> None:
+        if self.bar is not None:
+            self.bar.update(done)
+
+    def phase(self, name: str) -> None:
+        if self.enabled:
+            self._close_bar()
+            click.echo(f"  {PHASE_LABELS.get(name.split(':')[0], name)} {name.partition(':')[2]}".rstrip() + "…", err=True)
+
+
+PHASE_LABELS = {"finish": "Pages d'ensemble et index :", "report": "Rapport", "publish": "Publication", "check": "Contrôles"}
+
+
 def _summary(report) -> str:
     rejected = len(report.rejected)
     timings = ", ".join(f"{name} {seconds:.1f} s" for name, seconds in report.timings.items())
+    if report.incremental:
+        reuse = (
+            f"Build incrémental : {report.rendered} formation(s) rendue(s), {report.reused} reprise(s) telles quelles "
+            f"du build précédent, {report.removed} retirée(s)."
+        )
+    else:
+        reuse = f"Build complet : {report.rendered} formation(s) rendue(s)."
     return (
         f"{report.read} formation(s) lue(s), {report.published} publiée(s) dont {report.archived} archivée(s), "
         f"{len(report.unpublished)} non validée(s), {rejected} refusée(s), "
-        f"{len(report.warnings)} avertissement(s). Site : {report.output}. Durées : {timings}."
+        f"{len(report.warnings)} avertissement(s). {reuse} Site : {report.output}. Durées : {timings}."
     )
 
 

@@ -8,10 +8,23 @@ file is shared by two builds, nothing may ever open one for writing in place.
 
 from __future__ import annotations
 
+import datetime as dt
 import errno
+import hashlib
 import os
+import pickle
 import shutil
+import sys
+from dataclasses import dataclass, replace
+from importlib import metadata
 from pathlib import Path
+from typing import Callable, Iterable, Iterator, Optional, Union
+
+from .catalog import Entry
+from .model import Formation, Session, Statut
+from .problems import Origin, Problem
+from .settings import PROJECT_ROOT, Settings
+from .sources import Item, Record, discover, read_file
 
 #: Errors after which a copy replaces the link (another device, a file system without links).
 _NO_LINK = {errno.EXDEV, errno.EPERM, errno.EMLINK, errno.ENOTSUP, errno.EOPNOTSUPP}
@@ -50,3 +63,227 @@ def link_tree(source: Path, target: Path) -> int:
             link_file(Path(folder) / name, destination / name)
             count += 1
     return count
+
+
+# --------------------------------------------------------------------------
+# What a build leaves for the next one
+# --------------------------------------------------------------------------
+
+CACHE_DIR = ".cache"
+MANIFEST = "build/manifest.pickle"
+#: Bumped when the manifest's layout changes, so an old one is ignored rather than misread.
+MANIFEST_VERSION = 1
+#: What the output is made from besides the records; a change to any of it means a full build.
+_CODE_FOLDERS = ("catalogue", "templates")
+_LIBRARIES = ("jinja2", "whoosh-reloaded", "lxml", "pydantic", "pyyaml")
+
+
+def build_key(settings: Settings, sinks: Iterable[str]) -> str:
+    """A hash of everything that shapes the output besides the records and the day.
+
+    The code, the templates, the static files and the data tables (communes,
+    XSD), the settings, the sinks and the libraries' versions: a build whose
+    key differs from the previous one's rebuilds everything.
+    """
+    digest = hashlib.blake2b(digest_size=20)
+    for folder in _CODE_FOLDERS:
+        root = PROJECT_ROOT / folder
+        for path in sorted(p for p in root.rglob("*") if p.is_file() and "__pycache__" not in p.parts):
+            digest.update(path.relative_to(PROJECT_ROOT).as_posix().encode() + b"\0")
+            digest.update(path.read_bytes())
+    digest.update(settings.model_dump_json().encode())
+    digest.update("\0".join(sinks).encode())
+    for library in _LIBRARIES:
+        try:
+            digest.update(f"{library}={metadata.version(library)}".encode())
+        except metadata.PackageNotFoundError:
+            digest.update(f"{library}=-".encode())
+    digest.update(sys.version.encode())
+    return digest.hexdigest()
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What reading and checking one formation gave, kept for the next build.
+
+    The lines of its problems and of ``entry.origin`` are those of the build
+    that made it; :meth:`moved_to` rebases them when the formation moved.
+    """
+
+    digest: bytes  # of its source bytes (or of its validated record)
+    numero: str
+    origin: Origin
+    read_problems: tuple[Problem, ...]  # the reader's (errors only when it refused the formation)
+    check_problems: tuple[Problem, ...] = ()  # the publication rules'
+    statut: Optional[Statut] = None  # None: the reader refused it
+    motif_refus: Optional[str] = None
+    entry: Optional[Entry] = None  # None: the reader or the rules refused it
+    #: The days on which this outcome holds: ``[since, until)``, ``until`` None for ever.
+    since: Optional[dt.date] = None
+    until: Optional[dt.date] = None
+
+    def holds_on(self, today: dt.date) -> bool:
+        return self.since is not None and self.since <= today and (self.until is None or today < self.until)
+
+    def moved_to(self, origin: Origin) -> "Outcome":
+        if origin == self.origin:
+            return self
+        return replace(
+            self,
+            origin=origin,
+            read_problems=tuple(_moved(p, self.origin, origin) for p in self.read_problems),
+            check_problems=tuple(_moved(p, self.origin, origin) for p in self.check_problems),
+            entry=replace(self.entry, origin=_moved_origin(self.entry.origin, self.origin, origin)) if self.entry else None,
+        )
+
+
+def _moved_origin(origin: Origin, before: Origin, after: Origin) -> Origin:
+    if origin.path != before.path or origin.line == 0:
+        return origin if origin.path != before.path else Origin(after.path, 0)
+    return Origin(after.path, origin.line - before.line + after.line)
+
+
+def _moved(problem: Problem, before: Origin, after: Origin) -> Problem:
+    return replace(problem, origin=_moved_origin(problem.origin, before, after))
+
+
+def valid_until(formation: Formation, today: dt.date) -> Optional[dt.date]:
+    """The first day after ``today`` on which a session ends (so the pages change), or None."""
+    ends = [_day_after_end(s) for s in formation.sessions]
+    later = [day for day in ends if day is not None and day > today]
+    return min(later) if later else None
+
+
+def _day_after_end(session: Session) -> Optional[dt.date]:
+    fin = session.periode.fin
+    if fin is None:
+        return None
+    latest = fin.latest()
+    return latest + dt.timedelta(days=1) if latest < dt.date.max else None
+
+
+def record_digest(record: Record) -> bytes:
+    """The digest of a record read whole (YAML, or LHEO that could not be split): its validated content."""
+    digest = hashlib.blake2b(digest_size=16)
+    digest.update(b"record\0")
+    digest.update(record.formation.model_dump_json().encode())
+    digest.update(f"\0{record.statut.value}\0{record.motif_refus or ''}".encode())
+    return digest.digest()
+
+
+@dataclass
+class Manifest:
+    """What a published build knew: its key, the day, and the outcome of every formation by digest."""
+
+    key: str
+    today: dt.date
+    outcomes: dict[bytes, Outcome]
+    #: Ref -> digest of the formations it published (sinks' keep() relies on these).
+    published: dict[str, bytes]
+
+    def save(self, staging: Path) -> None:
+        path = staging / CACHE_DIR / MANIFEST
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with open(path, "wb") as handle:
+            pickle.dump((MANIFEST_VERSION, self), handle, protocol=pickle.HIGHEST_PROTOCOL)
+
+    @classmethod
+    def load(cls, folder: Path, key: str) -> Optional["Manifest"]:
+        """The manifest of a build folder when it was made with the same ``key``; None otherwise."""
+        path = folder / CACHE_DIR / MANIFEST
+        try:
+            with open(path, "rb") as handle:
+                version, manifest = pickle.load(handle)
+        except (OSError, EOFError, pickle.UnpicklingError, ValueError, TypeError, AttributeError, ImportError):
+            return None  # no manifest, or an unreadable one: a full build repairs it
+        if version != MANIFEST_VERSION or not isinstance(manifest, cls) or manifest.key != key:
+            return None
+        return manifest
+
+
+@dataclass(frozen=True)
+class Reused:
+    """A formation whose source bytes are those of a previous build, with the outcome it had then."""
+
+    outcome: Outcome
+    load: Callable[[], list[Item]]  # () -> list[Item], the formation read again when a sink needs it whole
+
+    @property
+    def numero(self) -> str:
+        return self.outcome.numero
+
+
+@dataclass(frozen=True)
+class Fresh:
+    """A formation read now; ``items`` are the reader's problems then, unless refused, its record."""
+
+    digest: bytes
+    origin: Origin
+    items: tuple[Item, ...]
+
+
+def read_incremental(
+    paths: Iterable[Path],
+    previous: Optional[Manifest],
+    today: dt.date,
+    progress: Optional[Callable[[int], None]] = None,
+) -> Iterator[Union[Problem, Reused, Fresh]]:
+    """Every formation of every source, reusing the previous build's outcome when its bytes are the same.
+
+    LHEO files are cut into formations by a byte scan (:func:`split_lheo`); a
+    formation whose bytes (with the file's header) have the digest of one the
+    previous build read, on a day its outcome still holds, is not parsed at
+    all. Other files are read whole, and each record is identified by the
+    digest of its validated content.
+    """
+    try:  # TEMPORARY until the chunk reader lands
+        from .sources.lheo import read_chunk, split_lheo
+    except ImportError:
+        read_chunk = None
+        split_lheo = lambda path: None  # noqa: E731
+
+    outcomes = previous.outcomes if previous is not None else {}
+    for path in discover(paths):
+        split = split_lheo(path) if path.suffix.lower() == ".xml" and path.is_file() else None
+        if split is None:
+            yield from _read_whole(path)
+            if progress is not None:
+                progress(_size(path))
+            continue
+        header = hashlib.blake2b(split.prefix, digest_size=16).digest()
+        data = split.data
+        for chunk in split.chunks:
+            digest = hashlib.blake2b(data[chunk.start : chunk.end], digest_size=16, key=header).digest()
+            origin = Origin(str(path), chunk.line)
+            known = outcomes.get(digest)
+            if known is not None and known.holds_on(today):
+                yield Reused(known.moved_to(origin), _reader(read_chunk, split, chunk))
+            else:
+                yield Fresh(digest, origin, tuple(read_chunk(split, chunk)))
+            if progress is not None:
+                progress(chunk.end - chunk.start)
+
+
+def source_bytes(paths: Iterable[Path]) -> int:
+    """The size of every source, for a progress bar."""
+    return sum(_size(path) for path in discover(paths))
+
+
+def _size(path: Path) -> int:
+    try:
+        return path.stat().st_size
+    except OSError:
+        return 0
+
+
+def _reader(read_chunk, split, chunk):
+    return lambda: list(read_chunk(split, chunk))
+
+
+def _read_whole(path: Path) -> Iterator[Union[Problem, Fresh]]:
+    """A file that cannot be cut: each record is its own Fresh; problems pass through as they come."""
+    for item in read_file(path):
+        if isinstance(item, Record):
+            yield Fresh(record_digest(item), item.origin, (item,))
+        else:
+            yield item

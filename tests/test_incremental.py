@@ -1,0 +1,286 @@
+"""Incremental builds: what is reused, what is redone, and that the result is a full build's."""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+
+from catalogue import build as build_module
+from catalogue.build import SINKS, BuildOptions, build, published_build
+from catalogue.incremental import Manifest, link_file, link_tree, valid_until
+from catalogue.lheo_export import write_lheo
+from catalogue.settings import Settings
+
+from factories import action, make_formation, organisme, session
+
+TODAY = dt.date(2026, 11, 29)
+OTHER_SIRET = "13002802600016"
+
+
+class Recorder:
+    """A sink that remembers what the build gave it."""
+
+    calls: list[tuple[str, str]] = []
+
+    def __init__(self, context):
+        self.context = context
+        Recorder.previous = context.previous
+
+    def add(self, formation, entry):
+        Recorder.calls.append(("add", entry.ref))
+
+    def keep(self, entry):
+        Recorder.calls.append(("keep", entry.ref))
+
+    def finish(self, catalog):
+        Recorder.finished = [e.ref for e in catalog.entries]
+
+
+@pytest.fixture
+def recorder(monkeypatch):
+    monkeypatch.setitem(SINKS, "recorder", Recorder)
+    Recorder.calls = []
+    return Recorder
+
+
+def formations(count: int, changed: dict | None = None) -> list:
+    changed = changed or {}
+    return [
+        make_formation(numero=f"15_AF_{i:04d}", intitule=changed.get(i, f"Formation numéro {i}"))
+        for i in range(count)
+    ]
+
+
+def write(path: Path, items) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    write_lheo(items, path)
+    return path
+
+
+def run(content: Path, build_dir: Path, sinks=("recorder",), today=TODAY, **kwargs):
+    options = BuildOptions(content=(content,), build_dir=build_dir, today=today, **kwargs)
+    return build(options, Settings(), sinks=list(sinks) if sinks is not None else None)
+
+
+def calls(recorder) -> dict[str, list[str]]:
+    result: dict[str, list[str]] = {"add": [], "keep": []}
+    for kind, ref in recorder.calls:
+        result[kind].append(ref)
+    recorder.calls = []
+    return result
+
+
+# --------------------------------------------------------------------------
+# What is reused
+# --------------------------------------------------------------------------
+
+
+def test_a_second_build_of_the_same_input_keeps_every_formation(tmp_path, recorder):
+    content = write(tmp_path / "content" / "a.xml", formations(5))
+    first = run(content, tmp_path / "build")
+    assert not first.incremental and first.rendered == 5
+    assert calls(recorder)["add"] == [f"15_AF_{i:04d}" for i in range(5)]
+    second = run(content, tmp_path / "build")
+    assert second.incremental and second.reused == 5 and second.rendered == 0
+    assert recorder.previous is not None and recorder.previous.refs == {f"15_AF_{i:04d}" for i in range(5)}
+    assert calls(recorder) == {"add": [], "keep": [f"15_AF_{i:04d}" for i in range(5)]}
+
+
+def test_only_the_changed_formation_is_given_whole(tmp_path, recorder):
+    content = write(tmp_path / "content" / "a.xml", formations(5))
+    run(content, tmp_path / "build")
+    calls(recorder)
+    write(content, formations(5, changed={2: "Formation entièrement nouvelle"}))
+    report = run(content, tmp_path / "build")
+    seen = calls(recorder)
+    assert seen["add"] == ["15_AF_0002"]
+    assert seen["keep"] == ["15_AF_0000", "15_AF_0001", "15_AF_0003", "15_AF_0004"]
+    assert (report.rendered, report.reused, report.removed) == (1, 4, 0)
+
+
+def test_removed_and_added_formations(tmp_path, recorder):
+    content = write(tmp_path / "content" / "a.xml", formations(4))
+    run(content, tmp_path / "build")
+    calls(recorder)
+    items = formations(4)[1:] + [make_formation(numero="15_AF_9999", intitule="Arrivée")]
+    write(content, items)
+    report = run(content, tmp_path / "build")
+    assert calls(recorder)["add"] == ["15_AF_9999"]
+    assert report.removed == 1
+    assert "15_AF_0000" not in recorder.finished and "15_AF_9999" in recorder.finished
+
+
+def test_a_formation_moved_down_the_file_keeps_its_problems_at_their_new_line(tmp_path, recorder):
+    # A place of training outside the Carif-Oref's région gives a warning, cached with its line.
+    far = make_formation(numero="15_AF_0100", intitule="Loin", actions=[action(lieux=[{
+        "lignes": ["1 rue"], "codepostal": "37000", "ville": "Tours", "departement": "37", "region": "24"}])])
+    content = write(tmp_path / "content" / "a.xml", [far])
+    first = run(content, tmp_path / "build")
+    before = [w for w in first.warnings if w.numero == "15_AF_0100"]
+    assert before, "the fixture must give a warning"
+    calls(recorder)
+    write(content, formations(3) + [far])
+    second = run(content, tmp_path / "build")
+    assert calls(recorder)["keep"] == ["15_AF_0100"]
+    after = [w for w in second.warnings if w.numero == "15_AF_0100"]
+    assert [w.message for w in after] == [w.message for w in before]
+    full = run(content, tmp_path / "full", full=True)
+    assert after == [w for w in full.warnings if w.numero == "15_AF_0100"]
+    assert after[0].origin.line > before[0].origin.line
+
+
+def test_a_session_ending_makes_the_formation_be_redone(tmp_path, recorder):
+    ending = make_formation(numero="15_AF_0007", actions=[action(sessions=[session("20260101", "20261215")])])
+    content = write(tmp_path / "content" / "a.xml", formations(2) + [ending])
+    run(content, tmp_path / "build")
+    calls(recorder)
+    same_day = run(content, tmp_path / "build", today=dt.date(2026, 12, 15))
+    assert calls(recorder)["add"] == [] and same_day.archived == 0
+    next_day = run(content, tmp_path / "build", today=dt.date(2026, 12, 16))
+    assert calls(recorder)["add"] == ["15_AF_0007"]
+    assert next_day.archived == 1
+
+
+def test_valid_until_is_the_day_after_the_next_end():
+    formation = make_formation(actions=[action(sessions=[session("20260101", "20261215"), session("20260101", "202703" + "00")])])
+    assert valid_until(formation, TODAY) == dt.date(2026, 12, 16)
+    assert valid_until(formation, dt.date(2026, 12, 16)) == dt.date(2027, 4, 1)  # AAAAMM00 ends with its month
+    assert valid_until(formation, dt.date(2027, 4, 1)) is None
+
+
+def test_other_settings_mean_a_full_build(tmp_path, recorder):
+    content = write(tmp_path / "content" / "a.xml", formations(3))
+    run(content, tmp_path / "build")
+    calls(recorder)
+    options = BuildOptions(content=(content,), build_dir=tmp_path / "build", today=TODAY)
+    report = build(options, Settings(site_name="Un autre catalogue"), sinks=["recorder"])
+    assert not report.incremental and len(calls(recorder)["add"]) == 3
+
+
+def test_full_option_and_a_sink_without_keep_mean_a_full_build(tmp_path, recorder, monkeypatch):
+    content = write(tmp_path / "content" / "a.xml", formations(3))
+    run(content, tmp_path / "build")
+    assert not run(content, tmp_path / "build", full=True).incremental
+
+    class NoKeep:  # a sink of before incremental builds
+        def __init__(self, context):
+            pass
+
+        def add(self, formation, entry):
+            pass
+
+        def finish(self, catalog):
+            pass
+
+    monkeypatch.setitem(SINKS, "nokeep", NoKeep)
+    run(content, tmp_path / "build", sinks=("recorder", "nokeep"))
+    assert not run(content, tmp_path / "build", sinks=("recorder", "nokeep")).incremental
+
+
+def test_an_unreadable_manifest_means_a_full_build(tmp_path, recorder):
+    content = write(tmp_path / "content" / "a.xml", formations(3))
+    run(content, tmp_path / "build")
+    manifest = published_build(tmp_path / "build") / ".cache" / "build" / "manifest.pickle"
+    manifest.write_bytes(b"not a pickle")
+    assert not run(content, tmp_path / "build").incremental
+
+
+def test_a_damaged_previous_build_is_rebuilt_in_full(tmp_path):
+    content = write(tmp_path / "content" / "a.xml", formations(3))
+    run(content, tmp_path / "build", sinks=None)
+    first = published_build(tmp_path / "build")
+    for page in (first / "site" / "formations").rglob("index.html"):
+        page.unlink()  # someone cleaned the published folder by hand
+    report = run(content, tmp_path / "build", sinks=None)
+    assert not report.incremental and report.rendered == 3
+    assert (tmp_path / "build" / "site" / "formations" / "15_AF_0001" / "index.html").is_file()
+
+
+# --------------------------------------------------------------------------
+# The result is a full build's
+# --------------------------------------------------------------------------
+
+
+def tree_digest(root: Path) -> dict[str, str]:
+    return {
+        p.relative_to(root).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(root.rglob("*"))
+        if p.is_file()
+    }
+
+
+def test_incremental_build_equals_full_build_after_additions_changes_and_deletions(tmp_path):
+    content = tmp_path / "content"
+    base = formations(12)
+    base.append(make_formation(numero="15_AF_0500", intitule="Seule de son organisme",
+                               org=organisme(siret=OTHER_SIRET, nom="Organisme qui part")))
+    write(content / "a.xml", base[:7])
+    write(content / "b.xml", base[7:])
+    run(content, tmp_path / "inc", sinks=None)
+    # Changes: one intitule, one removal (the only formation of its organisme), one addition,
+    # one formation whose session ends by the new day, and one moved to the other file.
+    changed = formations(12, changed={3: "Technicien de maintenance industrielle"})
+    changed[5] = make_formation(numero="15_AF_0005", actions=[action(sessions=[session("20260101", "20261201")])])
+    changed.append(make_formation(numero="15_AF_0777", intitule="Nouvelle formation de soudeur"))
+    write(content / "a.xml", changed[:6] + changed[12:])
+    write(content / "b.xml", changed[6:12])
+    later = dt.date(2026, 12, 2)
+    incremental = run(content, tmp_path / "inc", sinks=None, today=later)
+    full = run(content, tmp_path / "full", sinks=None, today=later)
+    assert incremental.incremental and incremental.reused > 0
+    assert incremental.removed == 1
+    assert not full.incremental
+    inc_tree = tree_digest(tmp_path / "inc" / "site")
+    full_tree = tree_digest(tmp_path / "full" / "site")
+    assert inc_tree.keys() == full_tree.keys()
+    assert {name for name in inc_tree if inc_tree[name] != full_tree[name]} == set()
+    assert not (tmp_path / "inc" / "site" / "organismes" / OTHER_SIRET).exists()
+
+
+# --------------------------------------------------------------------------
+# Links and pruning
+# --------------------------------------------------------------------------
+
+
+def test_link_file_shares_the_bytes_and_link_tree_the_folders(tmp_path):
+    source = tmp_path / "a" / "x" / "f.txt"
+    source.parent.mkdir(parents=True)
+    source.write_text("contenu")
+    link_file(source, tmp_path / "b" / "deep" / "f.txt")
+    assert os.path.samefile(source, tmp_path / "b" / "deep" / "f.txt")
+    assert link_tree(tmp_path / "a", tmp_path / "c") == 1
+    assert os.path.samefile(source, tmp_path / "c" / "x" / "f.txt")
+
+
+def test_old_builds_go_to_the_trash_and_are_deleted_in_the_background(tmp_path, recorder):
+    content = write(tmp_path / "content" / "a.xml", formations(2))
+    for _ in range(4):
+        run(content, tmp_path / "build")
+    builds = sorted(p.name for p in (tmp_path / "build" / ".builds").iterdir())
+    assert len(builds) == build_module.KEEP_BUILDS
+    assert published_build(tmp_path / "build").name == builds[-1]
+    trash = tmp_path / "build" / build_module.TRASH_DIR
+    for _ in range(100):  # the deleting process runs on its own
+        if not trash.exists() or not any(trash.iterdir()):
+            break
+        import time
+
+        time.sleep(0.05)
+    assert not trash.exists() or not any(trash.iterdir())
+
+
+def test_manifest_records_what_was_published(tmp_path, recorder):
+    content = write(tmp_path / "content" / "a.xml", formations(3))
+    run(content, tmp_path / "build")
+    folder = published_build(tmp_path / "build")
+    key = build_module.build_key(Settings(), ["recorder"])
+    manifest = Manifest.load(folder, key)
+    assert manifest is not None and sorted(manifest.published) == ["15_AF_0000", "15_AF_0001", "15_AF_0002"]
+    assert Manifest.load(folder, "another key") is None
+    shutil.rmtree(folder / ".cache")
+    assert Manifest.load(folder, key) is None
