@@ -22,14 +22,14 @@
    same bytes, same folders. Before each build and the floor, ``os.sync()``
    (untimed) flushes what the step before left dirty, so each starts alike;
    neither syncs its own output.
-4. The rebuilds go into the same build folder, as a user would run them:
-   nothing changed; one formation changed (its ``intitule-formation`` edited);
-   1 % changed (every hundredth, including that one). There is no incremental
-   build yet, so each is a full build; the files whose bytes differ from the
-   build before are counted (what an incremental build would have to write at
-   least). "Byte-identical": the ``site/`` of the first build and of the
-   rebuild with nothing changed (and the first builds of every run) are hashed
-   file by file and compared.
+4. The rebuilds go into the same build folder, as a user would run them, so
+   they are incremental: nothing changed; one formation changed (its
+   ``intitule-formation`` edited); 1 % changed (every hundredth, including that
+   one). For each, the site files written anew (one link: not shared with the
+   build before) are counted, and the files whose bytes differ from the build
+   before. "Byte-identical": the ``site/`` of the 1 % rebuild is compared, file
+   by file, with a full build (``full=True``) of the same input into another
+   folder; and the first builds of every run with each other.
 
 The builds run a snapshot of ``catalogue/`` and ``templates/`` copied when the
 benchmark starts (the tree may change under a long run; the snapshot keeps the
@@ -91,7 +91,7 @@ def _own_rss() -> int:
         return int(handle.read().split()[1]) * PAGE
 
 
-def child(content: Path, build_dir: Path, expected: int, code: Optional[Path]) -> None:
+def child(content: Path, build_dir: Path, expected: int, code: Optional[Path], full: bool) -> None:
     """Build ``content`` into ``build_dir``; print the report's figures as one JSON line."""
     if code is not None:
         sys.path.insert(0, str(code))  # before the editable install's finder, which comes last
@@ -99,19 +99,26 @@ def child(content: Path, build_dir: Path, expected: int, code: Optional[Path]) -
     from catalogue.build import BuildOptions, build
     from catalogue.settings import load_settings
 
-    tenth = max(1, expected // 10)
+    size = content.stat().st_size
     rss_by_tenth: list[tuple[int, int]] = []
-    emitted = 0
 
-    def progress(entry) -> None:
-        nonlocal emitted
-        emitted += 1
-        if emitted % tenth == 0:
-            rss_by_tenth.append((emitted, _own_rss()))
+    class Progress:
+        """Notes the build's RSS after each tenth of the input (by bytes, about one tenth of the formations)."""
+
+        done = 0
+
+        def advance(self, done: int) -> None:
+            before = self.done * 10 // size
+            self.done += done
+            if self.done * 10 // size > before:
+                rss_by_tenth.append((expected * self.done // size, _own_rss()))
+
+        def phase(self, name: str) -> None:
+            pass
 
     start = time.perf_counter()
-    report = build(BuildOptions(content=(content,), build_dir=build_dir, today=TODAY), load_settings(None),
-                   progress=progress)
+    report = build(BuildOptions(content=(content,), build_dir=build_dir, today=TODAY, full=full),
+                   load_settings(None), progress=Progress())
     total = time.perf_counter() - start
     print(json.dumps({
         "build_s": total,
@@ -122,6 +129,9 @@ def child(content: Path, build_dir: Path, expected: int, code: Optional[Path]) -
         "errors": len(report.errors),
         "warnings": len(report.warnings),
         "rss_by_tenth": rss_by_tenth,
+        "incremental": report.incremental,
+        "rendered": report.rendered,
+        "reused": report.reused,
         "code": str(Path(catalogue.__file__).resolve().parent.parent),
     }))
 
@@ -227,10 +237,12 @@ class Build:
         return max(self.tree_pss, self.maxrss)
 
 
-def run_build(label: str, content: Path, build_dir: Path, expected: int, log: Path, code: Path) -> Build:
+def run_build(label: str, content: Path, build_dir: Path, expected: int, log: Path, code: Path,
+              full: bool = False) -> Build:
     """Run one build in a child process, on the code snapshot ``code``, and measure it."""
     args = [sys.executable, str(Path(__file__).resolve()), "--child", "--content", str(content),
             "--build-dir", str(build_dir), "--formations", str(expected), "--code", str(code)]
+    args += ["--full"] if full else []
     out_path, err_path = log.with_suffix(".out"), log.with_suffix(".err")
     os.sync()  # start from clean page cache: the previous step's dirty pages would throttle this one's writes
     with open(out_path, "wb") as out, open(err_path, "wb") as err:
@@ -307,6 +319,12 @@ def walk(root: Path) -> list[tuple[str, int]]:
     return sorted(files)
 
 
+def written(root: Path) -> int:
+    """Files under ``root`` with a single link: written by this build, not shared with the one before."""
+    return sum(1 for folder, _, names in os.walk(root) for name in names
+               if os.stat(os.path.join(folder, name)).st_nlink == 1)
+
+
 def hashes(root: Path) -> dict[str, str]:
     out = {}
     for relative, _ in walk(root):
@@ -350,15 +368,17 @@ class Run:
     nothing: Build
     one: Build
     percent: Build
+    reference: Build  # a full build of the 1 % input
     floor_s: float
     files: int
     bytes: int
     site_files: int
     site_bytes: int
-    identical_mismatches: list[str]  # full build vs the rebuild with nothing changed
+    identical_mismatches: list[str]  # the 1 % rebuild vs a full build of the same input
     one_changed: list[str]
     percent_changed: list[str]
     changed_bytes: dict[str, int]
+    written: dict[str, int]  # site files written anew by each rebuild
 
 
 def one_run(number: int, args, catalogue: Path, n: int) -> Run:
@@ -370,9 +390,12 @@ def one_run(number: int, args, catalogue: Path, n: int) -> Run:
     shutil.rmtree(build_dir, ignore_errors=True)
     middle = n // 2
 
-    def measure(label: str) -> Build:
-        build = run_build(label, content, build_dir, n, logs / f"{n}-run{number}-{label}", args.code)
-        build.hashes = hashes(published(build_dir) / "site")
+    files_written: dict[str, int] = {}
+
+    def measure(label: str, folder: Path = build_dir, full: bool = False) -> Build:
+        build = run_build(label, content, folder, n, logs / f"{n}-run{number}-{label}", args.code, full)
+        build.hashes = hashes(published(folder) / "site")
+        files_written[label] = written(published(folder) / "site")
         print(f"  run {number}: {label:<8} {build.wall_s:7.1f} s (CPU {build.cpu_s:.1f} s), peak {build.peak / MB:,.0f} MB "
               f"(largest process {build.maxrss / MB:,.0f} MB), load {build.load:.2f}", flush=True)
         return build
@@ -386,10 +409,6 @@ def one_run(number: int, args, catalogue: Path, n: int) -> Run:
           flush=True)
 
     nothing = measure("nothing")
-    mismatches = differences(full.hashes, nothing.hashes)
-    if mismatches:
-        print(f"  run {number}: {len(mismatches):,} site files differ between the two builds of the same input: "
-              f"{_by_folder(mismatches)}; e.g. {mismatches[0]}", flush=True)
 
     edited_copy(catalogue, content, every=None, only=middle)
     one = measure("one")
@@ -399,6 +418,14 @@ def one_run(number: int, args, catalogue: Path, n: int) -> Run:
     assert count == len(range(middle % 100, n, 100)), count
     percent = measure("percent")
     percent_changed = differences(one.hashes, percent.hashes)
+    reference_dir = args.build_root / f"build-{n}-run{number}-reference"
+    shutil.rmtree(reference_dir, ignore_errors=True)
+    reference = measure("reference", reference_dir, full=True)
+    mismatches = differences(reference.hashes, percent.hashes)
+    shutil.rmtree(reference_dir, ignore_errors=True)
+    if mismatches:
+        print(f"  run {number}: {len(mismatches):,} site files differ between the 1 % rebuild and a full build "
+              f"of the same input: {_by_folder(mismatches)}; e.g. {mismatches[0]}", flush=True)
 
     site_root = published(build_dir) / "site"
     changed_bytes = {path: (site_root / path).stat().st_size if (site_root / path).exists() else 0
@@ -406,8 +433,9 @@ def one_run(number: int, args, catalogue: Path, n: int) -> Run:
     if not args.keep:
         shutil.rmtree(build_dir, ignore_errors=True)
     content.unlink(missing_ok=True)
-    return Run(full, nothing, one, percent, floor_s, len(output), sum(s for _, s in output),
-               len(site), sum(s for _, s in site), mismatches, one_changed, percent_changed, changed_bytes)
+    return Run(full, nothing, one, percent, reference, floor_s, len(output), sum(s for _, s in output),
+               len(site), sum(s for _, s in site), mismatches, one_changed, percent_changed, changed_bytes,
+               files_written)
 
 
 # --------------------------------------------------------------------------
@@ -483,24 +511,27 @@ def print_results(runs: list[Run], n: int, generated: dict, cross_run_mismatches
           f"{processes} processes; each at its largest: "
           f"{' + '.join(f'{v / GB:.2f}' for v in max((r.full for r in runs), key=lambda b: b.peak).process_peaks)} GB) "
           f"| — | {_yes(peak <= TARGETS['memory'])} (flat: see RSS by tenth) |")
-    print(f"| rebuild with nothing changed | ≤ 10 s | {nothing:.1f} s (full build) | {nothing / floor_s:.1f} | "
-          f"{_yes(nothing <= TARGETS['nothing'])} |")
+    def kind(build: Build) -> str:
+        return "incremental" if build.report.get("incremental") else "**full build**"
+
+    w = first.written
+    print(f"| rebuild with nothing changed | ≤ 10 s | {nothing:.1f} s ({kind(first.nothing)}); "
+          f"wrote {w['nothing']:,} site files | {nothing / floor_s:.1f} | {_yes(nothing <= TARGETS['nothing'])} |")
     print(f"| rebuild after one formation changed | ≤ 5 s, writing only the pages that depend on it | "
-          f"{one:.1f} s (full build); wrote all {site_files:,} site files, {one_changed:,} differ "
+          f"{one:.1f} s ({kind(first.one)}); wrote {w['one']:,} of {site_files:,} site files, {one_changed:,} differ "
           f"({one_bytes / MB:,.1f} MB) | {one / floor_s:.1f} | {_yes(one <= TARGETS['one'])} |")
-    print(f"| rebuild after 1 % of formations changed ({edited:,}) | ≤ 15 s | {percent:.1f} s (full build); "
-          f"{percent_changed:,} site files differ | {percent / floor_s:.1f} | {_yes(percent <= TARGETS['percent'])} |")
-    identical = f"{mismatches} of {site_files:,} site files differ between two full builds of the same input"
+    print(f"| rebuild after 1 % of formations changed ({edited:,}) | ≤ 15 s | {percent:.1f} s "
+          f"({kind(first.percent)}); wrote {w['percent']:,} site files, {percent_changed:,} differ "
+          f"| {percent / floor_s:.1f} | {_yes(percent <= TARGETS['percent'])} |")
+    identical = f"{mismatches} of {site_files:,} site files differ between the 1 % rebuild and a full build of its input"
     if cross_run_mismatches is not None:
         identical += f" (first builds of different runs: {cross_run_mismatches} differ)"
     ok = mismatches == 0 and not cross_run_mismatches
-    print(f"| output byte-identical to a full build of the same input | identical | {identical} | — | "
-          f"{_yes(ok)} (full vs full: no incremental build to compare) |")
+    print(f"| output byte-identical to a full build of the same input | identical | {identical} | — | {_yes(ok)} |")
     spread = f" (runs: {min(r.floor_s for r in runs):.1f} to {max(r.floor_s for r in runs):.1f} s)" if len(runs) > 1 else ""
     print(f"| floor: plain Python writing the same {files:,} files, {size / MB:,.0f} MB | — | {floor_s:.1f} s{spread} "
           f"| 1.0 | — |")
     print()
-    print("incremental: not implemented — every rebuild above is a full build.")
     print(f"times: median of {len(runs)} run(s); memory: largest of the runs. Build wall time includes "
           "the interpreter's start and imports.")
 
@@ -548,6 +579,7 @@ def print_results(runs: list[Run], n: int, generated: dict, cross_run_mismatches
     print("  largest of them: " + ", ".join(f"{path} {size / MB:,.1f} MB" for path, size in big))
     print(f"site files that differ after 1 % changed (vs. one changed): {_by_folder(first.percent_changed)}")
     loads = [b.load for r in runs for b in (r.full, r.nothing, r.one, r.percent)]
+    print(f"full build of the 1 % input, for the comparison: {_median(r.reference.wall_s for r in runs):.1f} s")
     print(f"load average (1 min) at the end of each build: {min(loads):.2f} to {max(loads):.2f} "
           f"on {os.cpu_count()} CPU(s)")
     print(probe)
@@ -569,10 +601,11 @@ def main(argv=None) -> None:
     parser.add_argument("--content", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--build-dir", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--code", type=Path, help=argparse.SUPPRESS)
+    parser.add_argument("--full", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
 
     if args.child:
-        child(args.content, args.build_dir, args.formations, args.code)
+        child(args.content, args.build_dir, args.formations, args.code, args.full)
         return
 
     n = args.formations

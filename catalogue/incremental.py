@@ -36,7 +36,7 @@ def link_file(source: Path, target: Path) -> None:
         os.link(source, target)
         return
     except FileNotFoundError:
-        if source.exists() or target.parent.exists():
+        if target.parent.exists() or not source.exists():
             raise
         target.parent.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
