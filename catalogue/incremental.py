@@ -10,11 +10,13 @@ from __future__ import annotations
 
 import datetime as dt
 import errno
+import gc
 import hashlib
 import os
 import pickle
 import shutil
 import sys
+from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from importlib import metadata
 from pathlib import Path
@@ -184,7 +186,7 @@ class Manifest:
     def save(self, staging: Path) -> None:
         path = staging / CACHE_DIR / MANIFEST
         path.parent.mkdir(parents=True, exist_ok=True)
-        with open(path, "wb") as handle:
+        with open(path, "wb") as handle, _no_gc():
             pickle.dump((MANIFEST_VERSION, self), handle, protocol=pickle.HIGHEST_PROTOCOL)
 
     @classmethod
@@ -192,13 +194,25 @@ class Manifest:
         """The manifest of a build folder when it was made with the same ``key``; None otherwise."""
         path = folder / CACHE_DIR / MANIFEST
         try:
-            with open(path, "rb") as handle:
+            with open(path, "rb") as handle, _no_gc():
                 version, manifest = pickle.load(handle)
         except (OSError, EOFError, pickle.UnpicklingError, ValueError, TypeError, AttributeError, ImportError):
             return None  # no manifest, or an unreadable one: a full build repairs it
         if version != MANIFEST_VERSION or not isinstance(manifest, cls) or manifest.key != key:
             return None
         return manifest
+
+
+@contextmanager
+def _no_gc() -> Iterator[None]:
+    """Pickling 100,000 small objects triggers the collector over and over, for nothing: 5 times slower."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
 
 
 @dataclass(frozen=True)

@@ -227,8 +227,32 @@ def _media_type(path: Path) -> str:
     return guessed or "application/octet-stream"
 
 
+def http_protocol():
+    """uvicorn's HTTP/1.1 protocol, whose own 400 (a request it cannot parse, a request line over
+    its limit) carries :data:`SECURITY_HEADERS` like every answer of the application."""
+    from uvicorn.protocols.http.h11_impl import H11Protocol
+
+    class SecureH11Protocol(H11Protocol):
+        def send_400_response(self, msg: str) -> None:
+            import h11
+
+            body = msg.encode("ascii", "replace")
+            headers = [
+                (b"content-type", b"text/plain; charset=utf-8"),
+                (b"content-length", str(len(body)).encode()),
+                (b"connection", b"close"),
+            ] + [(name.encode(), value.encode()) for name, value in SECURITY_HEADERS.items()]
+            for event in (h11.Response(status_code=400, headers=headers, reason=b"Bad Request"), h11.Data(data=body),
+                          h11.EndOfMessage()):
+                self.transport.write(self.conn.send(event))
+            self.transport.close()
+
+    return SecureH11Protocol
+
+
 def run(build_dir: Path, host: str = "127.0.0.1", port: int = 8000) -> None:
     """Serve ``build_dir`` with uvicorn until interrupted."""
     import uvicorn
 
-    uvicorn.run(create_app(Path(build_dir)), host=host, port=port, server_header=False, log_level="info")
+    uvicorn.run(create_app(Path(build_dir)), host=host, port=port, server_header=False, log_level="info",
+                http=http_protocol())

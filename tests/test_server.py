@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 
-from catalogue.server import CSP, create_app
+from catalogue.server import CSP, SECURITY_HEADERS, create_app
 from factories import make_formation
 from test_search_query import COMPTA, CUISINE, ELECTRICIEN, catalogue_formations, publish
 
@@ -267,3 +267,51 @@ def test_new_build_served_without_restart(tmp_path):
     assert [r["ref"] for r in client.get("/api/search", params={"q": "cuisine"}).json()["results"]] == ["15_AF_2"]
     assert client.get("/api/formations/15_AF_2").status_code == 200
     assert client.get("/api/formations/15_AF_1").status_code == 404
+
+
+def test_uvicorns_own_400_carries_the_security_headers(build_dir):
+    """A request line over uvicorn's limit never reaches the application: its 400 must still be ours."""
+    import socket
+    import threading
+    import time
+
+    import uvicorn
+
+    from catalogue.server import http_protocol
+
+    config = uvicorn.Config(create_app(build_dir), host="127.0.0.1", port=0, http=http_protocol(),
+                            log_level="error", lifespan="off")
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    try:
+        for _ in range(200):
+            if server.started:
+                break
+            time.sleep(0.02)
+        port = server.servers[0].sockets[0].getsockname()[1]
+        with socket.create_connection(("127.0.0.1", port), timeout=10) as connection:
+            # Far over uvicorn's limit: it answers before reading it all, then resets the connection,
+            # so the answer is read while the request is still being sent.
+            def send() -> None:
+                try:
+                    connection.sendall(b"GET /api/search?q=" + b"a" * 2_000_000 + b" HTTP/1.1\r\nHost: x\r\n\r\n")
+                except OSError:
+                    pass
+
+            sender = threading.Thread(target=send, daemon=True)
+            sender.start()
+            answer = b""
+            try:
+                while chunk := connection.recv(65536):
+                    answer += chunk
+            except ConnectionResetError:
+                pass
+            sender.join(timeout=10)
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
+    head = answer.split(b"\r\n\r\n", 1)[0].decode("latin-1").lower()
+    assert head.startswith("http/1.1 400")
+    for name, value in SECURITY_HEADERS.items():
+        assert f"{name}: {value.lower()}" in head
