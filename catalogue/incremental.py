@@ -26,7 +26,7 @@ from .catalog import Entry
 from .model import Formation, Session, Statut
 from .problems import Origin, Problem
 from .settings import PROJECT_ROOT, Settings
-from .sources import Item, Record, discover, read_file
+from .sources import XML_SUFFIXES, Item, Record, discover, read_file
 
 #: Errors after which a copy replaces the link (another device, a file system without links).
 _NO_LINK = {errno.EXDEV, errno.EPERM, errno.EMLINK, errno.ENOTSUP, errno.EOPNOTSUPP}
@@ -74,7 +74,7 @@ def link_tree(source: Path, target: Path) -> int:
 CACHE_DIR = ".cache"
 MANIFEST = "build/manifest.pickle"
 #: Bumped when the manifest's layout changes, so an old one is ignored rather than misread.
-MANIFEST_VERSION = 1
+MANIFEST_VERSION = 2
 #: What the output is made from besides the records; a change to any of it means a full build.
 _CODE_FOLDERS = ("catalogue", "templates")
 _LIBRARIES = ("jinja2", "whoosh-reloaded", "lxml", "pydantic", "pyyaml")
@@ -120,6 +120,7 @@ class Outcome:
     statut: Optional[Statut] = None  # None: the reader refused it
     motif_refus: Optional[str] = None
     entry: Optional[Entry] = None  # None: the reader or the rules refused it
+    title_key: Optional[str] = None  # the intitule as duplicates are found by (rules.normalise_title)
     #: The days on which this outcome holds: ``[since, until)``, ``until`` None for ever.
     since: Optional[dt.date] = None
     until: Optional[dt.date] = None
@@ -250,32 +251,35 @@ def read_incremental(
     all. Other files are read whole, and each record is identified by the
     digest of its validated content.
     """
-    try:  # TEMPORARY until the chunk reader lands
-        from .sources.lheo import read_chunk, split_lheo
-    except ImportError:
-        read_chunk = None
-        split_lheo = lambda path: None  # noqa: E731
+    from .sources.lheo import ChunkError, read_chunk, read_from, split_lheo
 
     outcomes = previous.outcomes if previous is not None else {}
     for path in discover(paths):
-        split = split_lheo(path) if path.suffix.lower() == ".xml" and path.is_file() else None
+        split = split_lheo(path) if path.suffix.lower() in XML_SUFFIXES and path.is_file() else None
         if split is None:
-            yield from _read_whole(path)
+            yield from _read_whole(read_file(path))
             if progress is not None:
                 progress(_size(path))
             continue
-        header = hashlib.blake2b(split.prefix, digest_size=16).digest()
-        data = split.data
-        for chunk in split.chunks:
-            digest = hashlib.blake2b(data[chunk.start : chunk.end], digest_size=16, key=header).digest()
-            origin = Origin(str(path), chunk.line)
-            known = outcomes.get(digest)
-            if known is not None and known.holds_on(today):
-                yield Reused(known.moved_to(origin), _reader(read_chunk, split, chunk))
-            else:
-                yield Fresh(digest, origin, tuple(read_chunk(split, chunk)))
-            if progress is not None:
-                progress(chunk.end - chunk.start)
+        with split:
+            header = hashlib.blake2b(split.prefix, digest_size=16).digest()
+            for index, chunk in enumerate(split.chunks):
+                raw = split.raw(chunk)
+                digest = hashlib.blake2b(raw, digest_size=16, key=header).digest()
+                origin = Origin(str(path), chunk.line)
+                known = outcomes.get(digest)
+                if known is not None and known.holds_on(today):
+                    yield Reused(known.moved_to(origin), _reader(read_chunk, split, chunk))
+                else:
+                    try:
+                        items = tuple(read_chunk(split, chunk))
+                    except ChunkError:
+                        # Malformed inside this formation: the streaming reader words it, from here on.
+                        yield from _read_whole(read_from(split, index))
+                        break
+                    yield Fresh(digest, origin, items)
+                if progress is not None:
+                    progress(chunk.end - chunk.start)
 
 
 def source_bytes(paths: Iterable[Path]) -> int:
@@ -294,9 +298,9 @@ def _reader(read_chunk, split, chunk):
     return lambda: list(read_chunk(split, chunk))
 
 
-def _read_whole(path: Path) -> Iterator[Union[Problem, Fresh]]:
-    """A file that cannot be cut: each record is its own Fresh; problems pass through as they come."""
-    for item in read_file(path):
+def _read_whole(items: Iterable[Item]) -> Iterator[Union[Problem, Fresh]]:
+    """A file (or its end) that cannot be cut: each record is its own Fresh; problems pass through."""
+    for item in items:
         if isinstance(item, Record):
             yield Fresh(record_digest(item), item.origin, (item,))
         else:

@@ -88,8 +88,10 @@ class DuplicateFinder:
     def __init__(self) -> None:
         self._groups: dict[tuple[str, str], list[Entry]] = defaultdict(list)
 
-    def add(self, entry: Entry) -> None:
-        self._groups[(entry.siret, normalise_title(entry.intitule))].append(entry)
+    def add(self, entry: Entry, title_key: Optional[str] = None) -> None:
+        """``title_key``: ``normalise_title(entry.intitule)``, when the caller kept it from a previous build."""
+        key = title_key if title_key is not None else normalise_title(entry.intitule)
+        self._groups[(entry.siret, key)].append(entry)
 
     def problems(self) -> Iterator[Problem]:
         """One warning per duplicate, naming the first formation (in Ref order) it repeats.

@@ -1,7 +1,10 @@
 """The LHEO reader: an export of the Carif-Oref network, one ``<formation>`` at a time.
 
 The file is streamed with :func:`lxml.etree.iterparse`, one formation in memory
-at once, whatever the namespace (LHEO 2.2, 2.3 or none). Each formation becomes a
+at once, whatever the namespace (LHEO 2.2, 2.3 or none); a plain export is
+rather cut into formations by a byte scan, each parsed alone with the same
+results (:func:`split_lheo`, :func:`read_chunk`: what an incremental build
+reads, a formation whose bytes did not change is not parsed). Each formation becomes a
 plain dict through the declarative tables below (LHEO element -> model field),
 then one :class:`~catalogue.model.Formation` validation. Only when validation
 fails is the formation converted a second time, noting for every model field
@@ -14,10 +17,16 @@ the parser resolves no entity and loads nothing from disk or network anyway.
 
 from __future__ import annotations
 
+import codecs
+import mmap
+import os
 import re
+import stat
+import threading
+from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
-from typing import Any, Callable, Iterator, Optional, get_args
+from typing import Any, Callable, Iterator, Optional, Union, get_args
 
 from lxml import etree
 from pydantic import ValidationError
@@ -28,7 +37,7 @@ from ..model import UNKNOWN_TEXT, Formation, PartialDate, check_ref
 from ..problems import Origin, Problem
 from . import Item, Record
 
-__all__ = ["read_lheo"]
+__all__ = ["Chunk", "ChunkError", "SplitFile", "read_chunk", "read_from", "read_lheo", "split_lheo", "stream_lheo"]
 
 #: No DTD, no entity, no network, no giant text node: an export is data, not a program.
 PARSER_OPTIONS = dict(
@@ -129,22 +138,23 @@ class Where:
     """The model loc and LHEO path of the dict being filled, and the table they are noted in.
 
     ``locs`` maps a pydantic loc (``("actions", 0, "sessions", 1, "periode", "fin")``)
-    to ``(lheo_path, line, raw_value)``.
+    to ``(lheo_path, line, raw_value)``. ``delta`` turns the parser's lines into
+    the file's (a formation parsed alone, :func:`read_chunk`).
     """
 
-    __slots__ = ("locs", "loc", "path")
+    __slots__ = ("locs", "loc", "path", "delta")
 
-    def __init__(self, locs: dict, loc: tuple = (), path: str = ""):
-        self.locs, self.loc, self.path = locs, loc, path
+    def __init__(self, locs: dict, loc: tuple = (), path: str = "", delta: int = 0):
+        self.locs, self.loc, self.path, self.delta = locs, loc, path, delta
 
     def join(self, relative: str) -> str:
         return f"{self.path}/{relative}" if self.path else relative
 
     def note(self, key: tuple, relative: str, line: int, raw: Optional[str] = None) -> None:
-        self.locs.setdefault(self.loc + key, (self.join(relative), line or 0, raw))
+        self.locs.setdefault(self.loc + key, (self.join(relative), line + self.delta if line else 0, raw))
 
     def enter(self, key: tuple, relative: str) -> "Where":
-        return Where(self.locs, self.loc + key, self.join(relative))
+        return Where(self.locs, self.loc + key, self.join(relative), self.delta)
 
 
 # --------------------------------------------------------------------------
@@ -740,13 +750,13 @@ def _locate(loc: tuple, locs: dict, line: int) -> tuple[str, int, Optional[str],
     raise AssertionError("unreachable")
 
 
-def _formation_problems(el: etree._Element, origin_path: str, exc: ValidationError) -> Iterator[Problem]:
+def _formation_problems(el: etree._Element, origin_path: str, exc: ValidationError, delta: int) -> Iterator[Problem]:
     locs: dict = {}
-    convert(el, FORMATION, Where(locs))
+    convert(el, FORMATION, Where(locs, delta=delta))
     numero = _valid_numero(el.get("numero"))
     seen = set()
     for error in exc.errors(include_url=False):
-        path, line, raw, recorded = _locate(_error_loc(error), locs, el.sourceline or 0)
+        path, line, raw, recorded = _locate(_error_loc(error), locs, _line(el, delta))
         message = _message(error, raw, recorded)
         if (path, message) in seen:
             continue
@@ -761,14 +771,20 @@ def _valid_numero(value: Optional[str]) -> str:
         return "-"
 
 
-def _read_formation(el: etree._Element, origin_path: str) -> Iterator[Item]:
+def _line(el: etree._Element, delta: int) -> int:
+    line = el.sourceline
+    return line + delta if line else 0
+
+
+def _read_formation(el: etree._Element, origin_path: str, delta: int = 0) -> Iterator[Item]:
+    """The formation's record, or its problems; ``delta``: see :class:`Where`."""
     data = convert(el, FORMATION, None)
     try:
         formation = Formation.model_validate(data)
     except ValidationError as exc:
-        yield from _formation_problems(el, origin_path, exc)
+        yield from _formation_problems(el, origin_path, exc, delta)
         return
-    yield Record(Origin(origin_path, el.sourceline or 0), formation)
+    yield Record(Origin(origin_path, _line(el, delta)), formation)
 
 
 # --------------------------------------------------------------------------
@@ -869,7 +885,28 @@ def read_lheo(path: Path) -> Iterator[Item]:
 
     Never raises for bad input: an unreadable, empty, malformed or foreign file
     yields one :class:`Problem`; formations read before a syntax error are kept.
+
+    A plain export is cut into formations and each is parsed alone
+    (:func:`split_lheo`, :func:`read_chunk`), which gives the streaming read's
+    results, with the right lines past line 65535 (libxml2 keeps an element's
+    line in 16 bits); any other file is streamed whole.
     """
+    split = split_lheo(path)
+    if split is None:
+        yield from stream_lheo(path)
+        return
+    with split:
+        for index, chunk in enumerate(split.chunks):
+            try:
+                items = read_chunk(split, chunk)
+            except ChunkError:
+                yield from read_from(split, index)
+                return
+            yield from items
+
+
+def stream_lheo(path: Path) -> Iterator[Item]:
+    """The streaming read: :func:`iterparse` over the whole file."""
     origin_path = str(path)
     try:
         with open(path, "rb") as stream:
@@ -890,7 +927,8 @@ def read_lheo(path: Path) -> Iterator[Item]:
         yield Problem(Origin(origin_path, 0), "-", "-", f"lecture impossible : {exc.strerror or exc}")
 
 
-def _read_stream(stream: Any, origin_path: str) -> Iterator[Item]:
+def _read_stream(stream: Any, origin_path: str, skip: int = 0) -> Iterator[Item]:
+    """Formations as they end; the first ``skip`` ones are parsed but not read."""
     context = etree.iterparse(stream, events=("end",), tag="{*}formation", **PARSER_OPTIONS)
     count = 0
     try:
@@ -903,7 +941,8 @@ def _read_stream(stream: Any, origin_path: str) -> Iterator[Item]:
             if _nested(el):
                 continue
             count += 1
-            yield from _read_formation(el, origin_path)
+            if count > skip:
+                yield from _read_formation(el, origin_path)
             _release(el)
     except etree.XMLSyntaxError as exc:
         yield _syntax_problem(origin_path, exc, context.error_log)
@@ -925,3 +964,317 @@ def _refusal(tree: etree._ElementTree, origin_path: str) -> Optional[Problem]:
     if _local(root.tag) != "lheo":
         return _not_lheo(origin_path, root.sourceline or 0, _local(root.tag))
     return None
+
+
+# --------------------------------------------------------------------------
+# The file cut into formations, for incremental builds
+# --------------------------------------------------------------------------
+#
+# A plain export is a prolog, ``<lheo ...><offres ...>``, formations separated
+# by whitespace, then the closing tags. Its formations are found by a byte
+# scan, and each one parsed alone inside copies of the file's own declaration,
+# <lheo> and <offres> start tags gives exactly what the streaming read gives
+# (the same bytes, namespaces, encoding, depth and parser settings); only the
+# lines move, by a constant. Anything else, or anything the scan is not sure
+# of, is left to the streaming read (``split_lheo`` returns None): it alone
+# words the problems of odd files.
+
+#: Files from this size on are mapped rather than read into memory.
+MMAP_MIN = 32 * 1024 * 1024
+#: Longest end of file (``<extras>`` after the formations) checked by parsing it.
+TAIL_MAX = 16 * 1024 * 1024
+#: What closes the start tags of the prefix.
+SUFFIX = b"</offres></lheo>"
+
+_WS = b" \t\r\n"  # XML's whitespace (bytes.isspace() also takes \f and \v, which XML refuses)
+_S = rb"[ \t\r\n]"
+#: The attributes and end of a start tag (a value may hold ``>``, never ``<``); possessive, so linear.
+_ATTRS = (
+    rb"(?:" + _S + rb"++[^ \t\r\n=<>/\"']++" + _S + rb"*+=" + _S + rb"*+(?:\"[^\"<]*+\"|'[^'<]*+'))*+" + _S + rb"*+>"
+)
+_HEAD = re.compile(
+    rb"(\xef\xbb\xbf)?"  # a UTF-8 BOM
+    rb"(<\?xml" + _S + rb"[^<>]*?\?>)?"  # the declaration
+    rb"(?:" + _S + rb"++|<!--.*?-->|<\?.*?\?>)*+"  # comments and PIs (no DOCTYPE)
+    rb"(<lheo" + _ATTRS + rb")" + _S + rb"*+(<offres" + _ATTRS + rb")",
+    re.S,
+)
+_ENCODING = re.compile(rb"encoding" + _S + rb"*=" + _S + rb"*([\"'])([A-Za-z][A-Za-z0-9._-]*)\1")
+_CLOSE = re.compile(rb"</formation" + _S + rb"*>")
+#: What may follow ``<formation``: the name must end there, and ``/>`` is no fiche to cut.
+_NAME_END = frozenset(b" \t\r\n>")
+#: Markup whose content is not markup, by its opening, with its end.
+_OPAQUE = ((b"<!--", b"-->"), (b"<![CDATA[", b"]]>"), (b"<?", b"?>"))
+
+
+class ChunkError(Exception):
+    """A chunk that does not parse alone: the file is malformed there.
+
+    The chunks before it were read right; :func:`read_from` gives what the
+    streaming read gives from this formation on (the syntax problem).
+    """
+
+
+@dataclass(frozen=True)
+class Chunk:
+    """One ``<formation>`` element's bytes in the file: ``data[start:end]``."""
+
+    start: int  # byte offset of '<formation'
+    end: int  # just after '</formation>'
+    line: int  # line of '<formation' (1-based)
+
+
+@dataclass(frozen=True, eq=False)
+class SplitFile:
+    """An LHEO file cut into formations, each to be read alone by :func:`read_chunk`.
+
+    ``data`` is the file's bytes when read, for a large one an ``mmap``: it is
+    closed with the SplitFile (``close()``, ``with``, or when collected).
+    ``prefix + data[chunk.start:chunk.end] + suffix`` is a whole document
+    whose results depend on nothing else: a digest of the prefix and the
+    chunk is a sound cache key, the same bytes elsewhere giving the same
+    results but for the path and the lines (moved by the change of ``chunk.line``).
+    """
+
+    path: Path
+    data: Union[bytes, mmap.mmap] = field(repr=False)
+    prefix: bytes  # BOM and declaration, <lheo ...> and <offres ...> start tags, as in the file
+    suffix: bytes  # </offres></lheo>
+    chunks: list[Chunk] = field(repr=False)
+    _pages: "_Pages" = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "_pages", _Pages(self.data))
+
+    def raw(self, chunk: Chunk) -> bytes:
+        """The chunk's bytes, a copy; read in order, a mapped file's pages do not pile up in memory."""
+        self._pages.reading(chunk.start)
+        return self.data[chunk.start : chunk.end]
+
+    def close(self) -> None:
+        if isinstance(self.data, mmap.mmap):
+            self.data.close()
+
+    def __enter__(self) -> "SplitFile":
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self.close()
+
+
+def split_lheo(path: Path) -> Optional[SplitFile]:
+    """The file cut into its formations, found by a byte scan; None when that cannot be done safely (read it whole).
+
+    None for anything but a plain export: no or bad prolog, a DOCTYPE, a root
+    other than an unprefixed ``<lheo>`` whose first child is ``<offres>``, an
+    encoding in which ``<`` may not be the byte 0x3C (UTF-16, UTF-32...),
+    anything but whitespace between formations, a ``<formation>`` whose
+    comments, CDATA sections or PIs are not closed inside it, an end of file
+    that is not well-formed or holds a formation, an empty or truncated file.
+    A file malformed inside a formation is not seen here: :func:`read_chunk`
+    raises :class:`ChunkError` for it.
+    """
+    data = _load(path)
+    if data is None:
+        return None
+    split = _split(path, data)
+    if split is None and isinstance(data, mmap.mmap):
+        data.close()
+    return split
+
+
+def read_chunk(split: SplitFile, chunk: Chunk) -> list[Item]:
+    """Exactly what the streaming reader yields for this formation (same records, same problems, same line numbers).
+
+    Raises :class:`ChunkError` when the chunk does not parse alone.
+    """
+    document = b"".join((split.prefix, split.raw(chunk), split.suffix))
+    try:
+        root = etree.fromstring(document, _parser())
+    except etree.XMLSyntaxError as exc:
+        raise ChunkError(f"{split.path}:{chunk.line}: la formation ne se lit pas seule : {exc}") from exc
+    if len(root) != 1 or len(root[0]) != 1:  # lheo > offres > formation, and nothing else
+        raise ChunkError(f"{split.path}:{chunk.line}: plus d'un élément")
+    delta = chunk.line - split.prefix.count(b"\n") - 1
+    return list(_read_formation(root[0][0], str(split.path), delta))
+
+
+def read_from(split: SplitFile, index: int) -> Iterator[Item]:
+    """What the streaming reader yields from the formation ``split.chunks[index]`` on.
+
+    After a :class:`ChunkError` on that chunk: the syntax problem, as :func:`read_lheo` words it.
+    """
+    return _read_stream(_Stream(split.data), str(split.path), skip=index)
+
+
+def _load(path: Path) -> Union[bytes, mmap.mmap, None]:
+    try:
+        with open(path, "rb") as stream:
+            status = os.fstat(stream.fileno())
+            if not stat.S_ISREG(status.st_mode):
+                return None
+            if status.st_size < MMAP_MIN:
+                return stream.read()
+            return mmap.mmap(stream.fileno(), 0, access=mmap.ACCESS_READ)
+    except (OSError, ValueError):
+        return None
+
+
+def _split(path: Path, data: Union[bytes, mmap.mmap]) -> Optional[SplitFile]:
+    head = _HEAD.match(data[:PROLOG_BYTES])
+    if head is None or not _ascii_compatible(head.group(2)):
+        return None
+    bom, declaration, lheo, offres = head.groups()
+    chunks = _scan(data, head.end())
+    if chunks is None:
+        return None
+    prefix = (bom or b"") + (declaration + b"\n" if declaration else b"") + lheo + b"\n" + offres
+    if not _frame_ok(data[: head.end()], data[chunks[-1].end :], prefix):
+        return None
+    return SplitFile(path, data, prefix, SUFFIX, chunks)
+
+
+def _ascii_compatible(declaration: Optional[bytes]) -> bool:
+    """Whether the declared encoding writes ASCII as ASCII, one byte each, and nothing else with those bytes."""
+    found = _ENCODING.search(declaration) if declaration else None
+    if found is None:
+        return True  # UTF-8
+    try:
+        name = codecs.lookup(found.group(2).decode("ascii")).name
+    except LookupError:
+        return False
+    return name in ("utf-8", "ascii") or name.startswith(("iso8859-", "cp125"))
+
+
+def _scan(data: Union[bytes, mmap.mmap], body: int) -> Optional[list[Chunk]]:
+    """Each formation from ``body`` on, or None when the file is not formations separated by whitespace.
+
+    One pass over the file looks for ``<formation``; each formation and the
+    whitespace after it are then copied once and looked at in the CPU cache.
+    A formation ends at the last ``</formation>`` before the next one: with no
+    other ``<formation`` between, any earlier ``</formation>`` is in a comment,
+    a CDATA section or a PI (all checked to close inside the formation), or
+    the file is malformed there (and the chunk does not parse alone).
+    """
+    start = data.find(b"<formation", body)
+    if start == -1 or data[body:start].strip(_WS):
+        return None
+    line = 1 + _newlines(data, 0, start)
+    chunks = []
+    pages = _Pages(data)
+    while True:
+        if start + 10 >= len(data) or data[start + 10] not in _NAME_END:
+            return None
+        following = data.find(b"<formation", start + 10)
+        piece = data[start:following] if following != -1 else data[start:]
+        close = piece.rfind(b"</formation")
+        found = _CLOSE.match(piece, close) if close != -1 else None
+        if found is None or not _opaque_closed(piece, close) or (following != -1 and piece[found.end() :].strip(_WS)):
+            return None
+        chunks.append(Chunk(start, start + found.end(), line))
+        if following == -1:
+            return chunks
+        line += piece.count(b"\n")
+        start = following
+        pages.reading(start)
+
+
+def _opaque_closed(piece: bytes, end: int) -> bool:
+    """Whether every comment, CDATA section and PI of ``piece[:end]`` closes before ``end``."""
+    at = _next_opaque(piece, 0, end)
+    while at < end:
+        for opening, closing in _OPAQUE:
+            if piece.startswith(opening, at):
+                after = piece.find(closing, at + len(opening), end)
+                if after == -1:
+                    return False
+                at = _next_opaque(piece, after + len(closing), end)
+                break
+        else:  # "<!" but neither comment nor CDATA: malformed, or a DOCTYPE; the streaming read says which
+            return False
+    return True
+
+
+def _next_opaque(piece: bytes, start: int, end: int) -> int:
+    """Where the next ``<!`` or ``<?`` is in ``piece[start:end]``; ``end`` if none."""
+    found = _OPAQUE_START.search(piece, start, end)
+    return found.start() if found else end
+
+
+_OPAQUE_START = re.compile(rb"<[!?]")
+
+
+def _frame_ok(head: bytes, tail: bytes, prefix: bytes) -> bool:
+    """Whether the file without its formations is well-formed and holds none, and the prefix parses."""
+    if len(tail) > TAIL_MAX:
+        return False
+    try:
+        root = etree.fromstring(head + tail, _parser())
+        etree.fromstring(prefix + SUFFIX, _parser())
+    except (etree.XMLSyntaxError, ValueError):
+        return False
+    return next(root.iter("{*}formation"), None) is None
+
+
+def _newlines(data: Union[bytes, mmap.mmap], start: int, end: int) -> int:
+    if isinstance(data, bytes):
+        return data.count(b"\n", start, end)
+    step = 16 * 1024 * 1024
+    return sum(data[at : min(at + step, end)].count(b"\n") for at in range(start, end, step))
+
+
+_DONTNEED = getattr(mmap, "MADV_DONTNEED", None)
+
+
+class _Pages:
+    """Hands a mapped file's pages back to the kernel behind a reader going forward.
+
+    A mapped page once read counts in the process's memory (its maximum
+    resident size) until unmapped, though the kernel may reclaim it: a build
+    that reads a 900 MB export in order would seem to take 900 MB more. Pages
+    are dropped (they stay in the page cache) every ``STEP`` bytes, a margin
+    behind the reader: the kernel maps pages around the one touched, so a
+    page dropped right behind would come back.
+    """
+
+    STEP = 64 * 1024 * 1024
+    MARGIN = 1024 * 1024
+
+    __slots__ = ("data", "kept")
+
+    def __init__(self, data: Union[bytes, mmap.mmap]):
+        self.data, self.kept = data, 0
+
+    def reading(self, offset: int) -> None:
+        if offset - self.kept < self.STEP or not isinstance(self.data, mmap.mmap) or _DONTNEED is None:
+            return
+        end = offset - self.MARGIN
+        end -= end % mmap.PAGESIZE
+        if not self.data.closed:
+            self.data.madvise(_DONTNEED, self.kept, end - self.kept)
+        self.kept = end
+
+
+class _Stream:
+    """``data`` as a file for :func:`etree.iterparse`, without copying it or moving an mmap's own position."""
+
+    def __init__(self, data: Union[bytes, mmap.mmap]):
+        self.data, self.position, self.pages = data, 0, _Pages(data)
+
+    def read(self, size: int = -1) -> bytes:
+        end = len(self.data) if size is None or size < 0 else self.position + size
+        block = self.data[self.position : end]
+        self.position += len(block)
+        self.pages.reading(self.position)
+        return block
+
+
+_parsers = threading.local()
+
+
+def _parser() -> etree.XMLParser:
+    """The reader's parser (one per thread: a parser is not thread-safe)."""
+    parser = getattr(_parsers, "parser", None)
+    if parser is None:
+        parser = _parsers.parser = etree.XMLParser(**PARSER_OPTIONS)
+    return parser
