@@ -167,6 +167,7 @@ class BuildReport:
     rendered: int = 0  # published formations given whole to the sinks (all, in a full build)
     reused: int = 0  # published formations unchanged since the previous build, whose files were linked
     removed: int = 0  # formations the previous build published and this one does not
+    unchanged: bool = False  # nothing changed since the published build: nothing was written
 
     @property
     def ok(self) -> bool:
@@ -202,7 +203,8 @@ class _Timer:
 def check(options: BuildOptions, settings: Settings) -> BuildReport:
     """Read and check everything, write nothing."""
     report = BuildReport()
-    _read_and_emit(options, settings, report, sinks=[], timer=_Timer(report), previous=None)
+    timer = _Timer(report)
+    _read_and_emit(options, settings, report, _Emitter(list, timer, lazy=False), timer, previous=None)
     return report
 
 
@@ -231,7 +233,7 @@ def build(
         key = build_key(settings, names)
         # A sink that cannot reuse its files (no keep()) makes every build a full one.
         reusable = all(hasattr(SINKS[name], "keep") for name in names)
-        previous = _previous(build_dir, key) if reusable and not options.full else None
+        previous = _previous(build_dir, key, names) if reusable and not options.full else None
         if previous is not None:
             # The manifest's objects live as long as the build: the collector need not walk them
             # over and over (a third of the time of reading an unchanged catalogue).
@@ -252,12 +254,54 @@ class PreviousBuildDamaged(Exception):
     """A file the incremental build meant to reuse is missing from the published build."""
 
 
-def _previous(build_dir: Path, key: str) -> Optional[tuple[PreviousBuild, Manifest]]:
+def _previous(build_dir: Path, key: str, sinks: list[str]) -> Optional[tuple[PreviousBuild, Manifest]]:
+    """The published build to start from, when it was made alike and is still whole."""
     folder = published_build(build_dir)
     manifest = Manifest.load(folder, key) if folder is not None else None
-    if manifest is None:
+    if manifest is None or not _intact(folder, manifest, sinks):
         return None
     return PreviousBuild(folder, frozenset(manifest.published)), manifest
+
+
+def _intact(folder: Path, manifest: Manifest, sinks: list[str]) -> bool:
+    """Whether the published build still holds what it published: a build repairs one damaged by hand.
+
+    Cheap checks (under a second at 100,000 formations): every fiche page is
+    there, and the search index opens and counts every formation.
+    """
+    if not (folder / PUBLISHED_MARK).exists():
+        return False
+    try:
+        if "site" in sinks:
+            pages = folder / "site" / "formations"
+            for ref in manifest.published:
+                os.stat(pages / ref / "index.html")
+        if "index" in sinks and _index_counts(folder / "index") != (len(manifest.published),) * 2:
+            return False
+    except Exception:  # noqa: BLE001  (whatever is broken, a full build repairs it)
+        return False
+    return True
+
+
+def _index_counts(folder: Path) -> tuple[int, int]:
+    """Formations in the Whoosh index (deleted ones left out) and in the formation store."""
+    import sqlite3
+
+    from whoosh import index as whoosh_index
+
+    from .search.index import STORE_FILE
+
+    ix = whoosh_index.open_dir(str(folder))
+    try:
+        documents = ix.doc_count()
+    finally:
+        ix.close()
+    store = sqlite3.connect(f"file:{folder / STORE_FILE}?mode=ro", uri=True)
+    try:
+        rows = store.execute("SELECT count(*) FROM formation").fetchone()[0]
+    finally:
+        store.close()
+    return documents, rows
 
 
 def _build_into(
@@ -275,11 +319,23 @@ def _build_into(
     active: list[Sink] = []
     try:
         context = SinkContext(staging, settings, options.today, load_geo(), previous[0] if previous else None)
-        for name in names:
-            active.append(SINKS[name](context))
-        catalog, manifest = _read_and_emit(options, settings, report, active, timer, previous, progress, key)
+
+        def open_sinks() -> list[Sink]:
+            for name in names:
+                active.append(SINKS[name](context))
+            return active
+
+        emitter = _Emitter(open_sinks, timer, lazy=previous is not None)
+        catalog, manifest, unchanged = _read_and_emit(options, settings, report, emitter, timer, previous, progress, key)
         if report.errors and not options.skip_invalid:
             raise InvalidInput(report.errors)
+        if unchanged:
+            # Same bytes, same outcomes, same day's pages: the published build is this build.
+            shutil.rmtree(staging, ignore_errors=True)
+            report.unchanged = True
+            report.output = build_dir / "site"
+            return report
+        emitter.open()
         if previous is not None:
             report.removed = len(previous[0].refs - manifest.published.keys())
         for name, sink in zip(names, active):
@@ -287,7 +343,7 @@ def _build_into(
                 sink.finish(catalog)
         with timer.phase("report"):
             write_report(staging, report, settings, options.today)
-            manifest.save(staging)
+            manifest.save(staging, (previous[0].folder, previous[1]) if previous else None)
         with timer.phase("publish"):
             _publish(build_dir, staging)
         report.output = build_dir / "site"
@@ -313,18 +369,25 @@ def _read_and_emit(
     options: BuildOptions,
     settings: Settings,
     report: BuildReport,
-    sinks: list[Sink],
+    emitter: "_Emitter",
     timer: _Timer,
     previous: Optional[tuple[PreviousBuild, Manifest]],
     progress: Optional[Progress] = None,
     key: str = "",
-) -> tuple[Catalog, Manifest]:
+) -> tuple[Catalog, Manifest, bool]:
+    """Read every formation, check it, and give each published one to the sinks.
+
+    Returns the catalogue, this build's manifest, and whether everything is as
+    the previous build left it (same outcome objects, nothing added, moved or
+    removed): then the sinks were never opened.
+    """
     geo = load_geo()
     known = previous[1] if previous is not None else None
     state = _ReadState(report, Manifest(key, options.today, {}, {}))
     duplicates = DuplicateFinder()
     entries: list[Entry] = []
     items = read_incremental(options.content, known, options.today, progress.advance if progress else None)
+    same = known is not None
     clock = time.perf_counter
     read_time = 0.0  # per formation, a context manager would cost more than some of the work it times
     while True:
@@ -337,11 +400,14 @@ def _read_and_emit(
             break
         if isinstance(item, Problem):
             state.problem(item)
+            same = False
             continue
         if isinstance(item, Fresh):
             formation = next((i.formation for i in item.items if isinstance(i, Record)), None)
+            same = False
         else:
             outcome, formation = item.outcome, None
+            same = same and known.outcomes.get(outcome.digest) is outcome
         entry = state.take(outcome)
         if entry is None:
             continue
@@ -353,26 +419,62 @@ def _read_and_emit(
         report.published += 1
         report.archived += entry.archived
         state.manifest.published[entry.ref] = outcome.digest
-        if sinks:
-            if known is not None and _unchanged(known, entry.ref, outcome.digest, options.today):
-                report.reused += 1
-                for sink in sinks:
-                    with timer.phase(f"emit:{_sink_name(sink)}"):
-                        sink.keep(entry)
-            else:
-                report.rendered += 1
-                if formation is None:
-                    with timer.phase("read"):
-                        formation = _read_again(item)
-                for sink in sinks:
-                    with timer.phase(f"emit:{_sink_name(sink)}"):
-                        sink.add(formation, entry)
+        if known is not None and _unchanged(known, entry.ref, outcome.digest, options.today):
+            report.reused += 1
+            emitter.keep(entry)
+        else:
+            report.rendered += 1
+            if formation is None:
+                with timer.phase("read"):
+                    formation = _read_again(item)
+            emitter.add(formation, entry)
     timer.report.timings["read"] = timer.report.timings.get("read", 0.0) + read_time
     report.warnings.extend(duplicates.problems())
     # A formation the reader refused was read all the same: count it once, however many its problems.
     report.read += len(state.refused_by_reader - report.rejected)
     report.rejected |= state.refused_by_reader
-    return Catalog.of(entries, options.today), state.manifest
+    manifest = state.manifest
+    same = same and len(manifest.outcomes) == len(known.outcomes) and manifest.published == known.published
+    return Catalog.of(entries, options.today), manifest, same
+
+
+class _Emitter:
+    """Gives formations to the sinks, opened only once something changed.
+
+    In an incremental build the unchanged formations before the first change
+    wait in a list, and are given to ``keep()`` when the sinks open; if nothing
+    changes at all, the sinks are never opened (no Whoosh writer started, no
+    file linked).
+    """
+
+    def __init__(self, open_sinks: Callable[[], list[Sink]], timer: _Timer, lazy: bool):
+        self._open_sinks = open_sinks
+        self._timer = timer
+        self.sinks: Optional[list[Sink]] = None
+        self._pending: list[Entry] = []
+        if not lazy:
+            self.open()
+
+    def open(self) -> list[Sink]:
+        if self.sinks is None:
+            self.sinks = self._open_sinks()
+            pending, self._pending = self._pending, []
+            for entry in pending:
+                self.keep(entry)
+        return self.sinks
+
+    def keep(self, entry: Entry) -> None:
+        if self.sinks is None:
+            self._pending.append(entry)
+            return
+        for sink in self.sinks:
+            with self._timer.phase(f"emit:{_sink_name(sink)}"):
+                sink.keep(entry)
+
+    def add(self, formation: Formation, entry: Entry) -> None:
+        for sink in self.open():
+            with self._timer.phase(f"emit:{_sink_name(sink)}"):
+                sink.add(formation, entry)
 
 
 def _sink_name(sink: Sink) -> str:

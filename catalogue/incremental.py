@@ -72,9 +72,9 @@ def link_tree(source: Path, target: Path) -> int:
 # --------------------------------------------------------------------------
 
 CACHE_DIR = ".cache"
-MANIFEST = "build/manifest.pickle"
+MANIFEST_DIR = "build"
 #: Bumped when the manifest's layout changes, so an old one is ignored rather than misread.
-MANIFEST_VERSION = 2
+MANIFEST_VERSION = 3
 #: What the output is made from besides the records; a change to any of it means a full build.
 _CODE_FOLDERS = ("catalogue", "templates")
 _LIBRARIES = ("jinja2", "whoosh-reloaded", "lxml", "pydantic", "pyyaml")
@@ -176,7 +176,12 @@ def record_digest(record: Record) -> bytes:
 
 @dataclass
 class Manifest:
-    """What a published build knew: its key, the day, and the outcome of every formation by digest."""
+    """What a published build knew: its key, the day, and the outcome of every formation by digest.
+
+    Stored as one small file for the key and the published Refs, and the
+    outcomes in :data:`BUCKETS` files by digest: a rebuild after a few changes
+    writes the few buckets that changed and links the others.
+    """
 
     key: str
     today: dt.date
@@ -184,24 +189,61 @@ class Manifest:
     #: Ref -> digest of the formations it published (sinks' keep() relies on these).
     published: dict[str, bytes]
 
-    def save(self, staging: Path) -> None:
-        path = staging / CACHE_DIR / MANIFEST
-        path.parent.mkdir(parents=True, exist_ok=True)
-        with open(path, "wb") as handle, _no_gc():
-            pickle.dump((MANIFEST_VERSION, self), handle, protocol=pickle.HIGHEST_PROTOCOL)
+    def save(self, staging: Path, previous: Optional[tuple[Path, "Manifest"]] = None) -> None:
+        """Write into ``staging``; buckets equal to ``previous``'s (its folder and manifest) are linked."""
+        folder = staging / CACHE_DIR / MANIFEST_DIR
+        folder.mkdir(parents=True, exist_ok=True)
+        before = _buckets(previous[1].outcomes) if previous is not None else None
+        with _no_gc():
+            _dump(folder / "manifest.pickle", (MANIFEST_VERSION, self.key, self.today, self.published))
+            for number, bucket in enumerate(_buckets(self.outcomes)):
+                name = f"outcomes-{number:02d}.pickle"
+                if before is not None and _same_objects(bucket, before[number]):
+                    link_file(previous[0] / CACHE_DIR / MANIFEST_DIR / name, folder / name)
+                else:
+                    _dump(folder / name, bucket)
 
     @classmethod
     def load(cls, folder: Path, key: str) -> Optional["Manifest"]:
         """The manifest of a build folder when it was made with the same ``key``; None otherwise."""
-        path = folder / CACHE_DIR / MANIFEST
+        path = folder / CACHE_DIR / MANIFEST_DIR
         try:
-            with open(path, "rb") as handle, _no_gc():
-                version, manifest = pickle.load(handle)
+            with _no_gc():
+                version, saved_key, today, published = _load(path / "manifest.pickle")
+                if version != MANIFEST_VERSION or saved_key != key:
+                    return None
+                outcomes: dict[bytes, Outcome] = {}
+                for number in range(BUCKETS):
+                    outcomes.update(_load(path / f"outcomes-{number:02d}.pickle"))
         except (OSError, EOFError, pickle.UnpicklingError, ValueError, TypeError, AttributeError, ImportError):
             return None  # no manifest, or an unreadable one: a full build repairs it
-        if version != MANIFEST_VERSION or not isinstance(manifest, cls) or manifest.key != key:
-            return None
-        return manifest
+        return cls(key, today, outcomes, published)
+
+
+#: Files the outcomes are spread over, by the first byte of their digest.
+BUCKETS = 64
+
+
+def _buckets(outcomes: dict[bytes, Outcome]) -> list[dict[bytes, Outcome]]:
+    buckets: list[dict[bytes, Outcome]] = [{} for _ in range(BUCKETS)]
+    for digest, outcome in outcomes.items():
+        buckets[digest[0] % BUCKETS][digest] = outcome
+    return buckets
+
+
+def _same_objects(new: dict[bytes, Outcome], old: dict[bytes, Outcome]) -> bool:
+    """The same outcome objects under the same digests: the bucket's file would be the same bytes."""
+    return len(new) == len(old) and all(old.get(digest) is outcome for digest, outcome in new.items())
+
+
+def _dump(path: Path, value) -> None:
+    with open(path, "wb") as handle:
+        pickle.dump(value, handle, protocol=pickle.HIGHEST_PROTOCOL)
+
+
+def _load(path: Path):
+    with open(path, "rb") as handle:
+        return pickle.load(handle)
 
 
 @contextmanager

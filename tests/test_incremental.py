@@ -12,7 +12,7 @@ import pytest
 
 from catalogue import build as build_module
 from catalogue.build import SINKS, BuildOptions, build, published_build
-from catalogue.incremental import Manifest, link_file, link_tree, valid_until
+from catalogue.incremental import BUCKETS, Manifest, link_file, link_tree, valid_until
 from catalogue.lheo_export import write_lheo
 from catalogue.settings import Settings
 
@@ -80,15 +80,40 @@ def calls(recorder) -> dict[str, list[str]]:
 # --------------------------------------------------------------------------
 
 
-def test_a_second_build_of_the_same_input_keeps_every_formation(tmp_path, recorder):
+def test_a_second_build_of_the_same_input_writes_nothing(tmp_path, recorder):
     content = write(tmp_path / "content" / "a.xml", formations(5))
     first = run(content, tmp_path / "build")
     assert not first.incremental and first.rendered == 5
     assert calls(recorder)["add"] == [f"15_AF_{i:04d}" for i in range(5)]
+    published = published_build(tmp_path / "build")
     second = run(content, tmp_path / "build")
-    assert second.incremental and second.reused == 5 and second.rendered == 0
+    assert second.incremental and second.unchanged and second.reused == 5 and second.rendered == 0
+    assert calls(recorder) == {"add": [], "keep": []}  # the sinks were not even opened
+    assert published_build(tmp_path / "build") == published
+    assert [p.name for p in (tmp_path / "build" / ".builds").iterdir()] == [published.name]
+    assert second.published == 5 and second.read == 5
+
+
+def test_unchanged_formations_before_the_first_change_are_kept(tmp_path, recorder):
+    content = write(tmp_path / "content" / "a.xml", formations(5))
+    run(content, tmp_path / "build")
+    calls(recorder)
+    write(content, formations(5, changed={4: "La dernière a changé"}))
+    report = run(content, tmp_path / "build")
+    assert not report.unchanged
     assert recorder.previous is not None and recorder.previous.refs == {f"15_AF_{i:04d}" for i in range(5)}
-    assert calls(recorder) == {"add": [], "keep": [f"15_AF_{i:04d}" for i in range(5)]}
+    assert calls(recorder) == {"add": ["15_AF_0004"], "keep": [f"15_AF_{i:04d}" for i in range(4)]}
+
+
+def test_a_removed_formation_alone_is_a_change(tmp_path, recorder):
+    content = write(tmp_path / "content" / "a.xml", formations(3))
+    run(content, tmp_path / "build")
+    calls(recorder)
+    write(content, formations(2))
+    report = run(content, tmp_path / "build")
+    assert not report.unchanged and report.removed == 1
+    assert calls(recorder)["keep"] == ["15_AF_0000", "15_AF_0001"]
+    assert recorder.finished == ["15_AF_0000", "15_AF_0001"]
 
 
 def test_only_the_changed_formation_is_given_whole(tmp_path, recorder):
@@ -185,8 +210,8 @@ def test_full_option_and_a_sink_without_keep_mean_a_full_build(tmp_path, recorde
 def test_an_unreadable_manifest_means_a_full_build(tmp_path, recorder):
     content = write(tmp_path / "content" / "a.xml", formations(3))
     run(content, tmp_path / "build")
-    manifest = published_build(tmp_path / "build") / ".cache" / "build" / "manifest.pickle"
-    manifest.write_bytes(b"not a pickle")
+    bucket = next((published_build(tmp_path / "build") / ".cache" / "build").glob("outcomes-*.pickle"))
+    bucket.write_bytes(b"not a pickle")
     assert not run(content, tmp_path / "build").incremental
 
 
@@ -259,7 +284,8 @@ def test_link_file_shares_the_bytes_and_link_tree_the_folders(tmp_path):
 
 def test_old_builds_go_to_the_trash_and_are_deleted_in_the_background(tmp_path, recorder):
     content = write(tmp_path / "content" / "a.xml", formations(2))
-    for _ in range(4):
+    for count in range(2, 6):
+        write(content, formations(count))
         run(content, tmp_path / "build")
     builds = sorted(p.name for p in (tmp_path / "build" / ".builds").iterdir())
     assert len(builds) == build_module.KEEP_BUILDS
@@ -284,3 +310,19 @@ def test_manifest_records_what_was_published(tmp_path, recorder):
     assert Manifest.load(folder, "another key") is None
     shutil.rmtree(folder / ".cache")
     assert Manifest.load(folder, key) is None
+
+
+def test_one_change_rewrites_one_bucket_of_the_manifest(tmp_path, recorder):
+    content = write(tmp_path / "content" / "a.xml", formations(40))
+    run(content, tmp_path / "build")
+    first = published_build(tmp_path / "build")
+    write(content, formations(40, changed={7: "Changée"}))
+    run(content, tmp_path / "build")
+    second = published_build(tmp_path / "build")
+    buckets = sorted((second / ".cache" / "build").glob("outcomes-*.pickle"))
+    assert len(buckets) == BUCKETS
+    shared = [b for b in buckets if os.path.samefile(b, first / ".cache" / "build" / b.name)]
+    # The changed formation's new digest lands in one bucket, its old one leaves one: at most two rewritten.
+    assert len(buckets) - 2 <= len(shared) < len(buckets)
+    key = build_module.build_key(Settings(), ["recorder"])
+    assert len(Manifest.load(second, key).outcomes) == 40
