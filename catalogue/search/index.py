@@ -9,8 +9,14 @@ with the site in one rename):
 - ``formations.sqlite``: each formation's whole JSON (zlib), by Ref, for
   ``/api/formations/{ref}``; every number a user may type (:func:`id_terms`) →
   Ref; every place of training with coordinates, for the radius filter; and the
-  vocabulary (folded, unstemmed words → stem) searched with spelling tolerance.
-  One file for 100,000 formations, written in one transaction.
+  vocabulary (folded, unstemmed words → stem, and how many formations hold
+  each) searched with spelling tolerance. One file for 100,000 formations,
+  written in one transaction.
+
+An incremental build starts from the previous build's index rather than from
+nothing (:class:`IndexSink`): each document keeps what it holds in its ``terms``
+column, so that the next build can take it out exactly, and the answers are
+those of a full build of the same formations (:class:`Excess`).
 
 Spelling tolerance works on the vocabulary rather than on a second, unstemmed
 text field: a misspelt query word is matched (Levenshtein automaton, first
@@ -24,28 +30,37 @@ term of one posting, and Whoosh's cost per term is high at build time.
 from __future__ import annotations
 
 import bisect
+import errno
 import json
 import math
 import os
+import queue
 import re
+import shutil
 import sqlite3
 import threading
 import weakref
 import zlib
+from collections import Counter
 from contextlib import closing
 from pathlib import Path
 from typing import Iterable, Optional
 
 from whoosh import index as whoosh_index
 from whoosh.codec.whoosh3 import W3Codec
-from whoosh.columns import NumericColumn
+from whoosh.index import TOC
+from whoosh.multiproc import MpWriter, SubWriterTask
+from whoosh.reading import SegmentReader
+from whoosh.writing import IndexingError, SegmentWriter
+from whoosh.columns import NumericColumn, VarBytesColumn
 from whoosh.fields import COLUMN, ID, KEYWORD, STORED, TEXT, Schema
 from whoosh.automata.fsa import find_all_matches
 from whoosh.automata.lev import levenshtein_automaton
 from whoosh.query import Term
 
-from ..build import SinkContext, register_sink
+from ..build import PreviousBuild, SinkContext, register_sink
 from ..catalog import Catalog, Entry
+from ..incremental import link_file
 from ..model import Formation
 from whoosh.util.numeric import byte_to_length, length_to_byte
 
@@ -53,16 +68,31 @@ from .analysis import B, FIELD_BOOSTS, K1, TermsTokenizer, analyse_both, field_t
 
 INDEX_DIR = "index"
 STORE_FILE = "formations.sqlite"
+#: Whoosh's name for the index in its folder (its default): files ``_MAIN_<n>.toc`` and ``MAIN_<id>.seg``.
+WHOOSH_INDEX_NAME = "MAIN"
 
 #: Whoosh writer processes: with 2, the main process only pickles documents while
-#: two sub-processes pool and write one segment each (``multisegment``), in
-#: parallel with the rest of the build. See ``bench/search_api.py`` for numbers.
+#: two sub-processes pool and write the segments, in parallel with the rest of the
+#: build. See ``bench/search_api.py`` for numbers.
 WRITER_PROCS = 2
-#: Memory of each writer process's posting pool (Whoosh's estimate, MB). Past it,
-#: Whoosh sorts runs to disk and merges them at commit, which doubles the
-#: index's time; 1024 holds 100,000 formations without a run (about 700 MB of
-#: real memory per process at 100,000).
+#: Documents per segment of a writer process (see :class:`SegmentedTask`): what bounds its
+#: memory. At 100,000 formations, with the index sink alone: 12,500 gives a peak of 1.0 GB for
+#: the build (sum of PSS; 0.33 GB per writer process) and 9 segments; one segment per process
+#: gave 2.5 GB (1.1 GB per process), and no faster: its segments were all written at the end.
+SEGMENT_DOCS = 12_500
+#: Memory of each writer process's posting pool (Whoosh's estimate, MB). Past it, Whoosh
+#: sorts runs to disk and merges them when the segment is written, which costs more time
+#: than it saves memory (limitmb 256 instead of 1024 without :data:`SEGMENT_DOCS`: 1.1 GB
+#: but +22 s at 100,000). :data:`SEGMENT_DOCS` documents stay well below it.
 WRITER_LIMITMB = 1024
+#: The writer of an incremental build: one process (the changed formations only); its pool
+#: holds a merge of :data:`SEGMENT_DOCS` documents without sorting runs to disk.
+UPDATE_LIMITMB = 256
+#: Merging in incremental builds (see :func:`segments_to_merge`): segments whose live documents
+#: are within the same power of MERGE_FACTOR form a tier, merged once it has MERGE_FACTOR of them...
+MERGE_FACTOR = 8
+#: ... and a segment is rewritten once this share of its documents are deleted.
+MAX_DELETED_SHARE = 0.3
 
 
 #: Bits of the ``flags`` column.
@@ -95,6 +125,8 @@ def make_schema() -> Schema:
         ville=TEXT(**text),
         texte=TEXT(**text),
         **lengths,
+        #: What the scored fields hold (:class:`IndexedTerms`), read by later incremental builds.
+        terms=COLUMN(VarBytesColumn()),
         # filters (scorable only to keep a length column: at commit, Whoosh stats a file
         # per posting of a field without one)
         regions=KEYWORD(commas=False, scorable=True),
@@ -152,17 +184,32 @@ def ref_without_prefix(ref: str) -> list[str]:
 def document(formation: Formation, entry: Entry, vocabulary: Optional[set[str]] = None) -> dict:
     """The Whoosh document of a formation; its words of :data:`VOCABULARY_MIN_LENGTH` letters or
     more go into ``vocabulary`` when given."""
+    doc, terms = analysed_document(formation, entry)
+    if vocabulary is not None:
+        vocabulary.update(terms.vocabulary)
+    return doc
+
+
+def analysed_document(formation: Formation, entry: Entry) -> tuple[dict, "IndexedTerms"]:
+    """The Whoosh document, and the terms it holds (also in its ``terms`` column)."""
     fields: dict[str, object] = {}
+    lengths: list[int] = []
+    words: list[list[str]] = []
+    vocabulary: set[str] = set()
     for name, text in field_texts(formation, entry).items():
         folded, stems = analyse_both(text)
         fields[name] = " ".join(stems)
         fields[f"len_{name}"] = length_to_byte(len(stems))
-        if vocabulary is not None:
-            vocabulary.update(w for w in folded if len(w) >= VOCABULARY_MIN_LENGTH and w.isalpha())
+        lengths.append(len(stems))
+        distinct = list(dict.fromkeys(folded))
+        words.append(distinct)
+        vocabulary.update(w for w in distinct if len(w) >= VOCABULARY_MIN_LENGTH and w.isalpha())
+    terms = IndexedTerms(lengths, words, vocabulary)
     place = entry.place
-    return dict(
+    doc = dict(
         ref=entry.ref,
         **fields,
+        terms=terms.to_bytes(),
         regions=" ".join(entry.regions),
         departements=" ".join(entry.departements),
         financeurs=" ".join(entry.financeurs),
@@ -174,6 +221,39 @@ def document(formation: Formation, entry: Entry, vocabulary: Optional[set[str]] 
         lieu=(place.ville, place.codepostal) if place else (None, None),
         datemaj=entry.datemaj,
     )
+    return doc, terms
+
+
+class IndexedTerms:
+    """What a document holds in the scored fields, kept in its ``terms`` column for later builds.
+
+    Per field (:data:`FIELD_BOOSTS` order): the number of terms (the length
+    BM25 uses) and the distinct folded words, from which come the distinct
+    stems (the terms) and the vocabulary words. When the document is deleted,
+    they say what it still counts in Whoosh's statistics (:class:`Excess`) and
+    which vocabulary words it held.
+    """
+
+    __slots__ = ("lengths", "words", "vocabulary")
+
+    def __init__(self, lengths: list[int], words: list[list[str]], vocabulary: Optional[set[str]] = None):
+        self.lengths = lengths
+        self.words = words
+        if vocabulary is None:
+            vocabulary = {w for field in words for w in field if len(w) >= VOCABULARY_MIN_LENGTH and w.isalpha()}
+        self.vocabulary = vocabulary
+
+    def to_bytes(self) -> bytes:
+        return "\n".join([" ".join(map(str, self.lengths)), *(" ".join(field) for field in self.words)]).encode()
+
+    @classmethod
+    def from_bytes(cls, data: bytes) -> "IndexedTerms":
+        lengths, *fields = data.decode().split("\n")
+        return cls([int(n) for n in lengths.split()], [field.split() for field in fields])
+
+    def stems(self) -> list[set[str]]:
+        """Each field's distinct terms, as :func:`~catalogue.search.analysis.analyse` makes them."""
+        return [{s for s in map(stem, field) if len(s) >= 2} for field in self.words]
 
 
 class LeanCodec(W3Codec):
@@ -188,39 +268,298 @@ class LeanCodec(W3Codec):
     length_stats = False
 
 
+# --------------------------------------------------------------------------
+# The sink
+# --------------------------------------------------------------------------
+
+
+@register_sink("index")
 class IndexSink:
-    """Streams every published formation into one Whoosh writer and the formation store."""
+    """Streams the published formations into the Whoosh index and the formation store.
+
+    A full build (``context.previous`` is None) writes everything, with
+    :data:`WRITER_PROCS` writer processes. An incremental build starts from the
+    previous build's index: Whoosh's segment files, which Whoosh never writes
+    again once made (deletions go to a new table of contents), are hard-linked;
+    the store is copied (never modified where it is: the previous build is
+    being served). Then the documents of the changed and removed formations are
+    marked deleted, the changed and new ones are written into one new segment
+    by a writer in this process, and a few small segments may be merged
+    (:func:`segments_to_merge`). ``keep()`` has nothing to do. :class:`Excess`
+    says why the answers are those of a full build.
+    """
 
     def __init__(self, context: SinkContext):
+        self.previous = context.previous
         self.folder = context.staging / INDEX_DIR
         self.folder.mkdir(parents=True, exist_ok=True)
+        self.writer = None
+        self.store: Optional[FormationStoreWriter] = None
+        #: Vocabulary words → formations holding them (full build), or the change in that number.
+        self.word_counts: Counter[str] = Counter()
+        #: Refs the previous build published and this one adds again: changed.
+        self.changed: set[str] = set()
+        self._stop_tasks = None
+        if self.previous is None:
+            self._start_full()
+        else:
+            _check_previous(self.previous)
+
+    def _start_full(self) -> None:
         ix = whoosh_index.create_in(str(self.folder), make_schema())
         options = dict(limitmb=WRITER_LIMITMB, codec=LeanCodec())
         if WRITER_PROCS > 1:
-            self.writer = ix.writer(procs=WRITER_PROCS, multisegment=True, **options)
+            self.writer = SegmentedMpWriter(ix, procs=WRITER_PROCS, **options)
         else:
             self.writer = ix.writer(**options)
         # A build that fails never calls finish(): Whoosh's writer processes would wait
         # for work forever, and Python waits for them at exit. Stop them then.
         self._stop_tasks = weakref.finalize(self, _stop_writer_tasks, getattr(self.writer, "tasks", []))
         self.store = FormationStoreWriter(self.folder / STORE_FILE)
-        self.vocabulary: set[str] = set()
+
+    def _start_update(self) -> None:
+        """Start from the previous build's index: link Whoosh's files, copy the store."""
+        previous_index = self.previous.folder / INDEX_DIR
+        for name in _whoosh_files(previous_index):
+            link_file(previous_index / name, self.folder / name)
+        shutil.copyfile(previous_index / STORE_FILE, self.folder / STORE_FILE)
+        ix = whoosh_index.open_dir(str(self.folder))
+        self.writer = ix.writer(limitmb=UPDATE_LIMITMB, codec=LeanCodec())
+        self.store = FormationStoreWriter.reopen(self.folder / STORE_FILE)
+
+    def _link_unchanged(self) -> None:
+        """Nothing changed: the new build's index is the previous one's files."""
+        previous_index = self.previous.folder / INDEX_DIR
+        for name in [*_whoosh_files(previous_index), STORE_FILE]:
+            link_file(previous_index / name, self.folder / name)
+
+    # -- the protocol
 
     def add(self, formation: Formation, entry: Entry) -> None:
-        self.writer.add_document(**document(formation, entry, self.vocabulary))
+        doc, terms = analysed_document(formation, entry)
+        if self.writer is None:
+            self._start_update()
+        self.writer.add_document(**doc)
         self.store.add(formation, entry)
+        self.word_counts.update(terms.vocabulary)
+        if self.previous is not None and entry.ref in self.previous.refs:
+            self.changed.add(entry.ref)
+
+    def keep(self, entry: Entry) -> None:
+        """Unchanged since the previous build: its document and rows come with the previous files."""
 
     def finish(self, catalog: Catalog) -> None:
-        self.writer.commit()
-        self._stop_tasks.detach()
-        self.store.add_vocabulary(self.vocabulary)
+        if self.previous is None:
+            self.writer.commit()
+            self._stop_tasks.detach()
+            self.store.add_vocabulary(self.word_counts)
+        else:
+            removed = self.previous.refs - {entry.ref for entry in catalog.entries}
+            if self.writer is None and not removed:
+                self._link_unchanged()
+                return
+            if self.writer is None:
+                self._start_update()
+            self._update(sorted(removed))
         self.store.close()
 
+    def _update(self, removed: list[str]) -> None:
+        gone = sorted(self.changed.union(removed))
+        self.store.remove(removed)
+        excess = Excess()
+        self._delete_documents(gone, excess)
+        self.writer.commit(mergetype=lambda writer, segments: self._merge(writer, segments, excess))
+        self.writer = None
+        segments = {s.segment_id() for s in whoosh_index.open_dir(str(self.folder))._segments()}
+        self.store.add_excess(excess, segments)
+        self.store.update_vocabulary(self.word_counts)
+
+    def _delete_documents(self, refs: list[str], excess: "Excess") -> None:
+        """Mark deleted the live documents of these Refs in the previous segments (not this build's
+        documents); note what they still count, and the vocabulary words they held."""
+        reader = self.writer.reader()
+        try:
+            for leaf, offset in reader.leaf_readers():
+                segment = leaf.segment().segment_id()
+                column = None
+                for ref in refs:
+                    if ("ref", ref) not in leaf:
+                        continue
+                    for docnum in leaf.postings("ref", ref).all_ids():  # live documents only
+                        if column is None:
+                            column = leaf.column_reader("terms")
+                        terms = IndexedTerms.from_bytes(column[docnum])
+                        self.writer.delete_document(offset + docnum)
+                        excess.deleted(segment, terms)
+                        self.word_counts.subtract(terms.vocabulary)
+        finally:
+            reader.close()
+
+    def _merge(self, writer, segments: list, excess: "Excess") -> list:
+        """Whoosh merge policy: copy the live documents of the segments :func:`segments_to_merge`
+        picks into the new segment."""
+        chosen = segments_to_merge(segments)
+        new_segment = writer.newsegment.segment_id()
+        for segment in chosen:
+            reader = SegmentReader(writer.storage, writer.schema, segment)
+            try:
+                excess.copied(new_segment, reader)
+                writer.add_reader(reader)
+            finally:
+                reader.close()
+        merged = {segment.segment_id() for segment in chosen}
+        return [s for s in segments if s.segment_id() not in merged]
 
     def abort(self) -> None:
         """The build failed: stop the writer processes now rather than at exit."""
-        self._stop_tasks()
-        self.store.discard()
+        if self._stop_tasks is not None:
+            self._stop_tasks()
+        elif self.writer is not None and not self.writer.is_closed:
+            self.writer.cancel()
+        if self.store is not None:
+            self.store.discard()
+
+
+#: The name tests and older callers use.
+index_sink = IndexSink
+
+
+class PreviousIndexDamaged(FileNotFoundError):
+    """The previous build's index cannot be read, or does not hold what it published.
+
+    A file of the previous build missing, as far as the build is concerned
+    (its ``filename`` is there): it then makes a full build instead, which
+    repairs the index.
+    """
+
+
+def _check_previous(previous: PreviousBuild) -> None:
+    """Fail early, and as :class:`PreviousIndexDamaged`, when the previous index cannot be built upon.
+
+    Cheap: the table of contents, each segment's header, the store's first page;
+    and the number of documents against the number of formations published.
+    """
+    folder = previous.folder / INDEX_DIR
+    try:
+        ix = whoosh_index.open_dir(str(folder))
+        with ix.reader() as reader:
+            count = reader.doc_count()
+    except Exception as exc:
+        raise PreviousIndexDamaged(errno.ENOENT, f"index illisible ({exc.__class__.__name__}: {exc})", str(folder)) from exc
+    if count != len(previous.refs):
+        raise PreviousIndexDamaged(
+            errno.ENOENT, f"{count} documents pour {len(previous.refs)} formations publiées", str(folder)
+        )
+    store = folder / STORE_FILE
+    try:
+        with closing(sqlite3.connect(f"file:{store}?mode=ro", uri=True)) as db:
+            db.execute("SELECT COUNT(*) FROM sqlite_master").fetchone()
+    except sqlite3.Error as exc:
+        raise PreviousIndexDamaged(errno.ENOENT, f"base illisible ({exc})", str(store)) from exc
+
+
+def _whoosh_files(folder: Path) -> list[str]:
+    """Whoosh's table of contents and segment files in ``folder`` (not its lock, nor the store)."""
+    toc = TOC._pattern(WHOOSH_INDEX_NAME)
+    segment = TOC._segment_pattern(WHOOSH_INDEX_NAME)
+    return sorted(name for name in os.listdir(folder) if toc.match(name) or segment.match(name))
+
+
+def segments_to_merge(segments: list) -> list:
+    """The segments an incremental build rewrites into its new one, a few times
+    :data:`SEGMENT_DOCS` documents at most, however many builds came before.
+
+    - the segment with the largest share of deleted documents, once that share
+      reaches :data:`MAX_DELETED_SHARE` (rewritten without them; one per build,
+      so that segments worn alike are not all rewritten by the same build);
+    - in each tier (live documents within the same power of :data:`MERGE_FACTOR`)
+      that holds :data:`MERGE_FACTOR` segments, its smallest ones up to
+      :data:`SEGMENT_DOCS` documents in all: the small segments that incremental
+      builds add pile up into larger ones, and stop at a full build's size.
+    """
+    worn = [s for s in segments if s.doc_count_all() and s.deleted_count() >= MAX_DELETED_SHARE * s.doc_count_all()]
+    chosen = [max(worn, key=lambda s: (s.deleted_count() / s.doc_count_all(), s.segment_id()))] if worn else []
+    tiers: dict[int, list] = {}
+    for segment in segments:
+        if segment not in chosen:
+            tier = int(math.log(max(segment.doc_count(), 1), MERGE_FACTOR))
+            tiers.setdefault(tier, []).append(segment)
+    for members in tiers.values():
+        if len(members) < MERGE_FACTOR:
+            continue
+        taken, total = [], 0
+        for segment in sorted(members, key=lambda s: (s.doc_count(), s.segment_id())):
+            if total + segment.doc_count() > SEGMENT_DOCS:
+                break
+            taken.append(segment)
+            total += segment.doc_count()
+        if len(taken) > 1:
+            chosen.extend(taken)
+    return chosen
+
+
+class SegmentedTask(SubWriterTask):
+    """A Whoosh writer process that closes its segment every :data:`SEGMENT_DOCS` documents.
+
+    Whoosh pools a segment's postings in memory until the segment is written;
+    closing segments as they fill bounds the process's memory whatever the
+    catalogue's size, and writes them during the build rather than all at the end.
+    """
+
+    def run(self) -> None:
+        ix = self.storage.open_index(self.indexname)
+        segments = []
+        self.writer = SegmentWriter(ix, _lk=False, **self.kwargs)
+        while True:
+            job = self.jobqueue.get()
+            if job is None:
+                break
+            self._process_file(*job)
+            if self.writer.docnum >= SEGMENT_DOCS:
+                segments.append(self.writer._finalize_segment())
+                self.writer = SegmentWriter(ix, _lk=False, **self.kwargs)
+        if self.writer.docnum:
+            segments.append(self.writer._finalize_segment())
+        else:
+            self.writer._close_segment()
+        self.resultqueue.put(segments)
+
+
+class SegmentedMpWriter(MpWriter):
+    """Whoosh's multi-process writer with :class:`SegmentedTask` processes: the index is their segments."""
+
+    def __init__(self, ix, procs: int, **kwargs):
+        super().__init__(ix, procs=procs, multisegment=True, **kwargs)
+
+    def _new_task(self) -> SegmentedTask:
+        task = SegmentedTask(self.storage, self.indexname, self.jobqueue, self.resultqueue, self.subargs, True)
+        self.tasks.append(task)
+        task.start()
+        return task
+
+    def commit(self, mergetype=None, optimize=None, merge=None) -> None:
+        if self.docbuffer:
+            self._enqueue()
+        for _task in self.tasks:
+            self.jobqueue.put(None)
+        segments = [segment for result in self._results() for segment in result]
+        for task in self.tasks:
+            task.join()
+        self._close_segment()
+        self._commit_toc(segments)
+        self._finish()
+
+    def _results(self) -> list[list]:
+        """Each process's segments; a process that died fails the build (its documents would be missing)."""
+        results: list[list] = []
+        while len(results) < len(self.tasks):
+            try:
+                results.append(self.resultqueue.get(timeout=1))
+            except queue.Empty:
+                failed = [task.exitcode for task in self.tasks if task.exitcode not in (None, 0)]
+                if failed:
+                    raise IndexingError(f"un processus d'écriture de l'index s'est arrêté (code {failed[0]})")
+        return results
 
 
 def _stop_writer_tasks(tasks: list) -> None:
@@ -231,48 +570,181 @@ def _stop_writer_tasks(tasks: list) -> None:
         task.join(timeout=10)
 
 
-@register_sink("index")
-def index_sink(context: SinkContext) -> IndexSink:
-    return IndexSink(context)
+# --------------------------------------------------------------------------
+# The statistics of the live documents
+# --------------------------------------------------------------------------
+
+
+class Excess:
+    """What Whoosh's collection statistics count beyond the live documents, per segment.
+
+    Whoosh marks a deleted document in the table of contents and leaves its
+    postings in the segment until the segment is merged: the document drops out
+    of the postings read, but still counts in the term's document frequency
+    (``doc_frequency``), in the field's total length (``field_length``) and in
+    ``doc_count_all``. And a segment made by merging others totals the lengths
+    of the documents it copied as Whoosh keeps them per document, rounded to one
+    byte, where a full build adds the exact lengths. BM25's idf and average
+    length would then differ from a full build's.
+
+    The store records, per segment, the deleted documents' terms, and how much
+    its length totals exceed its live documents' exact lengths;
+    :class:`SearchIndex` subtracts the rows of the segments still in the index,
+    which gives the statistics of a full build of the same formations. A merged
+    segment takes its rows with it (they are ignored, then dropped).
+    """
+
+    def __init__(self):
+        self.terms: Counter[tuple[str, str, str]] = Counter()  # (segment, field, term) → deleted documents holding it
+        self.lengths: Counter[tuple[str, str]] = Counter()  # (segment, field) → length counted beyond the live docs'
+
+    def deleted(self, segment: str, terms: IndexedTerms) -> None:
+        """A document of ``segment`` was deleted: all of it now counts beyond the live documents."""
+        for field, stems, length in zip(FIELD_BOOSTS, terms.stems(), terms.lengths):
+            self.lengths[segment, field] += length
+            for term in stems:
+                self.terms[segment, field, term] += 1
+
+    def copied(self, segment: str, reader) -> None:
+        """The live documents of ``reader``'s segment are copied into ``segment``, with Whoosh's rounded lengths."""
+        column = reader.column_reader("terms")
+        for docnum in reader.all_doc_ids():
+            lengths = IndexedTerms.from_bytes(column[docnum]).lengths
+            for field, length in zip(FIELD_BOOSTS, lengths):
+                self.lengths[segment, field] += reader.doc_field_length(docnum, field) - length
 
 
 # --------------------------------------------------------------------------
-# The formation store: whole JSON by Ref, and the places with coordinates
+# The formation store: whole JSON by Ref, numbers, places, vocabulary
 # --------------------------------------------------------------------------
 
 
 class FormationStoreWriter:
-    def __init__(self, path: Path):
-        self.db = sqlite3.connect(path)
-        self.db.executescript(
-            """
-            PRAGMA journal_mode = OFF;
-            PRAGMA synchronous = OFF;
-            CREATE TABLE formation (ref TEXT NOT NULL, json BLOB NOT NULL);
-            CREATE TABLE place (ref TEXT NOT NULL, ville TEXT, codepostal TEXT,
-                                latitude REAL NOT NULL, longitude REAL NOT NULL);
-            CREATE TABLE vocabulary (word TEXT PRIMARY KEY, stem TEXT NOT NULL) WITHOUT ROWID;
-            CREATE TABLE number (id TEXT NOT NULL, ref TEXT NOT NULL);
-            """
-        )
+    """Writes ``formations.sqlite``; :meth:`reopen` updates a copy of the previous build's.
+
+    A formation's ``number`` and ``place`` rows have consecutive rowids, noted in
+    its ``formation`` row: an incremental build deletes them by range, without
+    an index on ``ref`` (which a full build would pay for) nor a scan.
+    """
+
+    def __init__(self, path: Path, create: bool = True):
+        self.db: Optional[sqlite3.Connection] = sqlite3.connect(path)
+        self.created = create
+        self.db.executescript("PRAGMA journal_mode = OFF; PRAGMA synchronous = OFF;")
+        if create:
+            # Formations of a few KB fill 16 KB pages better than 4 KB ones: a fifth smaller, copied faster.
+            self.db.execute("PRAGMA page_size = 16384")
+            self.db.executescript(
+                """
+                CREATE TABLE formation (ref TEXT NOT NULL, json BLOB NOT NULL,
+                                        numbers_from INTEGER NOT NULL, numbers_to INTEGER NOT NULL,
+                                        places_from INTEGER NOT NULL, places_to INTEGER NOT NULL);
+                CREATE TABLE place (ref TEXT NOT NULL, ville TEXT, codepostal TEXT,
+                                    latitude REAL NOT NULL, longitude REAL NOT NULL);
+                CREATE TABLE vocabulary (word TEXT PRIMARY KEY, stem TEXT NOT NULL, formations INTEGER NOT NULL)
+                    WITHOUT ROWID;
+                CREATE TABLE number (id TEXT NOT NULL, ref TEXT NOT NULL);
+                CREATE TABLE excess_term (segment TEXT NOT NULL, field TEXT NOT NULL, term TEXT NOT NULL,
+                                          formations INTEGER NOT NULL,
+                                          PRIMARY KEY (segment, field, term)) WITHOUT ROWID;
+                CREATE TABLE excess_length (segment TEXT NOT NULL, field TEXT NOT NULL, length INTEGER NOT NULL,
+                                            PRIMARY KEY (segment, field)) WITHOUT ROWID;
+                """
+            )
+        self.next_rowid = {
+            table: self.db.execute(f"SELECT COALESCE(MAX(rowid), 0) + 1 FROM {table}").fetchone()[0]
+            for table in ("number", "place")
+        }
         self.db.execute("BEGIN")
 
+    @classmethod
+    def reopen(cls, path: Path) -> "FormationStoreWriter":
+        """A copy of a previous build's store, to update."""
+        return cls(path, create=False)
+
     def add(self, formation: Formation, entry: Entry) -> None:
+        """A formation's rows (those of its previous version replaced, when updating)."""
+        if not self.created:
+            self._delete(entry.ref)
         blob = zlib.compress(formation.model_dump_json(exclude_none=True).encode(), 1)
-        self.db.execute("INSERT INTO formation VALUES (?, ?)", (entry.ref, blob))
-        self.db.executemany("INSERT INTO number VALUES (?, ?)", [(number, entry.ref) for number in id_terms(entry)])
-        self.db.executemany(
-            "INSERT INTO place VALUES (?, ?, ?, ?, ?)",
+        numbers = self._insert("number", [(number, entry.ref) for number in id_terms(entry)])
+        places = self._insert(
+            "place",
             [
                 (entry.ref, p.ville, p.codepostal, p.latitude, p.longitude)
                 for p in entry.places
                 if p.latitude is not None and p.longitude is not None
             ],
         )
+        self.db.execute("INSERT INTO formation VALUES (?, ?, ?, ?, ?, ?)", (entry.ref, blob, *numbers, *places))
 
-    def add_vocabulary(self, words: Iterable[str]) -> None:
-        """The folded, unstemmed words searched with spelling tolerance, and their stems."""
-        self.db.executemany("INSERT INTO vocabulary VALUES (?, ?)", ((w, stem(w)) for w in sorted(words)))
+    _COLUMNS = {"number": "rowid, id, ref", "place": "rowid, ref, ville, codepostal, latitude, longitude"}
+
+    def _insert(self, table: str, rows: list[tuple]) -> tuple[int, int]:
+        """Insert ``rows`` with consecutive rowids; their range (empty: ``first > last``)."""
+        first = self.next_rowid[table]
+        if rows:
+            columns = self._COLUMNS[table]
+            marks = ",".join("?" * (columns.count(",") + 1))
+            self.db.executemany(
+                f"INSERT INTO {table} ({columns}) VALUES ({marks})", [(first + i, *row) for i, row in enumerate(rows)]
+            )
+        self.next_rowid[table] = first + len(rows)
+        return first, first + len(rows) - 1
+
+    def _delete(self, ref: str) -> None:
+        row = self.db.execute(
+            "SELECT numbers_from, numbers_to, places_from, places_to FROM formation WHERE ref = ?", (ref,)
+        ).fetchone()
+        if row is None:
+            return
+        self.db.execute("DELETE FROM number WHERE rowid BETWEEN ? AND ?", row[:2])
+        self.db.execute("DELETE FROM place WHERE rowid BETWEEN ? AND ?", row[2:])
+        self.db.execute("DELETE FROM formation WHERE ref = ?", (ref,))
+
+    def remove(self, refs: Iterable[str]) -> None:
+        """Take out the rows of formations no longer published."""
+        for ref in refs:
+            self._delete(ref)
+
+    def add_vocabulary(self, counts: Counter[str]) -> None:
+        """The folded, unstemmed words searched with spelling tolerance, their stems, and how many
+        formations hold each (for the next build: a word no formation holds any more leaves)."""
+        self.db.executemany(
+            "INSERT INTO vocabulary VALUES (?, ?, ?)", ((w, stem(w), n) for w, n in sorted(counts.items()) if n > 0)
+        )
+
+    def update_vocabulary(self, change: Counter[str]) -> None:
+        """Apply a change in the number of formations holding each word."""
+        for word, delta in sorted(change.items()):
+            if not delta:
+                continue
+            row = self.db.execute("SELECT formations FROM vocabulary WHERE word = ?", (word,)).fetchone()
+            before = row[0] if row else 0
+            after = before + delta
+            if after < 0:
+                raise ValueError(f"vocabulaire : {word!r} compté {after} fois, la copie du build précédent est incohérente")
+            if after == 0:
+                self.db.execute("DELETE FROM vocabulary WHERE word = ?", (word,))
+            elif before == 0:
+                self.db.execute("INSERT INTO vocabulary VALUES (?, ?, ?)", (word, stem(word), after))
+            else:
+                self.db.execute("UPDATE vocabulary SET formations = ? WHERE word = ?", (after, word))
+
+    def add_excess(self, excess: Excess, segments: set[str]) -> None:
+        """Record what the statistics count beyond the live documents, and forget the segments no longer in the index."""
+        self.db.executemany(
+            "INSERT INTO excess_term VALUES (?, ?, ?, ?) "
+            "ON CONFLICT DO UPDATE SET formations = formations + excluded.formations",
+            ((*key, n) for key, n in sorted(excess.terms.items()) if key[0] in segments and n),
+        )
+        self.db.executemany(
+            "INSERT INTO excess_length VALUES (?, ?, ?) ON CONFLICT DO UPDATE SET length = length + excluded.length",
+            ((*key, n) for key, n in sorted(excess.lengths.items()) if key[0] in segments and n),
+        )
+        marks = ",".join("?" * len(segments))
+        for table in ("excess_term", "excess_length"):
+            self.db.execute(f"DELETE FROM {table} WHERE segment NOT IN ({marks})", sorted(segments))
 
     def discard(self) -> None:
         if self.db is not None:
@@ -281,9 +753,10 @@ class FormationStoreWriter:
 
     def close(self) -> None:
         if self.db is not None:
-            # One sort at the end rather than a B-tree insert per row.
-            self.db.execute("CREATE UNIQUE INDEX formation_ref ON formation (ref)")
-            self.db.execute("CREATE INDEX number_id ON number (id)")
+            if self.created:
+                # One sort at the end rather than a B-tree insert per row.
+                self.db.execute("CREATE UNIQUE INDEX formation_ref ON formation (ref)")
+                self.db.execute("CREATE INDEX number_id ON number (id)")
             self.db.commit()
             self.db.close()
             self.db = None
@@ -359,6 +832,12 @@ class SearchIndex:
 
     Per-document columns (Ref, flags, latest start) are read on first use and
     kept for the lifetime of this object, i.e. of the published build.
+
+    After an incremental build, segments may hold deleted documents (an old
+    version of a changed formation, a removed one): every docnum set given here
+    leaves them out, and the collection statistics the query scores with
+    (:meth:`doc_count`, :meth:`doc_frequency`, :meth:`field_length`) are those
+    of the live documents (:class:`Excess`), as in a full build.
     """
 
     def __init__(self, path: Path):
@@ -372,6 +851,7 @@ class SearchIndex:
         self._docnums: Optional[dict[str, int]] = None
         self._places: Optional[Places] = None
         self._vocabulary: Optional[tuple[list[str], list[str]]] = None
+        self._excess_stats: Optional[tuple[frozenset[int], dict[tuple[str, str], int], dict[str, int]]] = None
 
     def is_current(self) -> bool:
         """Whether the folder still holds the generation opened (a rebuild in place makes a new one)."""
@@ -396,13 +876,62 @@ class SearchIndex:
             values = self._columns[name] = [column[d] for d in range(reader.doc_count_all())]
         return values
 
+    # -- statistics of the live documents
+
+    def _excess(self) -> tuple[frozenset[int], dict[tuple[str, str], int], dict[str, int]]:
+        """Deleted docnums; what Whoosh counts beyond the live documents in each (field, term)'s
+        document frequency, and in each field's total length (:class:`Excess`)."""
+        if self._excess_stats is None:
+            reader = self.searcher().reader()
+            docnums: set[int] = set()
+            segments = []
+            for leaf, offset in reader.leaf_readers():
+                segments.append(leaf.segment().segment_id())
+                docnums.update(offset + d for d in leaf.deleted_docs_set)
+            terms: dict[tuple[str, str], int] = {}
+            lengths: dict[str, int] = {}
+            marks = ",".join("?" * len(segments))
+            with closing(self.connect()) as db:
+                try:
+                    for field, term, count in db.execute(
+                        f"SELECT field, term, formations FROM excess_term WHERE segment IN ({marks})", segments
+                    ):
+                        terms[field, term] = terms.get((field, term), 0) + count
+                    for field, length in db.execute(
+                        f"SELECT field, length FROM excess_length WHERE segment IN ({marks})", segments
+                    ):
+                        lengths[field] = lengths.get(field, 0) + length
+                except sqlite3.OperationalError:
+                    if docnums:
+                        raise
+                    # A store written before these tables: a full build's, with nothing to subtract.
+            self._excess_stats = (frozenset(docnums), terms, lengths)
+        return self._excess_stats
+
+    def deleted_docs(self) -> frozenset[int]:
+        """Docnums of deleted documents (left in their segments until merged)."""
+        return self._excess()[0]
+
+    def doc_count(self) -> int:
+        """Live documents: the formations published."""
+        return self.searcher().reader().doc_count()
+
+    def doc_frequency(self, fieldname: str, term: str) -> int:
+        """Live documents holding ``term`` in ``fieldname``."""
+        count = self.searcher().reader().doc_frequency(fieldname, term)
+        return count - self._excess()[1].get((fieldname, term), 0) if count else 0
+
+    def field_length(self, fieldname: str) -> int:
+        """Total number of terms of ``fieldname`` in the live documents."""
+        return self.searcher().reader().field_length(fieldname) - self._excess()[2].get(fieldname, 0)
+
     def norms(self, fieldname: str) -> list[float]:
         """Per docnum, BM25's length normalisation of a text field: ``K1 * (1 - B + B * len / avglen)``."""
         key = f"norm_{fieldname}"
         values = self._columns.get(key)
         if values is None:
-            reader = self.searcher().reader()
-            avg = (reader.field_length(fieldname) / reader.doc_count_all()) if reader.doc_count_all() else 0
+            count = self.doc_count()
+            avg = (self.field_length(fieldname) / count) if count else 0
             avg = avg or 1
             values = [K1 * ((1 - B) + B * byte_to_length(b) / avg) for b in self.column(f"len_{fieldname}")]
             self._columns[key] = values
@@ -413,17 +942,20 @@ class SearchIndex:
         return self.column("ref")
 
     def ref_order(self) -> list[int]:
-        """Every docnum, in Ref order."""
+        """Every live docnum, in Ref order."""
         order = self._columns.get("ref_order")
         if order is None:
             refs = self.refs()
-            order = self._columns["ref_order"] = sorted(range(len(refs)), key=refs.__getitem__)
+            deleted = self.deleted_docs()
+            live = (d for d in range(len(refs)) if d not in deleted) if deleted else range(len(refs))
+            order = self._columns["ref_order"] = sorted(live, key=refs.__getitem__)
         return order
 
     def docnums(self) -> dict[str, int]:
-        """Ref → docnum."""
+        """Ref → its live docnum."""
         if self._docnums is None:
-            self._docnums = {ref: d for d, ref in enumerate(self.refs())}
+            deleted = self.deleted_docs()
+            self._docnums = {ref: d for d, ref in enumerate(self.refs()) if d not in deleted}
         return self._docnums
 
     def _cached(self, key: tuple, compute) -> frozenset[int]:
@@ -443,12 +975,17 @@ class SearchIndex:
     def flag_docs(self, flag: int, value: bool) -> frozenset[int]:
         """Docnums whose ``flags`` column has ``flag`` set (``value``) or not (cached)."""
         flags = self.column("flags")
-        return self._cached(("flags", flag, value), lambda: (d for d, f in enumerate(flags) if bool(f & flag) == value))
+        deleted = self.deleted_docs()
+        return self._cached(
+            ("flags", flag, value),
+            lambda: (d for d, f in enumerate(flags) if bool(f & flag) == value and d not in deleted),
+        )
 
     def starting_from(self, day: int) -> frozenset[int]:
         """Docnums with a session starting on ``day`` (AAAAMMJJ) or later (cached)."""
         debuts = self.column("debut_max")
-        return self._cached(("debut_max", day), lambda: (d for d, v in enumerate(debuts) if v >= day))
+        deleted = self.deleted_docs()
+        return self._cached(("debut_max", day), lambda: (d for d, v in enumerate(debuts) if v >= day and d not in deleted))
 
     def places(self) -> Places:
         """The places of training with coordinates."""
