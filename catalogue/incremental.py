@@ -16,6 +16,7 @@ import os
 import pickle
 import shutil
 import sys
+import zlib
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from importlib import metadata
@@ -101,6 +102,7 @@ def build_key(settings: Settings, sinks: Iterable[str]) -> str:
         except metadata.PackageNotFoundError:
             digest.update(f"{library}=-".encode())
     digest.update(sys.version.encode())
+    digest.update(zlib.ZLIB_RUNTIME_VERSION.encode())  # the open-data exports' gzip members
     return digest.hexdigest()
 
 

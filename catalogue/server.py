@@ -223,7 +223,9 @@ def _not_found(site: Path) -> Response:
 
 
 def _media_type(path: Path) -> str:
-    guessed, _ = mimetypes.guess_type(path.name)
+    guessed, encoding = mimetypes.guess_type(path.name)
+    if encoding == "gzip":
+        return "application/gzip"  # a download, not a page the browser should decompress and show
     return guessed or "application/octet-stream"
 
 

@@ -51,6 +51,7 @@ PAGES = [
     "organisme",
     "organismes",
     "publier",
+    "donnees",
     "404",
 ]
 
@@ -108,6 +109,7 @@ class Demo:
             "organisme": f"/organismes/{self.siret}/",
             "organismes": "/organismes/",
             "publier": "/publier/",
+            "donnees": "/donnees/",
             # http.server answers an unknown path with its own page, not ours.
             "404": "/404.html",
         }[name]

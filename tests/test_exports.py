@@ -1,13 +1,21 @@
-"""The open-data exports: LHEO 2.3 that validates and reads back, JSON, CSV for spreadsheets, and their page."""
+"""The open-data exports: LHEO 2.3 that validates and reads back, JSON, CSV for spreadsheets, and their page.
+
+The exports are gzip-compressed; each test reads them decompressed (see ``plain``). Incremental
+builds of the exports: tests/test_exports_incremental.py.
+"""
 
 from __future__ import annotations
 
 import csv
 import datetime as dt
+import gzip
 import hashlib
+import io
 import json
 import re
 import shutil
+import subprocess
+import zlib
 from pathlib import Path
 
 import pytest
@@ -15,9 +23,12 @@ from lxml import etree
 
 import catalogue.exports  # noqa: F401  (registers the "donnees" sink)
 from catalogue.build import BuildOptions, build
-from catalogue.exports import CSV_COLUMNS, human_size
-from catalogue.lheo_export import NAMESPACES, write_lheo
-from catalogue.model import Formation
+from catalogue.catalog import summarize
+from catalogue.exports import CSV_COLUMNS, SchemaCheck, human_size, json_item, json_line
+from catalogue.lheo_export import NAMESPACES, formation_element, write_lheo
+from catalogue.model import Formation, Statut
+from catalogue.problems import Origin
+from catalogue.regions import geo
 from catalogue.settings import Settings
 from catalogue.sources import Record, read_sources
 from catalogue.sources.lheo import read_lheo
@@ -127,12 +138,42 @@ def read_all(content: Path) -> list[Formation]:
     return [i.formation for i in items]
 
 
+EXPORTS = ("catalogue.xml", "catalogue.json", "catalogue.csv")
+
+
+def unzip(donnees: Path, target: Path) -> Path:
+    """The exports of ``donnees`` decompressed into ``target``, under their names without ``.gz``."""
+    target.mkdir(parents=True, exist_ok=True)
+    for name in EXPORTS:
+        compressed = donnees / f"{name}.gz"
+        if compressed.exists():
+            (target / name).write_bytes(gzip.decompress(compressed.read_bytes()))
+    return target
+
+
+def gzip_members(data: bytes) -> list[bytes]:
+    """Each member of a gzip file, decompressed on its own."""
+    members = []
+    while data:
+        member = zlib.decompressobj(wbits=31)
+        members.append(member.decompress(data))
+        assert member.eof, "member cut short"
+        data = member.unused_data
+    return members
+
+
 @pytest.fixture(scope="module")
 def built(tmp_path_factory):
+    """The build's report, its inputs, and the exports decompressed (the page and the .gz: ``donnees``)."""
     tmp = tmp_path_factory.mktemp("exports")
     content = make_content(tmp / "content")
     report = run(content, tmp / "build")
-    return report, read_all(content), tmp / "build" / "site" / "donnees"
+    return report, read_all(content), unzip(tmp / "build" / "site" / "donnees", tmp / "plain")
+
+
+@pytest.fixture(scope="module")
+def donnees(built) -> Path:
+    return built[2].parent / "build" / "site" / "donnees"
 
 
 @pytest.fixture(scope="module")
@@ -152,6 +193,34 @@ def csv_rows(path: Path) -> list[dict[str, str]]:
 
 def by_ref(formations: list[Formation]) -> dict[str, Formation]:
     return {f.numero: f for f in formations}
+
+
+# -- gzip ------------------------------------------------------------------------
+
+
+def test_exports_are_gzip_that_any_reader_takes_whole(built, donnees):
+    _, _, plain = built
+    for name in EXPORTS:
+        data = (donnees / f"{name}.gz").read_bytes()
+        members = gzip_members(data)
+        # A header, the formations, a footer (the CSV has none): each its own member.
+        assert len(members) >= (2 if name.endswith(".csv") else 3), name
+        whole = (plain / name).read_bytes()
+        assert b"".join(members) == whole
+        assert subprocess.run(["gzip", "-dc"], input=data, capture_output=True, check=True).stdout == whole
+        with gzip.open(io.BytesIO(data)) as handle:
+            assert handle.read() == whole
+    xml = gzip_members((donnees / "catalogue.xml.gz").read_bytes())
+    assert xml[0].endswith(b"<offres>") and xml[-1] == b"\n  </offres>\n</lheo>\n"
+    json_members = gzip_members((donnees / "catalogue.json.gz").read_bytes())
+    assert (json_members[0], json_members[-1]) == (b"[", b"\n]\n")
+    assert gzip_members((donnees / "catalogue.csv.gz").read_bytes())[0].startswith(b"\xef\xbb\xbfnumero_formation;")
+
+
+def test_exports_are_a_tenth_of_their_size(built, donnees):
+    _, _, plain = built
+    compressed = sum((donnees / f"{name}.gz").stat().st_size for name in EXPORTS)
+    assert compressed * 4 < sum((plain / name).stat().st_size for name in EXPORTS)
 
 
 # -- catalogue.xml ---------------------------------------------------------------
@@ -196,8 +265,18 @@ def test_json_is_one_item_a_line(built):
     assert [json.loads(line.rstrip(","))["numero"] for line in lines[1:-1]] == [f.numero for f in inputs]
 
 
-def test_json_schema_describes_the_items(built):
-    _, _, donnees = built
+def test_json_line_is_the_item_as_json_writes_it(built):
+    """The sink writes items with pydantic's serialiser: the bytes json.dumps would write for json_item."""
+    _, inputs, _ = built
+    for formation in inputs:
+        entry = summarize(formation, origin=Origin("a.xml", 1), statut=Statut.VALIDEE, today=TODAY,
+                          settings=Settings(site_url=SITE_URL), geo=geo())
+        url = f"{SITE_URL}/formations/{formation.numero}/"
+        expected = json.dumps(json_item(formation, entry, url), ensure_ascii=False, separators=(",", ":"))
+        assert json_line(formation, entry, url) == expected.encode("utf-8")
+
+
+def test_json_schema_describes_the_items(donnees):
     schema = json.loads((donnees / "catalogue.schema.json").read_text(encoding="utf-8"))
     assert schema["type"] == "array"
     assert schema["items"]["required"] == ["numero", "url", "archivee", "formation"]
@@ -299,13 +378,14 @@ def test_archived_formation_is_in_every_file_and_flagged(built):
 # -- the page --------------------------------------------------------------------
 
 
-def test_page_links_the_files_with_their_sizes_and_counts(built):
-    report, inputs, donnees = built
+def test_page_links_the_files_with_their_sizes_and_counts(built, donnees):
+    report, inputs, plain = built
     page = (donnees / "index.html").read_text(encoding="utf-8")
-    for name in ("catalogue.xml", "catalogue.json", "catalogue.csv", "catalogue.schema.json"):
+    for name in ("catalogue.xml.gz", "catalogue.json.gz", "catalogue.csv.gz", "catalogue.schema.json"):
         assert f'href="/donnees/{name}"' in page
-    for name in ("catalogue.xml", "catalogue.json", "catalogue.csv"):
-        assert human_size((donnees / name).stat().st_size) in page
+    for name in EXPORTS:
+        assert human_size((donnees / f"{name}.gz").stat().st_size) in page
+        assert human_size((plain / name).stat().st_size) in page  # once decompressed
     sessions = sum(len(f.sessions) for f in inputs)
     text = re.sub(r"<[^>]+>", "", page)
     assert f"{len(inputs)} formations, dont {report.archived} archivée" in text
@@ -316,6 +396,7 @@ def test_page_links_the_files_with_their_sizes_and_counts(built):
     for name, _ in CSV_COLUMNS:
         assert f"<code>{name}</code>" in page
     assert "<title>Données ouvertes | " in page
+    assert "gzip" in text and "gunzip catalogue.csv.gz" in text and "7-Zip" in text
 
 
 def test_page_renders_with_the_site(tmp_path):
@@ -332,13 +413,13 @@ def digest(root: Path) -> dict[str, str]:
     return {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(root.iterdir())}
 
 
-def test_same_input_gives_the_same_bytes(built, tmp_path):
-    _, _, donnees = built
+def test_same_input_gives_the_same_bytes(donnees, tmp_path):
     content = make_content(tmp_path / "content")
     run(content, tmp_path / "build")
     again = digest(tmp_path / "build" / "site" / "donnees")
     assert again == digest(donnees)
-    assert set(again) == {"catalogue.xml", "catalogue.json", "catalogue.csv", "catalogue.schema.json", "index.html"}
+    assert set(again) == {"catalogue.xml.gz", "catalogue.json.gz", "catalogue.csv.gz", "catalogue.schema.json",
+                          "index.html"}
 
 
 def test_formation_beyond_the_schema_is_left_out_of_the_xml_only(tmp_path, schema):
@@ -352,16 +433,44 @@ def test_formation_beyond_the_schema_is_left_out_of_the_xml_only(tmp_path, schem
     write_lheo(formations, content / "a.xml")
     run(content, tmp_path / "build")
     donnees = tmp_path / "build" / "site" / "donnees"
-    document = parse_xml(donnees / "catalogue.xml")
+    plain = unzip(donnees, tmp_path / "plain")
+    document = parse_xml(plain / "catalogue.xml")
     assert schema.validate(document)
-    assert [f.numero for f in read_all(donnees / "catalogue.xml")] == ["15_AF_0000000001"]
-    assert [i["numero"] for i in json.loads((donnees / "catalogue.json").read_text(encoding="utf-8"))] == [
+    assert [f.numero for f in read_all(plain / "catalogue.xml")] == ["15_AF_0000000001"]
+    assert [i["numero"] for i in json.loads((plain / "catalogue.json").read_text(encoding="utf-8"))] == [
         "15_AF_0000000001", "15_AF_9"
     ]
-    assert "15_AF_9" in {r["numero_formation"] for r in csv_rows(donnees / "catalogue.csv")}
+    assert "15_AF_9" in {r["numero_formation"] for r in csv_rows(plain / "catalogue.csv")}
     page = re.sub(r"<[^>]+>", "", (donnees / "index.html").read_text(encoding="utf-8"))
-    assert "1 formation ne figure pas dans catalogue.xml" in page
+    assert "1 formation ne figure pas dans catalogue.xml.gz" in page
     assert "15_AF_9 : &lt;contenu-formation&gt; : texte trop long (3000 caractères au plus)" in page
+
+
+def in_namespace_validates(formation: Formation, schema: etree.XMLSchema) -> bool:
+    """The verdict of the LHEO schema itself on ``formation``, written as a document."""
+    out = io.BytesIO()
+    write_lheo([formation], out)
+    return schema.validate(etree.fromstring(out.getvalue()))
+
+
+def test_check_without_namespace_agrees_with_the_lheo_schema(built, schema):
+    """The sink checks trees without namespace against a copy of the XSD without one: same verdicts."""
+    _, inputs, _ = built
+    base = inputs[0]
+    action = base.actions[0]
+    beyond = [
+        base.model_copy(update={"contenu_formation": "x" * 3001}),
+        base.model_copy(update={"intitule_formation": "x" * 256}),
+        base.model_copy(update={"code_formacode": [f"3106{i}" for i in range(6)]}),
+        base.model_copy(update={"actions": [action.model_copy(update={"code_public_vise": ["1"]})]}),
+    ]
+    check = SchemaCheck()
+    verdicts = [(check.problem(formation_element(f)) is None, in_namespace_validates(f, schema))
+                for f in inputs + beyond]
+    assert [ours for ours, _ in verdicts] == [theirs for _, theirs in verdicts]
+    assert [ours for ours, _ in verdicts] == [True] * len(inputs) + [False] * len(beyond)
+    why = check.problem(formation_element(beyond[0]))
+    assert why == "<contenu-formation> : texte trop long (3000 caractères au plus)"
 
 
 def test_sink_without_formations_writes_no_invalid_xml(tmp_path):
@@ -376,7 +485,8 @@ def test_sink_without_formations_writes_no_invalid_xml(tmp_path):
     )
     run(content, tmp_path / "build")
     donnees = tmp_path / "build" / "site" / "donnees"
-    assert not (donnees / "catalogue.xml").exists()
-    assert [i["numero"] for i in json.loads((donnees / "catalogue.json").read_text(encoding="utf-8"))] == ["15_AF_8"]
+    assert not (donnees / "catalogue.xml.gz").exists()
+    plain = unzip(donnees, tmp_path / "plain")
+    assert [i["numero"] for i in json.loads((plain / "catalogue.json").read_text(encoding="utf-8"))] == ["15_AF_8"]
     page = (donnees / "index.html").read_text(encoding="utf-8")
-    assert 'href="/donnees/catalogue.xml"' not in page and "aucune formation : pas de fichier" in page
+    assert 'href="/donnees/catalogue.xml.gz"' not in page and "aucune formation : pas de fichier" in page
