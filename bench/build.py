@@ -130,6 +130,7 @@ def child(content: Path, build_dir: Path, expected: int, code: Optional[Path], f
         "warnings": len(report.warnings),
         "rss_by_tenth": rss_by_tenth,
         "incremental": report.incremental,
+        "unchanged": report.unchanged,
         "rendered": report.rendered,
         "reused": report.reused,
         "code": str(Path(catalogue.__file__).resolve().parent.parent),
@@ -395,7 +396,8 @@ def one_run(number: int, args, catalogue: Path, n: int) -> Run:
     def measure(label: str, folder: Path = build_dir, full: bool = False) -> Build:
         build = run_build(label, content, folder, n, logs / f"{n}-run{number}-{label}", args.code, full)
         build.hashes = hashes(published(folder) / "site")
-        files_written[label] = written(published(folder) / "site")
+        # Nothing changed: no new build, the published one stays (its files were written before).
+        files_written[label] = 0 if build.report.get("unchanged") else written(published(folder) / "site")
         print(f"  run {number}: {label:<8} {build.wall_s:7.1f} s (CPU {build.cpu_s:.1f} s), peak {build.peak / MB:,.0f} MB "
               f"(largest process {build.maxrss / MB:,.0f} MB), load {build.load:.2f}", flush=True)
         return build
@@ -512,6 +514,8 @@ def print_results(runs: list[Run], n: int, generated: dict, cross_run_mismatches
           f"{' + '.join(f'{v / GB:.2f}' for v in max((r.full for r in runs), key=lambda b: b.peak).process_peaks)} GB) "
           f"| — | {_yes(peak <= TARGETS['memory'])} (flat: see RSS by tenth) |")
     def kind(build: Build) -> str:
+        if build.report.get("unchanged"):
+            return "incremental: nothing to write, no new build"
         return "incremental" if build.report.get("incremental") else "**full build**"
 
     w = first.written

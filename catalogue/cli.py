@@ -181,7 +181,9 @@ PHASE_LABELS = {"finish": "Pages d'ensemble et index :", "report": "Rapport", "p
 def _summary(report) -> str:
     rejected = len(report.rejected)
     timings = ", ".join(f"{name} {seconds:.1f} s" for name, seconds in report.timings.items())
-    if report.incremental:
+    if report.unchanged:
+        reuse = "Rien n'a changé depuis le build publié : il reste en place, rien n'a été écrit."
+    elif report.incremental:
         reuse = (
             f"Build incrémental : {report.rendered} formation(s) rendue(s), {report.reused} reprise(s) telles quelles "
             f"du build précédent, {report.removed} retirée(s)."
