@@ -326,3 +326,24 @@ def test_one_change_rewrites_one_bucket_of_the_manifest(tmp_path, recorder):
     assert len(buckets) - 2 <= len(shared) < len(buckets)
     key = build_module.build_key(Settings(), ["recorder"])
     assert len(Manifest.load(second, key).outcomes) == 40
+
+
+def test_the_cli_summary_says_what_was_reused(tmp_path):
+    from click.testing import CliRunner
+
+    from catalogue.cli import main
+
+    content = write(tmp_path / "content" / "a.xml", formations(3))
+    args = ["build", "--content", str(content), "--build", str(tmp_path / "build"), "--today", TODAY.isoformat()]
+    first = CliRunner().invoke(main, args)
+    assert first.exit_code == 0, first.output
+    assert "Build complet : 3 formation(s) rendue(s)" in first.output
+    again = CliRunner().invoke(main, args)
+    assert "Rien n'a changé depuis le build publié" in again.output
+    write(content, formations(3, changed={1: "Autre intitulé"}))
+    changed = CliRunner().invoke(main, args)
+    assert "Build incrémental : 1 formation(s) rendue(s), 2 reprise(s)" in changed.output
+    full = CliRunner().invoke(main, args + ["--full"])
+    assert "Build complet : 3 formation(s) rendue(s)" in full.output
+    quiet = CliRunner().invoke(main, args + ["--full", "--quiet"])
+    assert quiet.exit_code == 0 and quiet.output == ""
