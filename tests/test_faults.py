@@ -219,17 +219,20 @@ def test_a_read_only_build_folder_exits_3_and_keeps_the_site(contents, published
 
 
 def fill_the_disk_after(monkeypatch, pages: int) -> None:
-    """The site sink's writes fail with ENOSPC after ``pages`` pages, as on a full disk."""
-    real_write = render.SiteSink._write
+    """The site sink's writes fail with ENOSPC after ``pages`` pages, as on a full disk.
+
+    Every page goes through ``render._write``, in the build process and in its
+    rendering workers (forked after the patch, each counting for itself)."""
+    real_write = render._write
     written = [0]
 
-    def write(self, path, content):
+    def write(path, content):
         written[0] += 1
         if written[0] > pages:
             raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(path))
-        real_write(self, path, content)
+        real_write(path, content)
 
-    monkeypatch.setattr(render.SiteSink, "_write", write)
+    monkeypatch.setattr(render, "_write", write)
 
 
 def test_a_full_disk_keeps_the_previous_site_and_removes_the_staging_folder(contents, published, monkeypatch):

@@ -19,7 +19,7 @@ from catalogue.model import Formation, Statut
 from catalogue.problems import Origin
 from catalogue.regions import geo
 from catalogue.search import analysis
-from catalogue.search.analysis import FIELD_BOOSTS, analyse, bm25, field_texts, idf, stored_length
+from catalogue.search.analysis import FIELD_BOOSTS, RoundedBM25F, analyse, average_length, bm25, field_texts, idf, stored_length
 from catalogue.search.index import index_sink, open_index, ref_without_prefix
 from catalogue.search.query import (
     MAX_QUERY_TERMS,
@@ -394,7 +394,7 @@ def test_no_index_yet(tmp_path):
 def test_scores_equal_whooshs_bm25f_and_the_formula(built):
     """The engine's scores, Whoosh's BM25F with query-time boosts, and analysis.bm25 agree to 1e-6."""
     index = open_index(built)
-    searcher = index.searcher()
+    searcher = index.ix.searcher(weighting=RoundedBM25F())
     formations = {f.numero: f for f in catalogue_formations()}
     entries = {
         f.numero: summarize(f, origin=Origin("t", 1), statut=Statut.VALIDEE, today=TODAY, settings=Settings(), geo=geo())
@@ -418,7 +418,7 @@ def test_scores_equal_whooshs_bm25f_and_the_formula(built):
                     tf = texts[ref][field].count(term)
                     if tf:
                         df = sum(term in t[field] for t in texts.values())
-                        avg = sum(len(t[field]) for t in texts.values()) / n_docs
+                        avg = average_length(sum(len(t[field]) for t in texts.values()), n_docs)
                         formula += boost * bm25(tf, stored_length(len(texts[ref][field])), avg, idf(n_docs, df))
             assert formula == pytest.approx(score, abs=1e-6)
 
@@ -509,7 +509,7 @@ def test_scores_on_several_segments(tmp_path):
     ]
     publish(tmp_path / "b", formations)
     index = open_index(tmp_path / "b")
-    searcher = index.searcher()
+    searcher = index.ix.searcher(weighting=RoundedBM25F())
     if index_module.WRITER_PROCS > 1:
         assert len(searcher.reader().leaf_readers()) > 1
     for query, count in [("cuisine pâtisserie", 7), ("cuisine", 320), ("traditionnelle cuisine", 208)]:

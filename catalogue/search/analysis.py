@@ -12,7 +12,8 @@ same chain without the stemmer; its words are what spelling tolerance compares
 a misspelt query word with (a typo rarely survives stemming: ``restauraton`` → ``restauraton``
 but ``restauration`` → ``restaur``).
 
-Scoring is Whoosh's BM25F (B=0.75, K1=1.2) with per-field boosts applied at
+Scoring is Whoosh's BM25F (B=0.75, K1=1.2), with each field's average length
+rounded to 2 significant digits (:func:`average_length`), and per-field boosts applied at
 query time (:data:`FIELD_BOOSTS`): a formation's score for a query is the sum
 over query terms and fields of ``FIELD_BOOSTS[field] * bm25(...)``. Results are
 ranked by :func:`round_score` of that sum (4 significant digits), descending,
@@ -36,6 +37,7 @@ from typing import TYPE_CHECKING, Iterator, Optional
 
 from whoosh.analysis import Token, Tokenizer
 from whoosh.lang.snowball.french import FrenchStemmer
+from whoosh.scoring import BM25F, BM25FScorer
 from whoosh.util.numeric import byte_to_length, length_to_byte
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -107,33 +109,71 @@ def stem(folded: str) -> str:
     return _stemmer.stem(folded)
 
 
-def fold_terms(text: Optional[str]) -> list[str]:
-    """The folded, unstemmed terms of ``text``, stop words and 1-character terms dropped."""
-    if not text:
-        return []
-    result = []
-    for word in words(text):
+#: Each word met so far → its folded form and its stem (``""`` for what the chain drops): a
+#: catalogue repeats the same few tens of thousands of words, so the chain runs once per
+#: word, not once per occurrence. Emptied when they grow past :data:`_WORD_CACHE_LIMIT`.
+_folded_of: dict[str, str] = {}
+_stem_of: dict[str, str] = {}
+_WORD_CACHE_LIMIT = 500_000
+
+
+def _learn(found: list[str]) -> None:
+    """Put the words of ``found`` not seen yet through the chain."""
+    if len(_stem_of) >= _WORD_CACHE_LIMIT:
+        _folded_of.clear()
+        _stem_of.clear()
+    for word in found:
+        if word in _stem_of:
+            continue
         folded = fold(word)
         if folded in STOP_WORDS or len(folded) < 2:
-            continue
-        result.append(folded)
-    return result
+            folded = term = ""
+        else:
+            term = stem(folded)
+            if len(term) < 2:
+                term = ""
+        _folded_of[word] = folded
+        _stem_of[word] = term
+
+
+#: The last texts analysed → their folded terms and stems: the Whoosh index and the static
+#: shards analyse the same texts of a formation one after the other.
+_recent: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {}
+_RECENT_LIMIT = 32
+
+
+def _analysed(text: str) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    found = _recent.get(text)
+    if found is None:
+        found_words = words(text)
+        if not all(map(_stem_of.__contains__, found_words)):
+            _learn(found_words)
+        found = (
+            tuple(filter(None, map(_folded_of.__getitem__, found_words))),
+            tuple(filter(None, map(_stem_of.__getitem__, found_words))),
+        )
+        if len(_recent) >= _RECENT_LIMIT:
+            _recent.clear()
+        _recent[text] = found
+    return found
+
+
+def fold_terms(text: Optional[str]) -> list[str]:
+    """The folded, unstemmed terms of ``text``, stop words and 1-character terms dropped."""
+    return list(_analysed(text)[0]) if text else []
 
 
 def analyse(text: Optional[str]) -> list[str]:
     """The stemmed terms of ``text``, in order, with repeats: what the text fields index."""
-    return analyse_both(text)[1]
+    return list(_analysed(text)[1]) if text else []
 
 
 def analyse_both(text: Optional[str]) -> tuple[list[str], list[str]]:
     """:func:`fold_terms` and :func:`analyse` of ``text`` in one pass."""
-    folded = fold_terms(text)
-    stems = []
-    for word in folded:
-        term = stem(word)
-        if len(term) >= 2:
-            stems.append(term)
-    return folded, stems
+    if not text:
+        return [], []
+    folded, stems = _analysed(text)
+    return list(folded), list(stems)
 
 
 #: The label a fiche prints before its Ref: "Ref : 15_AF_1" pasted from a fiche is the Ref.
@@ -193,10 +233,27 @@ def bm25(tf: float, fieldlen: float, avgfieldlen: float, idf_value: float, B: fl
     """Whoosh's BM25 for one term in one field of one document.
 
     ``fieldlen`` is :func:`stored_length` of the field's number of terms;
-    ``avgfieldlen`` is the exact total number of terms of the field over all
-    documents divided by the number of documents (1 when that is 0).
+    ``avgfieldlen`` is :func:`average_length` of the field (Whoosh's own BM25F uses
+    the exact average: :class:`RoundedBM25F` is Whoosh's with this one).
     """
     return idf_value * ((tf * (K1 + 1)) / (tf + K1 * ((1 - B) + B * fieldlen / avgfieldlen)))
+
+
+#: Significant digits of a field's average length in BM25 (:func:`average_length`).
+AVERAGE_DIGITS = 2
+
+
+def average_length(total: int, n_docs: int) -> float:
+    """A field's average length as BM25 uses it here: ``total / n_docs`` to :data:`AVERAGE_DIGITS`
+    significant digits (1 when there is nothing).
+
+    Rounded, the average moves only when the catalogue changes noticeably: a changed
+    formation then changes the scores of its own terms only, and the static shards of
+    every other term stay as they were (incremental builds). The query (CLI, API) and the
+    static shards both use it, so that they rank alike.
+    """
+    average = total / n_docs if n_docs else 0
+    return round_score(average, AVERAGE_DIGITS) or 1
 
 
 def round_score(score: float, digits: int = 4) -> float:
@@ -204,6 +261,17 @@ def round_score(score: float, digits: int = 4) -> float:
     if score == 0 or not math.isfinite(score):
         return score
     return round(score, digits - 1 - int(math.floor(math.log10(abs(score)))))
+
+
+class RoundedBM25F(BM25F):
+    """Whoosh's BM25F with :func:`average_length`: what the query computes, as a Whoosh weighting."""
+
+    def scorer(self, searcher, fieldname, text, qf=1):
+        scorer = super().scorer(searcher, fieldname, text, qf=qf)
+        if isinstance(scorer, BM25FScorer):
+            parent = searcher.get_parent()
+            scorer.avgfl = average_length(parent.field_length(fieldname), parent.doc_count_all())
+        return scorer
 
 
 # --------------------------------------------------------------------------

@@ -23,6 +23,7 @@ import datetime as dt
 import re
 import heapq
 import itertools
+import weakref
 from operator import itemgetter
 from pathlib import Path
 from typing import Annotated, Any, Iterable, Literal, Optional
@@ -30,7 +31,10 @@ from typing import Annotated, Any, Iterable, Literal, Optional
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
 from pydantic_core import PydanticCustomError
 
+from whoosh.util.numeric import byte_to_length
+
 from .analysis import (
+    B,
     FIELD_BOOSTS,
     FUZZY_MIN_LENGTH,
     FUZZY_PREFIX,
@@ -39,6 +43,7 @@ from .analysis import (
     MAX_QUERY_CHARS,
     MAX_QUERY_TERMS,
     analyse,
+    average_length,
     fold_terms,
     idf,
     normalise_number,
@@ -299,9 +304,11 @@ def _scores(
 ) -> dict[int, float]:
     """Docnum → score of the formations matching every clause and kept by the filters."""
     reader = index.searcher().reader()
-    n_docs = reader.doc_count_all()
+    # The live documents' statistics (a segment keeps its deleted documents until merged):
+    # those of a full build, which the static shards use too.
+    n_docs = index.doc_count()
     # Rarest clause first: later clauses only look at the formations still in the running.
-    weighted = sorted(clauses, key=lambda stems: sum(reader.doc_frequency(f, s) for s in stems for f in FIELD_BOOSTS))
+    weighted = sorted(clauses, key=lambda stems: sum(index.doc_frequency(f, s) for s in stems for f in FIELD_BOOSTS))
     result: Optional[dict[int, float]] = None
     for stems in weighted:
         candidates = None if result is None else result
@@ -324,11 +331,11 @@ def _add_term(index, reader, n_docs, fieldname, boost, term, candidates, scores)
     Postings are read segment by segment (Whoosh's multi-segment matcher costs a
     wrapper call per posting); idf and lengths are the whole index's.
     """
-    df = reader.doc_frequency(fieldname, term)
+    df = index.doc_frequency(fieldname, term)
     if not df:
         return
     factor = boost * idf(n_docs, df) * (K1 + 1)
-    norms = index.norms(fieldname)
+    norms = _norms(index, fieldname)
     get = scores.get
     jump = candidates is not None and len(candidates) * 16 < df
     ordered = sorted(candidates) if jump else ()
@@ -356,6 +363,23 @@ def _add_term(index, reader, n_docs, fieldname, boost, term, candidates, scores)
                 tf = weight()
                 scores[docnum] = get(docnum, 0.0) + factor * tf / (tf + norms[docnum])
             next_()
+
+
+#: Per opened index: each field's length normalisation by docnum (see :func:`_norms`).
+_norms_of: "weakref.WeakKeyDictionary[SearchIndex, dict[str, list[float]]]" = weakref.WeakKeyDictionary()
+
+
+def _norms(index: SearchIndex, fieldname: str) -> list[float]:
+    """Per docnum, BM25's length normalisation ``K1 * (1 - B + B * len / avg)``, where ``avg`` is
+    the field's average length rounded as the static shards round it
+    (:func:`~catalogue.search.analysis.average_length`): both rank alike."""
+    by_field = _norms_of.setdefault(index, {})
+    values = by_field.get(fieldname)
+    if values is None:
+        avg = average_length(index.field_length(fieldname), index.doc_count())
+        values = [K1 * ((1 - B) + B * byte_to_length(b) / avg) for b in index.column(f"len_{fieldname}")]
+        by_field[fieldname] = values
+    return values
 
 
 def _ranked(index: SearchIndex, scores: dict[int, float], need: int) -> list[tuple[float, int]]:

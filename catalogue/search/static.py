@@ -26,10 +26,11 @@ The sink ``static-search`` writes under ``site/recherche/``:
     that hold it, grouped by score (descending), codes ascending and
     delta-coded within a group. A score is the term's BM25F sum over fields
     (:func:`catalogue.search.analysis.bm25`, boosts of
-    :data:`~catalogue.search.analysis.FIELD_BOOSTS`), the number Whoosh
-    computes, rounded to ``score_digits`` (6) significant digits; the page
-    ranks by the sum over the query's terms rounded to 4 digits, as the CLI
-    and the API do. Terms are grouped by prefix; a prefix whose terms weigh
+    :data:`~catalogue.search.analysis.FIELD_BOOSTS`, each field's average
+    length rounded by :func:`~catalogue.search.analysis.average_length`), the
+    number the query computes, rounded to ``score_digits`` (6) significant
+    digits; the page ranks by the sum over the query's terms rounded to 4
+    digits, as the CLI and the API do. Terms are grouped by prefix; a prefix whose terms weigh
     more than ``term_shard_bytes`` is *split* (listed in the manifest) into
     longer ones; a term equal to a split prefix goes to ``<prefix>_``.
 ``p/<crc32 of term>-<page>.json`` — further pages of long postings
@@ -51,26 +52,52 @@ codepostal, archived, datemaj]`` (``datemaj`` as AAAAMMJJ, absent values "").
 File names come from hashes and term prefixes computed here (ASCII letters
 and digits, or ``-`` + hex of UTF-8), never from raw input. Same input, same
 bytes: everything is sorted and serialised the same way.
+
+What a file depends on (incremental builds). A term's scores depend on N,
+the term's document frequency per field, the rounded average lengths and,
+per formation, only on its *signature* for the term: term frequency and
+stored length per field, archived or not. The average lengths are rounded
+to 2 significant digits so that they move only when the catalogue changes
+noticeably; N moves only when formations are added or removed. So when
+formations change (same Refs), only the terms whose signature changed in
+one of them get new entries: their ``t/`` shards and ``p/``, ``b/`` files;
+the number shards of the keys, rows and texted queries that changed; the
+doc shards of the changed formations; the manifest (when its figures move)
+and the page (its version). Every other file is hard-linked from the
+previous build. When formations are added or removed, docnums (ranks in Ref
+order) shift and N changes every idf: everything is computed again, from the
+cache, and only the files that come out the same are linked.
+
+The cache, ``staging/.cache/static-search/`` (:class:`_Cache`), keeps what a
+next build needs without the formations: each formation's *record* (its
+distinct terms and their frequencies per field, its field lengths, number
+keys and weight: :func:`make_record`), each term's postings grouped by
+signature, and the previous build's statistics, tables and file digests.
 """
 
 from __future__ import annotations
 
 import hashlib
-import heapq
 import json
+import marshal
+import os
 import re
 import shutil
-import struct
 import unicodedata
 import zlib
 from array import array
-from dataclasses import dataclass
+from bisect import bisect_left, bisect_right, insort
+from collections import Counter, deque
+from dataclasses import astuple, dataclass
 from functools import lru_cache
+from itertools import chain, compress, repeat
+from operator import sub
 from pathlib import Path
-from typing import Iterable, Iterator, Optional
+from typing import Callable, Iterable, Iterator, Optional
 
 from ..build import SinkContext, register_sink
 from ..catalog import Catalog, Entry
+from ..incremental import link_file
 from ..model import Formation
 from .analysis import (
     B,
@@ -79,6 +106,7 @@ from .analysis import (
     MAX_QUERY_TERMS,
     STOP_WORDS,
     analyse,
+    average_length,
     bm25,
     field_texts,
     idf,
@@ -97,11 +125,6 @@ FIELDS = tuple(FIELD_BOOSTS)
 MAX_PREFIX = 24
 #: Characters of a normalised number; only such a query is looked up.
 KEY_RE = re.compile(r"^[A-Z0-9_.\-|]+$")
-
-# One posting while building: the document's input index and its term frequency in each field.
-_POSTING = struct.Struct("<I" + "H" * len(FIELDS))
-_MAX_TF = 0xFFFF
-
 
 @dataclass(frozen=True)
 class ShardOptions:
@@ -172,27 +195,46 @@ def page_file(term: str, page: int) -> str:
 
 
 _SET_DIGITS = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
+_SET_TABLE = bytes.maketrans(bytes(range(64)), _SET_DIGITS.encode("ascii"))
 
 
 def encode_set(docnums: list[int], n: int) -> str:
     """Sorted docnums below ``n`` as text: ``d`` + gaps in base-32 varints (low group first, a
     sixth bit for "more"), or ``b`` + a bitmap, 6 docnums per character; the shorter."""
-    out = []
-    previous = -1
-    for d in docnums:
-        gap = d - previous
-        previous = d
-        while gap >= 32:
-            out.append(_SET_DIGITS[32 | (gap & 31)])
-            gap >>= 5
-        out.append(_SET_DIGITS[gap])
-    gaps = "d" + "".join(out)
-    if len(gaps) <= n // 6 + 2:
-        return gaps
-    cells = bytearray((n + 5) // 6)
-    for d in docnums:
-        cells[d // 6] |= 1 << (d % 6)
-    return "b" + "".join(_SET_DIGITS[c] for c in cells).rstrip("A")
+    limit = n // 6 + 2
+    if len(docnums) + 1 <= limit and _gaps_length(docnums) <= limit:
+        out = []
+        previous = -1
+        for d in docnums:
+            gap = d - previous
+            previous = d
+            while gap >= 32:
+                out.append(_SET_DIGITS[32 | (gap & 31)])
+                gap >>= 5
+            out.append(_SET_DIGITS[gap])
+        gaps = "d" + "".join(out)
+        if len(gaps) <= limit:
+            return gaps
+    # The bitmap without a loop per docnum: one byte per docnum (0 or 1), then each sixth
+    # byte as one big integer, shifted to its bit of the cell: no carries (a cell is < 64).
+    cells = (n + 5) // 6
+    bits = bytearray(cells * 6)
+    deque(map(bits.__setitem__, docnums, repeat(1)), maxlen=0)
+    value = 0
+    for bit in range(6):
+        value |= int.from_bytes(bits[bit::6], "little") << bit
+    return "b" + value.to_bytes(cells, "little").translate(_SET_TABLE).decode("ascii").rstrip("A")
+
+
+def _gaps_length(docnums: list[int]) -> int:
+    """The length of ``encode_set``'s ``d`` form: 1 + a character per 5 bits of each gap."""
+    gaps = sorted(map(sub, docnums, chain((-1,), docnums)))
+    length = 1 + len(gaps)
+    threshold = 32
+    while gaps and gaps[-1] >= threshold:
+        length += len(gaps) - bisect_left(gaps, threshold)
+        threshold <<= 5
+    return length
 
 
 def decode_set(text: str) -> list[int]:
@@ -254,23 +296,20 @@ def compact_js(source: str) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _dumps(data) -> str:
-    return json.dumps(data, ensure_ascii=False, separators=(",", ":"), sort_keys=True)
+#: One encoder for every file (``json.dumps`` with options makes a new one per call).
+_dumps = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), sort_keys=True).encode
 
 
 def _ranges(predicate) -> list[int]:
     """Code points where ``predicate`` holds, as a flat list of inclusive ranges ``[a, b, a, b, ...]``."""
+    # map() and compress() run the 1.1 million calls without a Python loop.
+    points = compress(range(0x110000), map(predicate, map(chr, range(0x110000))))
     flat: list[int] = []
-    start = None
-    for cp in range(0x110000):
-        if predicate(chr(cp)):
-            if start is None:
-                start = cp
-        elif start is not None:
-            flat += [start, cp - 1]
-            start = None
-    if start is not None:
-        flat += [start, 0x10FFFF]
+    for cp in points:
+        if flat and flat[-1] == cp - 1:
+            flat[-1] = cp
+        else:
+            flat += [cp, cp]
     return flat
 
 
@@ -282,10 +321,358 @@ def unicode_tables() -> dict[str, list[int]]:
     ``digit``: characters ``str.isdigit`` accepts (a number is not stemmed).
     """
     return {
-        "combining": _ranges(lambda c: unicodedata.combining(c) != 0),
+        "combining": _ranges(unicodedata.combining),
         "digit": _ranges(str.isdigit),
         "unidata": unicodedata.unidata_version,
     }
+
+
+def _unicode_tables(meta: Optional[dict]) -> dict[str, list[int]]:
+    """:func:`unicode_tables`, from the previous build's cache when it has them for this Unicode version."""
+    tables = meta.get("unicode") if meta is not None else None
+    if tables is not None and tables.get("unidata") == unicodedata.unidata_version:
+        return tables
+    return unicode_tables()
+
+
+# --------------------------------------------------------------------------
+# What the sink keeps of each formation, and of each term
+# --------------------------------------------------------------------------
+
+#: A term's frequency in each field packed in one int, 16 bits per field in FIELDS order,
+#: ``texte`` lowest (most terms are in the text only: small ints).
+_SHIFTS = tuple(16 * (len(FIELDS) - 1 - f) for f in range(len(FIELDS)))
+_MAX_TF = 0xFFFF
+
+#: A formation as the cache keeps it: ``(ref, archived, lengths, terms, codes, keys, weight)``:
+#: its number of terms per field (exact), its distinct terms and their packed frequencies,
+#: its number keys joined by newlines, and its weight in the number shards.
+Record = tuple
+
+
+def make_record(formation: Formation, entry: Entry) -> Record:
+    """What the shards need of a formation, analysed once (kept in the cache for the next build)."""
+    texts = field_texts(formation, entry)
+    analysed = [analyse(texts[name]) for name in FIELDS]
+    # The text first, in one go: most terms are there only (its shift is 0).
+    codes = {term: tf for term, tf in Counter(analysed[-1]).items()}
+    if codes and max(codes.values()) > _MAX_TF:
+        codes = {term: min(tf, _MAX_TF) for term, tf in codes.items()}
+    for terms, shift in zip(analysed[:-1], _SHIFTS):
+        for term, tf in Counter(terms).items():
+            codes[term] = codes.get(term, 0) | min(tf, _MAX_TF) << shift
+    keys = number_keys(entry)
+    weight = sum(len(k) + 8 for k in keys) + _row_weight(entry)
+    lengths = tuple(len(terms) for terms in analysed)
+    return (entry.ref, int(entry.archived), lengths, tuple(codes), tuple(codes.values()), "\n".join(keys), weight)
+
+
+def _keys(record: Record) -> list[str]:
+    return _split_keys(record[5])
+
+
+def _split_keys(joined: str) -> list[str]:
+    """A formation's number keys, kept joined by newlines (one string: a tenth of the memory)."""
+    return joined.split("\n") if joined else []
+
+
+def _signatures(record: Record) -> dict[str, tuple]:
+    """Term → what the formation's score for it depends on, the catalogue's statistics aside."""
+    stored = [stored_length(n) for n in record[2]]
+    archived = record[1]
+    made: dict[int, tuple] = {}
+    result = {}
+    for term, code in zip(record[3], record[4]):
+        sig = made.get(code)
+        if sig is None:
+            sig = made[code] = _signature(code, stored, archived)
+        result[term] = sig
+    return result
+
+
+def _signature(code: int, stored: list[int], archived: int) -> tuple:
+    """``(tf per field..., stored length per field (0 where tf is 0)..., archived)``."""
+    a, b, c, d = code >> 48 & _MAX_TF, code >> 32 & _MAX_TF, code >> 16 & _MAX_TF, code & _MAX_TF
+    return (a, b, c, d, a and stored[0], b and stored[1], c and stored[2], d and stored[3], archived)
+
+
+assert len(FIELDS) == 4, "_signature and _SHIFTS spell the four fields out"
+
+
+#: A term's postings: ``[(signature, sorted docnums), ...]``; its score in a formation depends
+#: only on the signature and the catalogue's statistics (N, df per field, average lengths).
+Groups = list
+
+
+@dataclass
+class _TermOutput:
+    """What a term puts in the files: its first page (t/), later pages (p/), its members (b/)."""
+
+    entry: str
+    pages: list[str]
+    members: Optional[tuple[str, str]]  # current, archived; only when it has more than a page's worth
+
+    @property
+    def paged(self) -> tuple[int, bool]:
+        return len(self.pages) + 1, self.members is not None
+
+
+class _Scorer:
+    """Scores and cuts a term's postings with the catalogue's statistics."""
+
+    def __init__(self, n_docs: int, averages: list[float], options: ShardOptions):
+        self.n = n_docs
+        self.averages = averages
+        self.options = options
+        self.boosts = [FIELD_BOOSTS[f] for f in FIELDS]
+
+    def output(self, groups: Groups) -> _TermOutput:
+        nf = len(FIELDS)
+        df = [0] * nf
+        for sig, docs in groups:
+            for f in range(nf):
+                if sig[f]:
+                    df[f] += len(docs)
+        idfs = [idf(self.n, d) for d in df]
+        digits = self.options.score_digits
+        by_score: tuple[dict, dict] = ({}, {})  # current, archived: rounded score → [docnums, ...]
+        for sig, docs in groups:
+            score = 0.0
+            for f in range(nf):
+                tf = sig[f]
+                if tf:
+                    score += self.boosts[f] * bm25(tf, sig[nf + f], self.averages[f], idfs[f], B, K1)
+            by_score[sig[-1]].setdefault(round_score(score, digits), []).append(docs)
+        ranked = [_ranked(scores) for scores in by_score]
+        k, ka = self.options.top_k, self.options.top_k_archived
+        counts = [sum(len(docs) for _, docs in r) for r in ranked]
+        needed = max(-(-counts[0] // k), -(-counts[1] // ka), 1)
+        pages = min(needed, self.options.max_pages)
+        current, old = _runs(ranked[0], k, pages), _runs(ranked[1], ka, pages)
+        groups_of = [_page_groups(current[p], old[p]) for p in range(pages)]
+        members = None
+        if needed > 1:
+            # Which formations hold the term, scores aside: what an AND needs beyond the pages.
+            members = (encode_set(_all_docs(ranked[0]), self.n), encode_set(_all_docs(ranked[1]), self.n))
+        if needed == 1:
+            entry = _dumps(groups_of[0])
+        else:
+            # More pages: a leading {"p": pages stored, "c": 1 when postings beyond them were dropped}.
+            head = {"p": pages, "c": 1} if needed > pages else {"p": pages}
+            entry = _dumps([head, *groups_of[0]])
+        return _TermOutput(entry, [_dumps(g) for g in groups_of[1:]], members)
+
+
+def _ranked(by_score: dict[float, list[list[int]]]) -> list[tuple[float, list[int]]]:
+    """``[(score, docnums ascending), ...]`` by descending score."""
+    result = []
+    for score in sorted(by_score, reverse=True):
+        lists = by_score[score]
+        result.append((score, lists[0] if len(lists) == 1 else sorted(chain.from_iterable(lists))))
+    return result
+
+
+def _runs(ranked: list[tuple[float, list[int]]], size: int, pages: int) -> list[list[tuple[float, list[int]]]]:
+    """The first ``pages`` pages of ``size`` postings each, as runs of one score."""
+    result: list[list] = [[] for _ in range(pages)]
+    page, room = 0, size
+    for score, docs in ranked:
+        start = 0
+        while start < len(docs):
+            if room == 0:
+                page, room = page + 1, size
+                if page == pages:
+                    return result
+            taken = docs[start : start + room]
+            result[page].append((score, taken))
+            start += len(taken)
+            room -= len(taken)
+    return result
+
+
+def _all_docs(ranked: list[tuple[float, list[int]]]) -> list[int]:
+    return sorted(chain.from_iterable(docs for _, docs in ranked))
+
+
+def _page_groups(current: list[tuple[float, list[int]]], old: list[tuple[float, list[int]]]) -> list[list]:
+    """A page's postings as ``[[score, code, +delta, ...], ...]`` by descending score."""
+    by_score: dict[float, list[int]] = {}
+    for score, docs in current:
+        by_score[score] = [d * 2 for d in docs]
+    for score, docs in old:
+        codes = [d * 2 + 1 for d in docs]
+        by_score[score] = sorted(by_score[score] + codes) if score in by_score else codes
+    groups = []
+    for score in sorted(by_score, reverse=True):
+        codes = by_score[score]
+        groups.append([score, codes[0], *map(sub, codes[1:], codes)])
+    return groups
+
+
+def _members(groups: Groups) -> set[int]:
+    return set(chain.from_iterable(docs for _, docs in groups))
+
+
+def _apply(groups: Groups, moves: list[tuple[int, Optional[tuple], Optional[tuple]]]) -> Groups:
+    """``groups`` with each ``(docnum, old signature, new signature)`` of ``moves`` applied
+    (``None``: the formation did not, or does no longer, hold the term)."""
+    by_sig = dict(groups)
+    leaving: dict[tuple, set[int]] = {}
+    coming: dict[tuple, list[int]] = {}
+    for docnum, old, new in moves:
+        if old is not None:
+            leaving.setdefault(old, set()).add(docnum)
+        if new is not None:
+            coming.setdefault(new, []).append(docnum)
+    for sig, docnums in leaving.items():
+        docs = [d for d in by_sig[sig] if d not in docnums]
+        if docs:
+            by_sig[sig] = docs
+        else:
+            del by_sig[sig]
+    for sig, docnums in coming.items():
+        by_sig[sig] = sorted(chain(by_sig.get(sig, ()), docnums))
+    return sorted(by_sig.items())
+
+
+# --------------------------------------------------------------------------
+# The cache: staging/.cache/static-search/
+# --------------------------------------------------------------------------
+
+CACHE_DIR = Path(".cache") / "static-search"
+CACHE_FORMAT = 1
+#: Terms' postings go to one of this many files, by crc32 of the term.
+TERM_FILES = 512
+#: Records per file (in input order; a record stays in its file from build to build).
+RECORDS_PER_FILE = 32
+
+
+class _Cache:
+    """The sink's private files: ``meta`` (the statistics and tables of the last build),
+    ``refs`` (Ref → records file), ``keywords`` (every term of a number query),
+    ``records/<i>`` (:data:`Record` lists) and ``terms/<i>`` (term → :data:`Groups`).
+
+    Written with marshal (our own files, never served; deflating them would save a
+    third of the bytes but cost more time than the writing saves); a file of the previous
+    build that did not change is hard-linked, never rewritten.
+    """
+
+    def __init__(self, folder: Path, previous: Optional[Path]):
+        self.folder = folder
+        self.previous = previous
+        self.written: set[str] = set()
+        self.dropped: set[str] = set()
+        for sub in ("records", "terms"):
+            (folder / sub).mkdir(parents=True, exist_ok=True)
+
+    def write(self, name: str, data) -> None:
+        (self.folder / name).write_bytes(marshal.dumps(data))
+        self.written.add(name)
+
+    def read(self, name: str):
+        """A file of the previous build's cache."""
+        return marshal.loads((self.previous / name).read_bytes())
+
+    @staticmethod
+    def term_file(term: str) -> str:
+        return f"terms/{zlib.crc32(term.encode('utf-8')) % TERM_FILES}"
+
+    def read_terms(self, name: str) -> dict[str, Groups]:
+        return {term: _unpack(groups) for term, groups in self.read(name).items()}
+
+    def link_rest(self) -> None:
+        """Link every file of the previous cache not written anew."""
+        if self.previous is None:
+            return
+        names = []
+        for sub in ("", "records", "terms"):
+            for entry in os.scandir(self.previous / sub if sub else self.previous):
+                name = f"{sub}/{entry.name}" if sub else entry.name
+                if entry.is_file() and name not in self.written and name not in self.dropped:
+                    names.append(name)
+        _link_all(self.previous, self.folder, names)
+
+
+class _Output:
+    """The search folder being written.
+
+    Starts from the previous build's files (their digests): each file is either written
+    anew, dropped, or, at the end, hard-linked from the previous build; a file computed
+    again that comes out as it was is linked too.
+    """
+
+    def __init__(self, root: Path, previous: Optional[Path], digests: dict[str, str], keep: bool = True):
+        self.root = root
+        self.previous = previous
+        self.before = dict(digests)  # the previous build's files
+        self.digests = dict(digests) if keep else {}  # keep=False: each file is written again (or linked if the same)
+        self.written: set[str] = set()
+        self._folders: set[Path] = set()
+
+    def write(self, relative: str, text: str) -> None:
+        data = text.encode("utf-8")
+        digest = hashlib.sha256(data).hexdigest()
+        path = self.root / relative
+        if relative in self.written:
+            path.unlink()  # written earlier in this build: replaced, never written in place
+            self.written.discard(relative)
+        self.digests[relative] = digest
+        if self.before.get(relative) == digest:
+            return  # as it was: linked at the end
+        if path.parent not in self._folders:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            self._folders.add(path.parent)
+        path.write_bytes(data)
+        self.written.add(relative)
+
+    def drop(self, relative: str) -> None:
+        self.digests.pop(relative, None)
+        if relative in self.written:
+            (self.root / relative).unlink()
+            self.written.discard(relative)
+
+    def read_back(self, relative: str) -> str:
+        """A file of this build, written earlier (or the previous build's, when it came out the same)."""
+        folder = self.root if relative in self.written else self.previous
+        return (folder / relative).read_text(encoding="utf-8")
+
+    def previous_json(self, relative: str):
+        """A file of the previous build, parsed (``None`` when it had none by that name)."""
+        if self.previous is None or relative not in self.before:
+            return None
+        return json.loads((self.previous / relative).read_text(encoding="utf-8"))
+
+    def link_rest(self) -> int:
+        """Link the previous build's files that were neither written anew nor dropped."""
+        return _link_all(self.previous, self.root, [r for r in self.digests if r not in self.written])
+
+    def version(self) -> str:
+        text = "\n".join(f"{name} {digest}" for name, digest in sorted(self.digests.items()))
+        return hashlib.sha256(text.encode()).hexdigest()[:12]
+
+
+def _link_all(source: Path, target: Path, names: list[str]) -> int:
+    """Hard-link each of ``names`` (relative paths) from ``source`` to ``target``.
+
+    Tens of thousands of files in an incremental build: plain strings and one
+    system call each; :func:`~catalogue.incremental.link_file` (folders, copies
+    across devices) only when that fails.
+    """
+    source_text, target_text = os.fspath(source) + os.sep, os.fspath(target) + os.sep
+    for folder in sorted({name.rpartition("/")[0] for name in names}):
+        os.makedirs(target_text + folder, exist_ok=True)
+    link = os.link
+    for name in names:
+        try:
+            link(source_text + name, target_text + name)
+        except OSError:
+            link_file(source / name, target / name)
+    return len(names)
+
+
+def _object_text(values: dict[str, str]) -> str:
+    """``{key: value}`` as :func:`_dumps` writes it, from values already serialised."""
+    return "{" + ",".join(json.dumps(k, ensure_ascii=False) + ":" + values[k] for k in sorted(values)) + "}"
 
 
 # --------------------------------------------------------------------------
@@ -294,339 +681,600 @@ def unicode_tables() -> dict[str, list[int]]:
 
 
 class StaticSearchSink:
-    """Collects compact postings as formations come, writes every shard at the end."""
+    """Analyses formations as they come; writes or updates every shard at the end.
+
+    A full build keeps each formation's postings by signature (:data:`Groups`).
+    An incremental build (``context.previous``) analyses only the formations
+    given to ``add()`` and works from the previous build's cache: when the Refs
+    are the same (changed formations only), it rewrites the shards of the terms
+    whose postings changed, the number shards of the keys and rows that changed,
+    their doc shards and the manifest and page, and links every other file;
+    when formations were added or removed (the docnums, ranks in Ref order, move,
+    and N with them every idf), it rewrites everything from the cache.
+    """
 
     def __init__(self, context: SinkContext, options: ShardOptions = ShardOptions()):
         self.context = context
         self.options = options
         self.root = context.staging / "site" / SITE_DIR
-        self._refs: list[str] = []  # by input index
-        self._lengths = [array("I") for _ in FIELDS]  # number of terms per field, by input index
-        self._postings: dict[str, bytearray] = {}
+        self.previous = context.previous
+        previous_cache = self.previous.folder / CACHE_DIR if self.previous is not None else None
+        self.cache = _Cache(context.staging / CACHE_DIR, previous_cache)
+        self.meta: Optional[dict] = None
+        if self.previous is not None:
+            # The cache comes from the same code and settings; a missing file of the
+            # previous build is the build's to handle (it makes a full build then).
+            self.meta = self.cache.read("meta")
+            if self.meta.get("format") != CACHE_FORMAT or tuple(self.meta["options"]) != astuple(options):
+                raise ValueError("static-search : le cache de la construction précédente ne correspond pas")
+        self._records: list[Record] = []  # incremental build: the formations added
+        # Full build, by input index: Ref and number keys (joined); the fields' total lengths.
+        self._refs: list[str] = []
+        self._keys: list[str] = []
+        self._totals = [0] * len(FIELDS)
+        self._file: list[Record] = []  # full build: the records file being filled
+        self._file_of: dict[str, int] = {}  # Ref → records file
+        # Full build: term → postings, ``signature id << 32 | input index``.
+        self._postings: dict[str, array] = {}
+        self._sig_ids: dict[tuple, int] = {}
 
-    # -- add: analyse the texts, keep term frequencies ------------------------
+    # -- add / keep ---------------------------------------------------------------
 
     def add(self, formation: Formation, entry: Entry) -> None:
+        record = make_record(formation, entry)
+        if self.previous is not None:
+            self._records.append(record)
+            return
         doc = len(self._refs)
-        self._refs.append(entry.ref)
-        texts = field_texts(formation, entry)
-        counts: dict[str, list[int]] = {}
-        for f, name in enumerate(FIELDS):
-            terms = analyse(texts[name])
-            self._lengths[f].append(len(terms))
-            for term in terms:
-                tf = counts.get(term)
-                if tf is None:
-                    tf = counts[term] = [0] * len(FIELDS)
-                tf[f] += 1
+        self._refs.append(record[0])
+        self._keys.append(record[5])
+        self._totals = [t + n for t, n in zip(self._totals, record[2])]
         postings = self._postings
-        for term, tf in counts.items():
-            buf = postings.get(term)
-            if buf is None:
-                buf = postings[term] = bytearray()
-            buf += _POSTING.pack(doc, *(min(n, _MAX_TF) for n in tf))
+        ids = self._sig_ids
+        stored = [stored_length(n) for n in record[2]]
+        # A posting is one int, its signature's id above its input index: one append per term.
+        values = {code: ids.setdefault(_signature(code, stored, record[1]), len(ids)) << 32 | doc for code in set(record[4])}
+        for term, value in zip(record[3], map(values.__getitem__, record[4])):
+            try:
+                postings[term].append(value)
+            except KeyError:
+                postings[term] = array("Q", (value,))
+        self._store(record)
 
-    # -- finish: score, cut, shard, write -------------------------------------
+    def keep(self, entry: Entry) -> None:
+        """Unchanged since the previous build: its record and postings are in the cache."""
+
+    def _store(self, record: Record) -> None:
+        """Full build: records go to the cache as they come, :data:`RECORDS_PER_FILE` a file."""
+        self._file.append(record)
+        self._file_of[record[0]] = len(self._file_of) // RECORDS_PER_FILE
+        if len(self._file) == RECORDS_PER_FILE:
+            self._flush()
+
+    def _flush(self) -> None:
+        if self._file:
+            self.cache.write(f"records/{self._file_of[self._file[0][0]]}", self._file)
+            self._file = []
+
+    # -- finish --------------------------------------------------------------------
 
     def finish(self, catalog: Catalog) -> None:
+        if self.root.exists():
+            shutil.rmtree(self.root)
+        self.root.mkdir(parents=True)
+        if self.previous is None:
+            self._finish_full(catalog)
+            return
+        added = {r[0] for r in self._records} - self.previous.refs
+        removed: set[str] = set()
+        if len(catalog.entries) - len(added) != len(self.previous.refs):  # else each previous Ref is still here
+            removed = self.previous.refs - {e.ref for e in catalog.entries}
+        if added or removed:
+            self._finish_moved(catalog, removed)
+        else:
+            _Update(self, catalog).run()
+
+    def _finish_full(self, catalog: Catalog) -> None:
+        self._flush()
         entries = catalog.entries
         docnum_of = {e.ref: i for i, e in enumerate(entries)}
         docnums = array("I", (docnum_of[ref] for ref in self._refs))
         del docnum_of
-        archived = bytes(int(e.archived) for e in entries)
-        numbers = _NumberPlan.of(entries, self._postings, self.options)
+        keys: list[str] = [""] * len(entries)
+        for i, joined in enumerate(self._keys):
+            keys[docnums[i]] = joined
+        self._refs = self._keys = []
+        sigs = sorted(self._sig_ids, key=self._sig_ids.__getitem__)
+        postings = self._postings
 
-        if self.root.exists():
-            shutil.rmtree(self.root)
-        self.root.mkdir(parents=True)
-        writer = _Writer(self.root)
+        def terms() -> Iterator[tuple[str, Groups]]:
+            low = (1 << 32) - 1
+            for term in sorted(postings):
+                values = sorted(postings.pop(term))  # by signature id, then input index
+                groups = []
+                start, end = 0, len(values)
+                while start < end:
+                    sid = values[start] >> 32
+                    stop = bisect_left(values, (sid + 1) << 32, start)
+                    docs = sorted(map(docnums.__getitem__, map(low.__and__, values[start:stop])))
+                    groups.append((sigs[sid], docs))
+                    start = stop
+                groups.sort()
+                yield term, groups
 
-        entries_of_term, doc_sets = self._term_entries(writer, docnums, archived, numbers.wanted, len(entries))
-        split = self._write_terms(writer, entries_of_term)
-        del entries_of_term
-        texted = {q for q, terms in numbers.candidates.items() if _all_match(terms, doc_sets)}
-        self._write_numbers(writer, entries, numbers.buckets, texted)
-        self._write_docs(writer, entries)
-        manifest = {
-            "format": FORMAT_VERSION,
-            "n": len(entries),
-            "docs": self.options.docs_per_shard,
-            "numeros": numbers.buckets,
-            "alpha": numbers.alpha,
-            "split": sorted(split),
-            "stop": sorted(STOP_WORDS),
-            "maxTerms": MAX_QUERY_TERMS,
-            "topK": [self.options.top_k, self.options.top_k_archived],
-            "maxPages": self.options.max_pages,
-            "unicode": unicode_tables(),
-        }
-        writer.write("manifest.json", _dumps(manifest))
-        self._write_page(writer.version(), numbers.buckets, numbers.alpha)
+        _write_all(self, entries, terms(), set(postings), keys, self._totals, self._file_of)
 
-    def _term_entries(
-        self, writer: "_Writer", docnums: array, archived: bytes, wanted: set[str], n_docs: int
-    ) -> tuple[dict[str, str], dict[str, set[int]]]:
-        """Each term's first page, serialised (later pages are written at once); and the full
-        docnum sets of the ``wanted`` terms."""
-        totals = [sum(lengths) for lengths in self._lengths]
-        avg = [(total / (n_docs or 1)) or 1 for total in totals]
-        stored = [array("I", (stored_length(n) for n in lengths)) for lengths in self._lengths]
-        boosts = [FIELD_BOOSTS[f] for f in FIELDS]
-        nfields = range(len(FIELDS))
-        digits = self.options.score_digits
-        result: dict[str, str] = {}
-        doc_sets: dict[str, set[int]] = {}
-        for term in sorted(self._postings):
-            buf = self._postings.pop(term)
-            rows = list(_POSTING.iter_unpack(buf))
-            del buf
-            idfs = [idf(n_docs, sum(1 for r in rows if r[f + 1])) for f in nfields]
-            current: list[tuple[float, int]] = []
-            old: list[tuple[float, int]] = []
-            # Few distinct (tf, length) pairs per field and few distinct sums: memoised.
-            parts: list[dict[tuple[int, int], float]] = [{} for _ in nfields]
-            rounded: dict[float, float] = {}
-            for r in rows:
-                doc = r[0]
-                score = 0.0
-                for f in nfields:
-                    tf = r[f + 1]
-                    if tf:
-                        pair = (tf, stored[f][doc])
-                        part = parts[f].get(pair)
-                        if part is None:
-                            part = parts[f][pair] = boosts[f] * bm25(tf, pair[1], avg[f], idfs[f], B, K1)
-                        score += part
-                neg = rounded.get(score)
-                if neg is None:
-                    neg = rounded[score] = -round_score(score, digits)
-                d = docnums[doc]
-                (old if archived[d] else current).append((neg, d))
-            if term in wanted:
-                doc_sets[term] = {d for _, d in current} | {d for _, d in old}
-            result[term] = self._pages(writer, term, current, old, archived)
-        return result, doc_sets
+    def _finish_moved(self, catalog: Catalog, removed: set[str]) -> None:
+        """Formations added or removed: docnums move, and N: every shard is written again, from the cache."""
+        entries = catalog.entries
+        refs_of: dict[str, int] = self.cache.read("refs")
+        changed = {r[0]: r for r in self._records}
+        new_docnum = {e.ref: i for i, e in enumerate(entries)}
+        # Old docnum → new one; -1 for a formation removed or changed (its postings are redone).
+        remap = array("i", (-1 if r in changed or r in removed else new_docnum[r] for r in sorted(self.previous.refs)))
+        keys: list[str] = [""] * len(entries)
+        totals = [0] * len(FIELDS)
 
-    def _pages(
-        self, writer: "_Writer", term: str, current: list[tuple[float, int]], old: list[tuple[float, int]], archived: bytes
-    ) -> str:
-        """Cut a term's postings into pages of the best ``top_k`` current and ``top_k_archived``
-        archived formations; write pages 2.. to ``p/``; return page 1 for the term shard."""
-        k, ka, most = self.options.top_k, self.options.top_k_archived, self.options.max_pages
-        needed = max(-(-len(current) // k), -(-len(old) // ka), 1)
-        pages = min(needed, most)
-        if needed > 1:
-            # Which formations hold the term, scores aside: what an AND needs beyond the pages.
-            n = len(archived)
-            # b/<crc>-0: current formations, b/<crc>-1: archived ones (fetched only when asked).
-            writer.merge(f"b/{page_file(term, 0)}.json", term, encode_set(sorted(d for _, d in current), n))
-            writer.merge(f"b/{page_file(term, 1)}.json", term, encode_set(sorted(d for _, d in old), n))
-        current = heapq.nsmallest(pages * k, current)
-        old = heapq.nsmallest(pages * ka, old)
-        groups = [_group(current[p * k : (p + 1) * k] + old[p * ka : (p + 1) * ka], archived) for p in range(pages)]
-        for p in range(1, pages):
-            writer.merge(f"p/{page_file(term, p)}.json", term, groups[p])
-        if needed == 1:
-            return _dumps(groups[0])
-        # More pages: a leading {"p": pages stored, "c": 1 when postings beyond them were dropped}.
-        head = {"p": pages, "c": 1} if needed > pages else {"p": pages}
-        return _dumps([head, *groups[0]])
+        def take(record: Record) -> None:
+            nonlocal totals
+            keys[new_docnum[record[0]]] = record[5]
+            totals = [t + n for t, n in zip(totals, record[2])]
 
-    def _write_terms(self, writer: "_Writer", entries: dict[str, str]) -> set[str]:
-        split = plan_split({t: len(t) + len(e) + 4 for t, e in entries.items()}, self.options.term_shard_bytes)
-        shards: dict[str, list[str]] = {}
-        for term in sorted(entries):
-            shards.setdefault(leaf_of(term, split), []).append(term)
-        for leaf, terms in sorted(shards.items()):
-            body = ",".join(json.dumps(t, ensure_ascii=False) + ":" + entries[t] for t in terms)
-            writer.write(f"t/{leaf_file(leaf)}.json", "{" + body + "}")
-        return split
+        for number in sorted(set(refs_of.values())):
+            for record in self.cache.read(f"records/{number}"):
+                if record[0] in new_docnum and record[0] not in changed:
+                    take(record)
+        for record in changed.values():
+            take(record)
+        fresh: dict[str, dict[tuple, list[int]]] = {}
+        for ref, record in changed.items():
+            for term, sig in _signatures(record).items():
+                fresh.setdefault(term, {}).setdefault(sig, []).append(new_docnum[ref])
+        stored: dict[str, Groups] = {}
+        for i in range(TERM_FILES):
+            stored.update(self.cache.read_terms(f"terms/{i}"))
+        vocabulary = set(stored) | set(fresh)
 
-    def _write_numbers(self, writer: "_Writer", entries: list[Entry], buckets: int, texted: set[str]) -> None:
-        """Number shards, a range of buckets at a time: keys go through temporary files, not memory."""
-        parts = max(1, buckets // 1024)
-        span = buckets // parts
-        spill = self.root / ".numeros"
-        spill.mkdir()
-        files = [open(spill / f"{i}.tsv", "w", encoding="utf-8") for i in range(parts)]
-        try:
-            for docnum, entry in enumerate(entries):
-                code = docnum * 2 + int(entry.archived)
-                for key in number_keys(entry):
-                    bucket = bucket_of(key, buckets)
-                    files[bucket // span].write(f"{bucket}\t{key}\t{code}\n")
-        finally:
-            for f in files:
-                f.close()
-        rows_of: dict[int, list[int]] = {}
-        for docnum, entry in enumerate(entries):
-            rows_of.setdefault(bucket_of(entry.ref, buckets), []).append(docnum)
-        texted_of: dict[int, list[str]] = {}
-        for query in sorted(texted):
-            texted_of.setdefault(bucket_of(query, buckets), []).append(query)
-        big_names: set[str] = set()
-        for part in range(parts):
-            codes: dict[int, dict[str, list[int]]] = {}
-            with open(spill / f"{part}.tsv", encoding="utf-8") as lines:
-                for line in lines:
-                    bucket, key, code = line.rstrip("\n").split("\t")
-                    codes.setdefault(int(bucket), {}).setdefault(key, []).append(int(code))
-            for bucket in range(part * span, (part + 1) * span):
-                keys = codes.pop(bucket, {})
-                queries = texted_of.get(bucket, [])
-                if not keys and not queries:
-                    continue
-                table: dict[str, object] = {}
-                for key in sorted(keys):
-                    key_codes = sorted(keys[key])
-                    if len(key_codes) > self.options.big_key_codes:
-                        name = "g" + format(zlib.crc32(key.encode("utf-8")), "08x")
-                        while name in big_names:
-                            name += "x"
-                        big_names.add(name)
-                        writer.write(f"n/{name}.json", _dumps({"c": key_codes}))
-                        table[key] = name
-                    else:
-                        table[key] = key_codes
-                # Rows are spliced in serialised, in docnum order.
-                rows = ",".join(f'"{d}":{_dumps(row_of(entries[d]))}' for d in rows_of.get(bucket, []))
-                head = _dumps({"k": table, "t": queries})
-                writer.write(f"n/{bucket:x}.json", head[:-1] + ',"r":{' + rows + "}}")
-        shutil.rmtree(spill)
+        def terms() -> Iterator[tuple[str, Groups]]:
+            for term in sorted(vocabulary):
+                by_sig: dict[tuple, list[int]] = {}
+                for sig, docs in stored.pop(term, ()):
+                    kept = [d for d in map(remap.__getitem__, docs) if d >= 0]
+                    if kept:
+                        by_sig[sig] = kept
+                for sig, docs in fresh.get(term, {}).items():
+                    by_sig[sig] = sorted(by_sig.get(sig, []) + docs)
+                if by_sig:
+                    yield term, sorted(by_sig.items())
 
-    def _write_docs(self, writer: "_Writer", entries: list[Entry]) -> None:
-        size = self.options.docs_per_shard
-        for k in range(0, len(entries), size):
-            writer.write(f"d/{k // size}.json", _dumps([row_of(e) for e in entries[k : k + size]]))
-
-    def _write_page(self, version: str, buckets: int, alpha: bool) -> None:
-        from ..render import STATIC_DIR, make_environment
-
-        script = compact_js((STATIC_DIR / SCRIPT).read_text(encoding="utf-8"))
-        (self.root / SCRIPT).write_text(script, encoding="utf-8")
-        script_version = hashlib.sha256(script.encode("utf-8")).hexdigest()[:10]
-        env = make_environment(self.context.settings)
-        html = env.get_template("recherche.html").render(
-            title="Rechercher une formation",
-            description="Rechercher une formation par mots-clés, par Ref, numéro d'action ou de session, SIRET ou code RNCP.",
-            canonical=self.context.settings.site_url.rstrip("/") + f"/{SITE_DIR}/",
-            nav="recherche",
-            search={
-                "base": f"/{SITE_DIR}/",
-                "version": version,
-                "numeros": buckets,
-                "docs": self.options.docs_per_shard,
-                "alpha": int(alpha),
-                "script": f"/{SITE_DIR}/{SCRIPT}?v={script_version}",
-            },
-        )
-        (self.root / "index.html").write_text(html, encoding="utf-8")
+        file_of = _update_records(self.cache, refs_of, changed, removed)
+        _write_all(self, entries, terms(), vocabulary, keys, totals, file_of)
 
 
-@register_sink("static-search")
-def static_search_sink(context: SinkContext) -> StaticSearchSink:
-    return StaticSearchSink(context)
+def _update_records(
+    cache: _Cache,
+    refs_of: dict[str, int],
+    changed: dict[str, Record],
+    removed: set[str],
+    read: Optional[Callable[[int], Iterable[Record]]] = None,
+) -> dict[str, int]:
+    """Rewrite the records files holding a changed or removed formation; new ones go to new files.
+
+    ``read`` gives a records file of the previous build (by default, read from its cache)."""
+    read = read or (lambda number: cache.read(f"records/{number}"))
+    touched: dict[int, list[str]] = {}
+    for ref in chain(changed, removed):
+        if ref in refs_of:
+            touched.setdefault(refs_of[ref], []).append(ref)
+    file_of = dict(refs_of)
+    for number, refs in sorted(touched.items()):
+        records = [changed.get(r[0], r) for r in read(number) if r[0] not in removed]
+        if records:
+            cache.write(f"records/{number}", records)
+        else:
+            cache.dropped.add(f"records/{number}")
+        for ref in refs:
+            if ref in removed:
+                del file_of[ref]
+    new = [r for ref, r in changed.items() if ref not in refs_of]
+    following = max(refs_of.values(), default=-1) + 1
+    for start in range(0, len(new), RECORDS_PER_FILE):
+        chunk = new[start : start + RECORDS_PER_FILE]
+        cache.write(f"records/{following}", chunk)
+        for record in chunk:
+            file_of[record[0]] = following
+        following += 1
+    return file_of
 
 
 # --------------------------------------------------------------------------
-# Layout helpers
+# Writing every shard (a full build, or formations added or removed)
 # --------------------------------------------------------------------------
 
 
-class _Writer:
-    """Writes files under the search folder and hashes them into one build version."""
+def _write_all(
+    sink: StaticSearchSink,
+    entries: list[Entry],
+    terms: Iterable[tuple[str, Groups]],
+    vocabulary: set[str],
+    keys: list[str],
+    totals: list[int],
+    file_of: dict[str, int],
+) -> None:
+    """Every file of the search folder, and the cache, from every term's postings (in term order)."""
+    options = sink.options
+    cache = sink.cache
+    n = len(entries)
+    averages = [average_length(total, n) for total in totals]
+    if sink.previous is not None:
+        output = _Output(sink.root, sink.previous.folder / "site" / SITE_DIR, sink.meta["digests"], keep=False)
+    else:
+        output = _Output(sink.root, None, {})
+    queries = _NumberQueries.of(keys, vocabulary)
+    wanted = queries.wanted()
+    scorer = _Scorer(n, averages, options)
+    entries_of: dict[str, str] = {}
+    sizes: dict[str, int] = {}
+    paged: dict[str, tuple[int, bool]] = {}
+    page_files: set[str] = set()  # p/ and b/ files written (terms whose crc32 clash share one)
+    doc_sets: dict[str, set[int]] = {}
+    term_files: dict[str, dict[str, list]] = {f"terms/{i}": {} for i in range(TERM_FILES)}
+    for term, groups in terms:
+        out = scorer.output(groups)
+        entries_of[term] = out.entry
+        sizes[term] = len(term) + len(out.entry) + 4
+        if len(out.pages) or out.members:
+            paged[term] = out.paged
+        for name, value in _page_values(term, out):
+            values = {term: value}
+            if name in page_files:
+                values.update((t, _dumps(v)) for t, v in json.loads(output.read_back(name)).items())
+            page_files.add(name)
+            output.write(name, _object_text(values))
+        if term in wanted:
+            doc_sets[term] = _members(groups)
+        term_files[_Cache.term_file(term)][term] = _pack(groups)
+    split = plan_split(sizes, options.term_shard_bytes)
+    leaves: dict[str, list[str]] = {}
+    for term in sorted(entries_of):
+        leaves.setdefault(leaf_of(term, split), []).append(term)
+    for leaf, leaf_terms in sorted(leaves.items()):
+        output.write(f"t/{leaf_file(leaf)}.json", _object_text({t: entries_of[t] for t in leaf_terms}))
+    del entries_of
+    # ``vocabulary`` may hold terms that lost their last formation: candidates are those
+    # whose terms are all still indexed.
+    queries.candidates = {q: q_terms for q, q_terms in queries.candidates.items() if all(t in sizes for t in q_terms)}
+    texted = {q for q, q_terms in queries.candidates.items() if _all_match(q_terms, doc_sets)}
+    weight = sum(len(k) + 8 for joined in keys for k in _split_keys(joined)) + sum(_row_weight(e) for e in entries)
+    buckets = _bucket_count(weight, options)
+    big = _write_numbers(output, entries, keys, buckets, texted, options)
+    _write_docs(output, entries, range(-(-n // options.docs_per_shard)), options)
+    tables = _write_manifest_and_page(sink, output, n, averages, buckets, queries.digitless > 0, split)
+    for name, stored in term_files.items():
+        cache.write(name, stored)
+    cache.write("refs", file_of)
+    cache.write("keywords", sorted(queries.keywords))
+    cache.write("meta", _meta(options, n, totals, averages, sizes, split, paged, buckets, weight, queries, texted, big, output, tables))
+    if output.previous is not None:
+        output.link_rest()
+    cache.link_rest()
 
-    def __init__(self, root: Path):
-        self.root = root
-        self.digests: dict[str, str] = {}
-        self.sizes: dict[str, int] = {}
 
-    def write(self, relative: str, text: str) -> None:
-        data = text.encode("utf-8")
-        path = self.root / relative
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_bytes(data)
-        self.digests[relative] = hashlib.sha256(data).hexdigest()
-        self.sizes[relative] = len(data)
+def _pack(groups: Groups) -> list:
+    """Groups as the cache keeps them: docnums as the bytes of an ``array("I")``."""
+    return [(sig, array("I", docs).tobytes()) for sig, docs in groups]
 
-    def merge(self, relative: str, key: str, value) -> None:
-        """Add ``key`` to the JSON object in ``relative`` (two terms may share a page file)."""
-        data = {}
-        if relative in self.digests:
-            data = json.loads((self.root / relative).read_text(encoding="utf-8"))
-        data[key] = value
-        self.write(relative, _dumps(data))
 
-    def version(self) -> str:
-        text = "\n".join(f"{name} {digest}" for name, digest in sorted(self.digests.items()))
-        return hashlib.sha256(text.encode()).hexdigest()[:12]
+def _unpack(packed: list) -> Groups:
+    return [(sig, array("I", docs)) for sig, docs in packed]
+
+
+def _page_values(term: str, out: _TermOutput) -> Iterator[tuple[str, str]]:
+    """The term's values in the merged files: ``p/`` pages 2.., ``b/`` members."""
+    if out.members is not None:
+        # b/<crc>-0: current formations, b/<crc>-1: archived ones (fetched only when asked).
+        for which, members in enumerate(out.members):
+            yield f"b/{page_file(term, which)}.json", json.dumps(members)
+    for p, page in enumerate(out.pages, start=1):
+        yield f"p/{page_file(term, p)}.json", page
+
+
+def _page_names(term: str, paged: tuple[int, bool]) -> list[str]:
+    pages, members = paged
+    names = [f"p/{page_file(term, p)}.json" for p in range(1, pages)]
+    if members:
+        names += [f"b/{page_file(term, 0)}.json", f"b/{page_file(term, 1)}.json"]
+    return names
+
+
+def _meta(options, n, totals, averages, sizes, split, paged, buckets, weight, queries, texted, big, output, tables) -> dict:
+    return {
+        "format": CACHE_FORMAT,
+        "options": astuple(options),
+        "n": n,
+        "totals": list(totals),
+        "averages": list(averages),
+        "sizes": sizes,
+        "split": sorted(split),
+        "paged": paged,
+        "buckets": buckets,
+        "weight": weight,
+        "digitless": queries.digitless,
+        "candidates": queries.candidates,
+        "texted": sorted(texted),
+        "big": big,
+        "digests": output.digests,
+        "unicode": tables,
+    }
+
+
+def _write_manifest_and_page(
+    sink: StaticSearchSink, output: _Output, n: int, averages: list[float], buckets: int, alpha: bool, split: set[str]
+) -> dict[str, list[int]]:
+    """The manifest and the page; returns the Unicode tables (kept in the cache)."""
+    options = sink.options
+    tables = _unicode_tables(sink.meta)
+    manifest = {
+        "format": FORMAT_VERSION,
+        "n": n,
+        "avg": dict(zip(FIELDS, averages)),
+        "docs": options.docs_per_shard,
+        "numeros": buckets,
+        "alpha": alpha,
+        "split": sorted(split),
+        "stop": sorted(STOP_WORDS),
+        "maxTerms": MAX_QUERY_TERMS,
+        "topK": [options.top_k, options.top_k_archived],
+        "maxPages": options.max_pages,
+        "unicode": tables,
+    }
+    output.write("manifest.json", _dumps(manifest))
+    _write_page(sink, output.version(), buckets, alpha)
+    return tables
+
+
+def _write_page(sink: StaticSearchSink, version: str, buckets: int, alpha: bool) -> None:
+    from ..render import STATIC_DIR, make_environment
+
+    script = compact_js((STATIC_DIR / SCRIPT).read_text(encoding="utf-8"))
+    _write_or_link(sink, SCRIPT, script)
+    script_version = hashlib.sha256(script.encode("utf-8")).hexdigest()[:10]
+    settings = sink.context.settings
+    env = make_environment(settings)
+    html = env.get_template("recherche.html").render(
+        title="Rechercher une formation",
+        description="Rechercher une formation par mots-clés, par Ref, numéro d'action ou de session, SIRET ou code RNCP.",
+        canonical=settings.site_url.rstrip("/") + f"/{SITE_DIR}/",
+        nav="recherche",
+        search={
+            "base": f"/{SITE_DIR}/",
+            "version": version,
+            "numeros": buckets,
+            "docs": sink.options.docs_per_shard,
+            "alpha": int(alpha),
+            "script": f"/{SITE_DIR}/{SCRIPT}?v={script_version}",
+        },
+    )
+    _write_or_link(sink, "index.html", html)
+
+
+def _write_or_link(sink: StaticSearchSink, name: str, text: str) -> None:
+    """Write a file of the search folder, or link the previous build's when it is the same."""
+    data = text.encode("utf-8")
+    if sink.previous is not None:
+        previous = sink.previous.folder / "site" / SITE_DIR / name
+        if previous.exists() and previous.read_bytes() == data:
+            link_file(previous, sink.root / name)
+            return
+    (sink.root / name).write_bytes(data)
+
+
+def _write_docs(output: _Output, entries: list[Entry], shards: Iterable[int], options: ShardOptions) -> None:
+    size = options.docs_per_shard
+    for k in shards:
+        rows = [row_of(e) for e in entries[k * size : (k + 1) * size]]
+        if rows:
+            output.write(f"d/{k}.json", _dumps(rows))
+        else:
+            output.drop(f"d/{k}.json")
+
+
+# -- numbers ---------------------------------------------------------------------
+
+
+def _bucket_count(weight: int, options: ShardOptions) -> int:
+    buckets = 1
+    while buckets * options.number_shard_bytes < weight:
+        buckets *= 2
+    return buckets
+
+
+_ASCII_DIGIT = re.compile(r"[0-9]")
+
+
+def _has_digit(key: str) -> bool:
+    return bool(_ASCII_DIGIT.search(key)) or any(c.isdigit() for c in key)
+
+
+_ASCII_WORD = re.compile(r"[a-z0-9]+")
+
+
+def _query_terms(query: str) -> list[str]:
+    """``_unique(analyse(query))``, quicker for an ASCII number: its words are its runs of
+    letters and digits, and a word of digits is its own term from 2 digits on."""
+    if not query.isascii():
+        return _unique(analyse(query))
+    terms = []
+    for word in _ASCII_WORD.findall(query.lower()):
+        if word.isdigit():
+            if len(word) >= 2:
+                terms.append(word)
+        else:
+            terms.extend(analyse(word))
+    return _unique(terms)
+
+
+def _query_status(query: str, vocabulary: set[str], known: dict[str, tuple]) -> tuple[Optional[list[str]], Optional[str]]:
+    """``(terms, None)`` when every term of a number query is indexed (its text search may find
+    something); else ``(None, a term of it that is not)``, or ``(None, None)`` without terms.
+
+    An ASCII composite ``ref|action|session`` is made of its parts' (a formation's queries
+    share them: ``known``); a word of digits not indexed settles it without the analysis chain.
+    """
+    parts = query.split("|") if "|" in query and query.isascii() else [query]
+    terms: list[str] = []
+    for part in parts:
+        status = known.get(part)
+        if status is None:
+            status = known[part] = _part_status(part, vocabulary)
+        if status[0] is None:
+            return status
+        terms += status[0]
+    if not terms:
+        return None, None
+    return (_unique(terms) if len(parts) > 1 else terms), None
+
+
+def _part_status(part: str, vocabulary: set[str]) -> tuple[Optional[list[str]], Optional[str]]:
+    if part.isascii():
+        for word in _ASCII_WORD.findall(part.lower()):
+            if len(word) >= 2 and word.isdigit() and word not in vocabulary:
+                return None, word
+    terms = _query_terms(part)
+    for term in terms:
+        if term not in vocabulary:
+            return None, term
+    return terms, None
 
 
 @dataclass
-class _NumberPlan:
-    """What the number shards need to know before the terms are written."""
+class _NumberQueries:
+    """The number queries whose text search may find something, and what they are made of."""
 
-    buckets: int
-    alpha: bool  # some key has no digit: the page must look up queries without digits too
-    candidates: dict[str, list[str]]  # number queries whose terms are all indexed → those terms
+    candidates: dict[str, list[str]]  # queries whose terms are all indexed → those terms
+    #: For each other query, a term of it not indexed; and every candidate's terms: a query
+    #: can only become a candidate once one of these is indexed (incremental builds).
+    keywords: set[str]
+    digitless: int  # keys without a digit (the page looks up such queries only when there are some)
 
-    @property
     def wanted(self) -> set[str]:
         return {t for terms in self.candidates.values() for t in terms}
 
+    def check(self, query: str, vocabulary: set[str], known: dict[str, tuple]) -> Optional[list[str]]:
+        """Put ``query`` in the candidates or not; its terms when it is."""
+        terms, missing = _query_status(query, vocabulary, known)
+        if terms is None:
+            self.candidates.pop(query, None)
+            if missing is not None:
+                self.keywords.add(missing)
+            return None
+        self.candidates[query] = terms
+        self.keywords.update(terms)
+        return terms
+
     @classmethod
-    def of(cls, entries: list[Entry], vocabulary: dict[str, object], options: ShardOptions) -> "_NumberPlan":
-        weight = 0
-        alpha = False
-        candidates: dict[str, list[str]] = {}
-        rejected: set[str] = set()
-        for entry in entries:
-            keys = number_keys(entry)
-            weight += sum(len(k) + 8 for k in keys) + _row_weight(entry)
-            alpha = alpha or any(not any(c.isdigit() for c in k) for k in keys)
-            for query in query_strings(keys):
-                if query in candidates or query in rejected:
-                    continue
-                terms = _indexed_terms(query, vocabulary)
-                if terms is None:
-                    # Only shared keys (SIRET, RNCP) come back: remember those, not every Ref.
-                    if query in (entry.siret, *(f"RNCP{c}" for c in entry.rncp), *entry.rncp):
-                        rejected.add(query)
-                else:
-                    candidates[query] = terms
-        buckets = 1
-        while buckets * options.number_shard_bytes < weight:
-            buckets *= 2
-        return cls(buckets, alpha, candidates)
+    def of(cls, keys: Iterable[str], vocabulary: set[str]) -> "_NumberQueries":
+        """From each formation's keys (joined by newlines)."""
+        queries = cls({}, set(), 0)
+        for joined in keys:
+            formation_keys = _split_keys(joined)
+            queries.digitless += sum(1 for k in formation_keys if not _has_digit(k))
+            known: dict[str, tuple] = {}
+            for query in query_strings(formation_keys):
+                queries.check(query, vocabulary, known)
+        return queries
+
+
+def _big_names(keys: Iterable[str], buckets: int) -> dict[str, str]:
+    """The file of each key with many formations: ``g`` + its crc32, ``x``s added in (bucket, key) order on a clash."""
+    names: dict[str, str] = {}
+    used: set[str] = set()
+    for _, key in sorted((bucket_of(k, buckets), k) for k in keys):
+        name = "g" + format(zlib.crc32(key.encode("utf-8")), "08x")
+        while name in used:
+            name += "x"
+        used.add(name)
+        names[key] = name
+    return names
+
+
+def _bucket_text(keys: dict[str, list[int]], texted: Iterable[str], rows: dict[int, list], big: dict[str, str]) -> str:
+    table = {key: big.get(key, codes) for key, codes in keys.items()}  # codes are kept ascending
+    head = _dumps({"k": table, "t": sorted(texted)})
+    # Rows are spliced in serialised, in docnum order.
+    body = ",".join(f'"{d}":{_dumps(rows[d])}' for d in sorted(rows))
+    return head[:-1] + ',"r":{' + body + "}}"
+
+
+def _write_numbers(
+    output: _Output, entries: list[Entry], keys: list[str], buckets: int, texted: set[str], options: ShardOptions
+) -> dict[str, str]:
+    """Every number shard; returns the big keys' file names.
+
+    The keys are put in bucket order by a counting sort over arrays, then read again from
+    each formation's keys: a million keys at 100,000 formations take arrays of ints, not
+    a million strings.
+    """
+    where = array("I")  # each key's bucket: formations in docnum order, keys in their order
+    starts = array("I")  # each formation's first key in ``where``
+    for joined in keys:
+        starts.append(len(where))
+        known: dict[str, int] = {}  # a formation's keys share their canonical part
+        for key in _split_keys(joined):
+            part = canonical(key)
+            bucket = known.get(part)
+            if bucket is None:
+                bucket = known[part] = zlib.crc32(part.encode("utf-8")) % buckets
+            where.append(bucket)
+    starts.append(len(where))
+    counts = Counter(where)
+    position: dict[int, int] = {}
+    total = 0
+    for bucket in sorted(counts):
+        position[bucket] = total
+        total += counts[bucket]
+    order = array("I", bytes(4 * len(where)))  # key indexes, by bucket, then docnum
+    for i, bucket in enumerate(where):
+        order[position[bucket]] = i
+        position[bucket] += 1
+    rows_of: dict[int, list[int]] = {}
+    for docnum, entry in enumerate(entries):
+        rows_of.setdefault(bucket_of(entry.ref, buckets), []).append(docnum)
+    texted_of: dict[int, list[str]] = {}
+    for query in texted:
+        texted_of.setdefault(bucket_of(query, buckets), []).append(query)
+    big: dict[str, str] = {}
+    used: set[str] = set()
+
+    def write(bucket: int, table: dict[str, list[int]]) -> None:
+        for key in sorted(table):
+            if len(table[key]) > options.big_key_codes:
+                name = "g" + format(zlib.crc32(key.encode("utf-8")), "08x")
+                while name in used:
+                    name += "x"
+                used.add(name)
+                big[key] = name
+                output.write(f"n/{name}.json", _dumps({"c": table[key]}))
+        rows = {d: row_of(entries[d]) for d in rows_of.pop(bucket, [])}
+        output.write(f"n/{bucket:x}.json", _bucket_text(table, texted_of.pop(bucket, []), rows, big))
+
+    start = 0
+    for bucket in sorted(counts):
+        table: dict[str, list[int]] = {}
+        for i in order[start : start + counts[bucket]]:
+            docnum = bisect_right(starts, i) - 1
+            key = _split_keys(keys[docnum])[i - starts[docnum]]
+            table.setdefault(key, []).append(docnum * 2 + int(entries[docnum].archived))
+        write(bucket, table)
+        start += counts[bucket]
+    for bucket in sorted(texted_of):  # a bare RNCP code's bucket may hold no key
+        write(bucket, {})
+    return big
 
 
 def _row_weight(entry: Entry) -> int:
     place = entry.place
     return 40 + len(entry.ref) + len(entry.intitule) + len(entry.organisme) + (len(place.ville or "") if place else 0)
-
-
-def _indexed_terms(query: str, vocabulary: dict[str, object]) -> Optional[list[str]]:
-    """The query's terms when every one is indexed (else its text search finds nothing: ``None``)."""
-    for word in words(query):
-        # Numbers are terms as they are: most keys hold one nobody wrote in a text.
-        if word.isdigit() and len(word) >= 2 and word.isascii() and word not in vocabulary:
-            return None
-    terms = _unique(analyse(query))
-    if not terms or any(t not in vocabulary for t in terms):
-        return None
-    return terms
-
-
-def _group(kept: list[tuple[float, int]], archived: bytes) -> list[list]:
-    """``[(-score, docnum)]`` → ``[[score, code, +delta, ...], ...]`` by descending score."""
-    by_score: dict[float, list[int]] = {}
-    for neg, d in kept:
-        by_score.setdefault(-neg, []).append(d * 2 + archived[d])
-    groups = []
-    for score in sorted(by_score, reverse=True):
-        codes = sorted(by_score[score])
-        groups.append([score, codes[0], *(b - a for a, b in zip(codes, codes[1:]))])
-    return groups
 
 
 def _unique(items: Iterable[str]) -> list[str]:
@@ -639,6 +1287,379 @@ def _all_match(terms: list[str], doc_sets: dict[str, set[int]]) -> bool:
         return False
     sets = sorted((doc_sets[t] for t in set(terms)), key=len)
     return bool(set.intersection(*sets))
+
+
+# --------------------------------------------------------------------------
+# Updating the previous build's shards (the same Refs, some formations changed)
+# --------------------------------------------------------------------------
+
+
+class _Update:
+    """An incremental build where the Refs did not change: docnums and N are the previous build's.
+
+    A term's shard entry depends on N, the rounded average lengths, its document
+    frequency per field and its postings' signatures: only the terms a changed
+    formation held or holds with another signature change (every term when an
+    average moved). The number shards of its old and new keys, its row's, and
+    those whose texted queries changed; its doc shard; the manifest and page.
+    """
+
+    def __init__(self, sink: StaticSearchSink, catalog: Catalog):
+        self.sink = sink
+        self.options = sink.options
+        self.cache = sink.cache
+        self.meta = sink.meta
+        self.entries = catalog.entries
+        self.output = _Output(sink.root, sink.previous.folder / "site" / SITE_DIR, self.meta["digests"])
+        self.changed: dict[str, Record] = {r[0]: r for r in sink._records}
+        self.refs_of: dict[str, int] = self.cache.read("refs")
+        self._record_files: dict[int, dict[str, Record]] = {}
+        self._term_files: dict[str, dict[str, list]] = {}  # as stored (packed)
+
+    def record(self, ref: str) -> Record:
+        """The previous build's record of ``ref``."""
+        return self.records_in(self.refs_of[ref])[ref]
+
+    def records_in(self, number: int) -> dict[str, Record]:
+        if number not in self._record_files:
+            self._record_files[number] = {r[0]: r for r in self.cache.read(f"records/{number}")}
+        return self._record_files[number]
+
+    def stored_groups(self, term: str) -> Groups:
+        """The term's postings in the previous build (unpacked only when asked for)."""
+        name = _Cache.term_file(term)
+        if name not in self._term_files:
+            self._term_files[name] = self.cache.read(name)
+        return _unpack(self._term_files[name].get(term, []))
+
+    def run(self) -> None:
+        meta, options, entries = self.meta, self.options, self.entries
+        n = len(entries)
+        docnum = {ref: bisect_left(entries, ref, key=_ref_of) for ref in self.changed}
+        old = {ref: self.record(ref) for ref in self.changed}
+        totals = list(meta["totals"])
+        weight, digitless = meta["weight"], meta["digitless"]
+        for ref, new in self.changed.items():
+            before = old[ref]
+            totals = [t - a + b for t, a, b in zip(totals, before[2], new[2])]
+            weight += new[6] - before[6]
+            digitless += sum(1 for k in _keys(new) if not _has_digit(k)) - sum(1 for k in _keys(before) if not _has_digit(k))
+        averages = [average_length(total, n) for total in totals]
+
+        # Which terms' postings changed, and which terms' members.
+        moves: dict[str, list[tuple[int, Optional[tuple], Optional[tuple]]]] = {}
+        members_changed: set[str] = set()
+        for ref, new in self.changed.items():
+            before, after = _signatures(old[ref]), _signatures(new)
+            for term in before.keys() | after.keys():
+                a, b = before.get(term), after.get(term)
+                if a != b:
+                    moves.setdefault(term, []).append((docnum[ref], a, b))
+                    if a is None or b is None or a[-1] != b[-1]:
+                        members_changed.add(term)
+        sizes: dict[str, int] = dict(meta["sizes"])
+        vocabulary_before = set(sizes)
+        rescore = averages != meta["averages"]
+        scored = (vocabulary_before | set(moves)) if rescore else set(moves)
+        groups_of: dict[str, Groups] = {}
+        for term in sorted(scored):
+            groups = self.stored_groups(term)
+            if term in moves:
+                groups = _apply(groups, moves[term])
+                stored = self._term_files[_Cache.term_file(term)]
+                if groups:
+                    stored[term] = _pack(groups)
+                else:
+                    stored.pop(term, None)
+            groups_of[term] = groups
+        for name in sorted({_Cache.term_file(t) for t in moves}):
+            self.cache.write(name, dict(sorted(self._term_files[name].items())))
+
+        scorer = _Scorer(n, averages, options)
+        outputs = {term: (scorer.output(groups) if groups else None) for term, groups in groups_of.items()}
+        paged: dict[str, tuple[int, bool]] = dict(meta["paged"])
+        self._write_pages(outputs, paged)
+        for term, out in outputs.items():
+            if out is None:
+                sizes.pop(term, None)
+            else:
+                sizes[term] = len(term) + len(out.entry) + 4
+        split = plan_split(sizes, options.term_shard_bytes)
+        self._write_leaves(outputs, sizes, vocabulary_before, set(meta["split"]), split)
+
+        vocabulary = set(sizes)
+        buckets = _bucket_count(weight, options)
+        keywords_before = set(self.cache.read("keywords"))
+        queries, texted, big = self._numbers(
+            docnum, old, vocabulary, vocabulary_before, keywords_before, members_changed, groups_of, buckets, digitless
+        )
+        size = options.docs_per_shard
+        _write_docs(self.output, entries, sorted({d // size for d in docnum.values()}), options)
+        tables = _write_manifest_and_page(self.sink, self.output, n, averages, buckets, digitless > 0, split)
+        self.output.link_rest()
+        file_of = _update_records(self.cache, self.refs_of, self.changed, set(), lambda n: self.records_in(n).values())
+        if file_of != self.refs_of:
+            self.cache.write("refs", file_of)
+        if queries.keywords != keywords_before:
+            self.cache.write("keywords", sorted(queries.keywords))
+        self.cache.write(
+            "meta",
+            _meta(options, n, totals, averages, sizes, split, paged, buckets, weight, queries, texted, big, self.output, tables),
+        )
+        self.cache.link_rest()
+
+    # -- terms ---------------------------------------------------------------------
+
+    def _write_pages(self, outputs: dict[str, Optional[_TermOutput]], paged: dict[str, tuple[int, bool]]) -> None:
+        """The p/ and b/ files of the terms scored again (a file may hold other terms too)."""
+        names: set[str] = set()
+        for term, out in outputs.items():
+            names.update(_page_names(term, paged.get(term, (1, False))))
+            if out is not None:
+                names.update(_page_names(term, out.paged))
+            if out is not None and (out.pages or out.members):
+                paged[term] = out.paged
+            else:
+                paged.pop(term, None)
+        merged: dict[str, dict[str, str]] = {}
+        for name in names:
+            previous = self.output.previous_json(name) or {}
+            merged[name] = {t: _dumps(v) for t, v in previous.items() if t not in outputs}
+        for term, out in outputs.items():
+            if out is not None:
+                for name, value in _page_values(term, out):
+                    merged[name][term] = value
+        for name, values in sorted(merged.items()):
+            if values:
+                self.output.write(name, _object_text(values))
+            else:
+                self.output.drop(name)
+
+    def _write_leaves(
+        self,
+        outputs: dict[str, Optional[_TermOutput]],
+        sizes: dict[str, int],
+        vocabulary_before: set[str],
+        split_before: set[str],
+        split: set[str],
+    ) -> None:
+        """The t/ shards whose terms, or one of whose terms' entries, changed."""
+        if split == split_before:
+            # Same prefixes: only the shards of the terms scored again, from their previous bytes.
+            by_leaf: dict[str, list[str]] = {}
+            for term in outputs:
+                by_leaf.setdefault(leaf_of(term, split), []).append(term)
+            for leaf, terms in sorted(by_leaf.items()):
+                name = f"t/{leaf_file(leaf)}.json"
+                previous = self.output.previous_json(name) or {}
+                values = {t: _dumps(v) for t, v in previous.items() if t not in outputs}
+                values.update((t, outputs[t].entry) for t in terms if outputs[t] is not None)
+                if values:
+                    self.output.write(name, _object_text(values))
+                else:
+                    self.output.drop(name)
+            return
+        before = _leaves(vocabulary_before, split_before)
+        after = _leaves(sizes, split)
+        for leaf in before.keys() - after.keys():
+            self.output.drop(f"t/{leaf_file(leaf)}.json")
+        previous: dict[str, dict] = {}
+        for leaf, terms in sorted(after.items()):
+            if before.get(leaf) == terms and not any(t in outputs for t in terms):
+                continue
+            values = {}
+            for term in terms:
+                out = outputs.get(term)
+                if out is not None:
+                    values[term] = out.entry
+                    continue
+                name = f"t/{leaf_file(leaf_of(term, split_before))}.json"
+                if name not in previous:
+                    previous[name] = self.output.previous_json(name) or {}
+                values[term] = _dumps(previous[name][term])
+            self.output.write(f"t/{leaf_file(leaf)}.json", _object_text(values))
+
+    # -- numbers -------------------------------------------------------------------
+
+    def _numbers(
+        self,
+        docnum: dict[str, int],
+        old: dict[str, Record],
+        vocabulary: set[str],
+        vocabulary_before: set[str],
+        keywords_before: set[str],
+        members_changed: set[str],
+        groups_of: dict[str, Groups],
+        buckets: int,
+        digitless: int,
+    ) -> tuple[_NumberQueries, set[str], dict[str, str]]:
+        """The number shards of the changed keys, rows and texted queries (all of them when
+        their number moved)."""
+        meta, options = self.meta, self.options
+        if buckets != meta["buckets"]:
+            return self._numbers_again(vocabulary, groups_of, buckets)
+        queries = _NumberQueries(dict(meta["candidates"]), set(keywords_before), digitless)
+        texted = set(meta["texted"])
+        shards = _NumberShards(self.output, buckets, meta["big"], options)
+        affected: set[str] = set()
+        present: set[str] = set()  # queries of the changed formations' keys
+        for ref, new in self.changed.items():
+            d = docnum[ref]
+            before, after = old[ref], new
+            old_code, new_code = d * 2 + before[1], d * 2 + after[1]
+            old_keys, new_keys = set(_keys(before)), set(_keys(after))
+            for key in old_keys - new_keys if old_code == new_code else old_keys:
+                shards.remove(key, old_code)
+            for key in new_keys - old_keys if old_code == new_code else new_keys:
+                shards.add(key, new_code)
+            entry = self.entries[d]
+            shards.set_row(entry.ref, d, row_of(entry))
+            before_queries, after_queries = query_strings(old_keys), query_strings(new_keys)
+            # A query that stays has the same terms: only the vocabulary and postings matter (below).
+            affected |= before_queries ^ after_queries
+            present |= after_queries
+        if (vocabulary - vocabulary_before) & keywords_before:
+            # A newly indexed term may complete a number query of any formation: every
+            # formation's queries again (from the records), the shards whose ``t`` moved.
+            keys = [(self.changed.get(entry.ref) or self.record(entry.ref))[5] for entry in self.entries]
+            queries = _NumberQueries.of(keys, vocabulary)
+            doc_sets = {t: self._members(t, groups_of) for t in queries.wanted()}
+            now_texted = {q for q, terms in queries.candidates.items() if _all_match(terms, doc_sets)}
+            for query in texted ^ now_texted:
+                shards.set_texted(query, query in now_texted)
+            return queries, now_texted, shards.write()
+        gone = vocabulary_before - vocabulary
+        for query, terms in queries.candidates.items():
+            if any(t in members_changed or t in gone for t in terms):
+                affected.add(query)
+        for query in sorted(affected):
+            exists = query in present or shards.has(query) or (
+                query.isdigit() and len(query) <= 6 and shards.has("RNCP" + query))
+            terms = queries.check(query, vocabulary, {}) if exists else queries.candidates.pop(query, None) and None
+            now = terms is not None and _all_match(terms, {t: self._members(t, groups_of) for t in terms})
+            if now != (query in texted):
+                shards.set_texted(query, now)
+                (texted.add if now else texted.discard)(query)
+        return queries, texted, shards.write()
+
+    def _members(self, term: str, groups_of: dict[str, Groups]) -> set[int]:
+        groups = groups_of.get(term)
+        if groups is None:
+            groups = self.stored_groups(term)
+        return _members(groups)
+
+    def _numbers_again(
+        self, vocabulary: set[str], groups_of: dict[str, Groups], buckets: int
+    ) -> tuple[_NumberQueries, set[str], dict[str, str]]:
+        """Every number shard again (their number moved), from every formation's record."""
+        keys = [(self.changed.get(entry.ref) or self.record(entry.ref))[5] for entry in self.entries]
+        queries = _NumberQueries.of(keys, vocabulary)
+        doc_sets = {t: self._members(t, groups_of) for t in queries.wanted()}
+        texted = {q for q, terms in queries.candidates.items() if _all_match(terms, doc_sets)}
+        for relative in [r for r in self.output.digests if r.startswith("n/")]:
+            self.output.drop(relative)
+        big = _write_numbers(self.output, self.entries, keys, buckets, texted, self.options)
+        return queries, texted, big
+
+
+def _ref_of(entry: Entry) -> str:
+    return entry.ref
+
+
+def _leaves(terms: Iterable[str], split: set[str]) -> dict[str, list[str]]:
+    leaves: dict[str, list[str]] = {}
+    for term in sorted(terms):
+        leaves.setdefault(leaf_of(term, split), []).append(term)
+    return leaves
+
+
+class _NumberShards:
+    """The previous build's number shards, loaded and changed bucket by bucket."""
+
+    def __init__(self, output: _Output, buckets: int, big: dict[str, str], options: ShardOptions):
+        self.output = output
+        self.buckets = buckets
+        self.big = big  # key → its file, in the previous build
+        self.options = options
+        # bucket → (key → codes, texted queries, docnum → row)
+        self.tables: dict[int, tuple[dict[str, list[int]], set[str], dict[int, list]]] = {}
+        self.changed: set[int] = set()  # the buckets to write
+
+    def table(self, bucket: int) -> tuple[dict[str, list[int]], set[str], dict[int, list]]:
+        if bucket not in self.tables:
+            keys: dict[str, list[int]] = {}
+            texted: set[str] = set()
+            rows: dict[int, list] = {}
+            data = self.output.previous_json(f"n/{bucket:x}.json")
+            if data is not None:
+                for key, codes in data["k"].items():
+                    if isinstance(codes, str):
+                        codes = self.output.previous_json(f"n/{codes}.json")["c"]
+                    keys[key] = list(codes)
+                texted = set(data["t"])
+                rows = {int(d): row for d, row in data["r"].items()}
+            self.tables[bucket] = (keys, texted, rows)
+        return self.tables[bucket]
+
+    def _change(self, key: str) -> tuple[dict[str, list[int]], set[str], dict[int, list]]:
+        bucket = bucket_of(key, self.buckets)
+        self.changed.add(bucket)
+        return self.table(bucket)
+
+    def remove(self, key: str, code: int) -> None:
+        keys = self._change(key)[0]
+        codes = keys.get(key, [])
+        if code in codes:
+            codes.remove(code)
+        if not codes:
+            keys.pop(key, None)
+
+    def add(self, key: str, code: int) -> None:
+        codes = self._change(key)[0].setdefault(key, [])
+        if code not in codes:
+            insort(codes, code)
+
+    def set_row(self, ref: str, docnum: int, row: list) -> None:
+        self._change(ref)[2][docnum] = row
+
+    def set_texted(self, query: str, texted: bool) -> None:
+        queries = self._change(query)[1]
+        (queries.add if texted else queries.discard)(query)
+
+    def has(self, key: str) -> bool:
+        return key in self.table(bucket_of(key, self.buckets))[0]
+
+    def write(self) -> dict[str, str]:
+        """Write the buckets changed (and those whose big key's file name moved); returns the big keys' names."""
+        limit = self.options.big_key_codes
+        big_keys = {k for k in self.big if bucket_of(k, self.buckets) not in self.changed}
+        for bucket in self.changed:
+            big_keys.update(k for k, codes in self.tables[bucket][0].items() if len(codes) > limit)
+        names = _big_names(big_keys, self.buckets)
+        for key, name in names.items():
+            if self.big.get(key) != name:
+                self._change(key)  # its table now names another file
+        for bucket in sorted(self.changed):
+            keys, texted, rows = self.tables[bucket]
+            relative = f"n/{bucket:x}.json"
+            if not keys and not texted:
+                self.output.drop(relative)
+                continue
+            for key in keys:
+                if key in names:
+                    self.output.write(f"n/{names[key]}.json", _dumps({"c": sorted(keys[key])}))
+            self.output.write(relative, _bucket_text(keys, texted, rows, names))
+        for name in set(self.big.values()) - set(names.values()):
+            self.output.drop(f"n/{name}.json")
+        return names
+
+
+register_sink("static-search")(StaticSearchSink)
+
+
+# --------------------------------------------------------------------------
+# Layout helpers
+# --------------------------------------------------------------------------
 
 
 def plan_split(sizes: dict[str, int], max_bytes: int) -> set[str]:
