@@ -1,0 +1,461 @@
+"""The site sink in an incremental build (links to the previous build, memo of the listing pages) and its workers."""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import hashlib
+import multiprocessing
+import os
+import threading
+from pathlib import Path
+from typing import Callable, Optional
+
+import pytest
+
+import catalogue.render as render
+from catalogue.build import BuildOptions, PreviousBuild, SinkContext, build, published_build
+from catalogue.catalog import Catalog, Entry, Place, summarize
+from catalogue.lheo_export import write_lheo
+from catalogue.model import Adresse, Formation, Statut
+from catalogue.problems import Origin
+from catalogue.regions import geo
+from catalogue.render import Site, SiteSink
+from catalogue.settings import Settings
+from factories import (
+    ADRESSE_MONTPELLIER,
+    ADRESSE_TOULOUSE,
+    ADRESSE_TOURS,
+    SIRET_TOULOUSE,
+    SIRET_VEIGNE,
+    action,
+    make_formation,
+    organisme,
+    session,
+)
+
+TODAY = dt.date(2026, 11, 29)
+SIRET_GONE = "13002802600016"  # an organisme whose only formation is deleted
+SIRET_NEW = "35600000000006"  # an organisme that appears
+
+
+def entry_of(formation: Formation, today: dt.date = TODAY, line: int = 1) -> Entry:
+    return summarize(
+        formation, origin=Origin("a.xml", line), statut=Statut.VALIDEE, today=today, settings=Settings(), geo=geo()
+    )
+
+
+def tree(root: Path) -> dict[str, bytes]:
+    return {p.relative_to(root).as_posix(): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+def digest(root: Path) -> dict[str, str]:
+    return {name: hashlib.sha256(data).hexdigest() for name, data in tree(root).items()}
+
+
+def same_file(a: Path, b: Path) -> bool:
+    return os.stat(a).st_ino == os.stat(b).st_ino
+
+
+# --------------------------------------------------------------------------
+# The catalogue before and after: additions, changes, deletions
+# --------------------------------------------------------------------------
+
+
+def before() -> list[Formation]:
+    return [
+        # Toulouse's smallest Ref carries the address its page shows; it is deleted later.
+        make_formation(numero="15_AF_0001", org=organisme(adresse=ADRESSE_MONTPELLIER)),
+        make_formation(numero="15_AF_0002", intitule="Comptabilité", datemaj="20250601",
+                       actions=[action(sessions=[session("20250105", "20250630")])]),
+        make_formation(numero="15_AF_0003", intitule="Soudeur"),
+        make_formation(numero="15_AF_0004", intitule="Plombier"),
+        make_formation(numero="07_AF_0005", intitule="Agent de restauration",
+                       org=organisme(siret=SIRET_VEIGNE, nom="AFPA de Veigné", adresse=ADRESSE_TOURS),
+                       actions=[action("07_A1", lieux=[ADRESSE_TOURS])]),
+        make_formation(numero="07_AF_0006", intitule="Cuisinier",
+                       org=organisme(siret=SIRET_VEIGNE, nom="AFPA de Veigné", adresse=ADRESSE_TOURS),
+                       actions=[action("07_A1", lieux=[ADRESSE_TOURS])]),
+        make_formation(numero="15_AF_0007", intitule="Seule de son organisme",
+                       org=organisme(siret=SIRET_GONE, nom="Organisme qui part")),
+        make_formation(numero="15_AF_0008", intitule="Menuisier"),
+    ]
+
+
+def after() -> list[Formation]:
+    formations = {f.numero: f for f in before()}
+    del formations["15_AF_0001"]  # Toulouse's page now shows 15_AF_0002's address
+    del formations["15_AF_0007"]  # its organisme disappears
+    formations["15_AF_0003"] = make_formation(numero="15_AF_0003", intitule="Soudeur TIG")  # changed
+    # Moves from Veigné to a new organisme: both organisme pages change.
+    formations["07_AF_0006"] = make_formation(
+        numero="07_AF_0006", intitule="Cuisinier",
+        org=organisme(siret=SIRET_NEW, nom="Zénith formation", adresse=ADRESSE_TOURS),
+        actions=[action("07_A1", lieux=[ADRESSE_TOURS])],
+    )
+    formations["15_AF_0009"] = make_formation(numero="15_AF_0009", intitule="Électricien")  # added
+    return list(formations.values())
+
+
+UNCHANGED = {"15_AF_0002", "15_AF_0004", "07_AF_0005", "15_AF_0008"}
+CHANGED = {"15_AF_0003", "07_AF_0006", "15_AF_0009"}
+
+
+# --------------------------------------------------------------------------
+# Driving the sink as a build would
+# --------------------------------------------------------------------------
+
+
+def sink_build(
+    staging: Path,
+    formations: list[Formation],
+    previous: Optional[PreviousBuild] = None,
+    unchanged: frozenset[str] = frozenset(),
+    **options,
+) -> Path:
+    """Feed a SiteSink: add() every formation, or keep() those in ``unchanged``; return the staging folder."""
+    staging.mkdir(parents=True)
+    sink = SiteSink(SinkContext(staging, Settings(), TODAY, geo(), previous), **options)
+    entries = []
+    for formation in formations:
+        entry = entry_of(formation)
+        if formation.numero in unchanged:
+            sink.keep(entry)
+        else:
+            sink.add(formation, entry)
+        entries.append(entry)
+    sink.finish(Catalog.of(entries, TODAY))
+    return staging
+
+
+def incremental(tmp_path: Path, **options) -> tuple[Path, Path, Path]:
+    """The previous build, the incremental one after it, and a full build of the same final input."""
+    first = sink_build(tmp_path / "first", before(), **options)
+    refs = frozenset(f.numero for f in before())
+    second = sink_build(tmp_path / "second", after(), PreviousBuild(first, refs), frozenset(UNCHANGED), **options)
+    full = sink_build(tmp_path / "full", after(), **options)
+    return first, second, full
+
+
+def test_incremental_site_is_a_full_builds_byte_for_byte(tmp_path):
+    first, second, full = incremental(tmp_path)
+    assert digest(second / "site") == digest(full / "site")
+    site = second / "site"
+    assert not (site / "formations" / "15_AF_0001").exists() and not (site / "formations" / "15_AF_0007").exists()
+    assert not (site / "organismes" / SIRET_GONE).exists() and (site / "organismes" / SIRET_NEW).is_dir()
+    # The deleted smallest Ref's address is gone from Toulouse's page, the next Ref's shown.
+    toulouse = (site / "organismes" / SIRET_TOULOUSE / "index.html").read_text()
+    assert "Montpellier" in (first / "site" / "organismes" / SIRET_TOULOUSE / "index.html").read_text()
+    assert "Montpellier" not in toulouse and "5 allées Antonio Machado" in toulouse
+
+
+def test_unchanged_fiches_are_links_to_the_previous_build_and_changed_ones_new_files(tmp_path):
+    first, second, _ = incremental(tmp_path)
+    for ref in UNCHANGED:
+        assert same_file(first / "site" / "formations" / ref / "index.html", second / "site" / "formations" / ref / "index.html"), ref
+    for ref in CHANGED - {"15_AF_0009"}:
+        assert not same_file(first / "site" / "formations" / ref / "index.html", second / "site" / "formations" / ref / "index.html"), ref
+
+
+def test_only_the_listing_pages_that_changed_are_written(tmp_path):
+    first, second, _ = incremental(tmp_path)
+    old, new = first / "site", second / "site"
+    linked = {name for name in tree(new) if (old / name).exists() and same_file(old / name, new / name)}
+    written = set(tree(new)) - linked
+    assert {"publier/index.html", "404.html", "robots.txt", "static/catalogue.css"} <= linked
+    # Pages whose content differs were written...
+    differ = {name for name, data in tree(new).items() if not (old / name).exists() or (old / name).read_bytes() != data}
+    assert differ <= written
+    assert {f"organismes/{SIRET_TOULOUSE}/index.html", f"organismes/{SIRET_VEIGNE}/index.html",
+            f"organismes/{SIRET_NEW}/index.html", "index.html", "sitemaps/sitemap-1.xml"} <= differ
+    # ...and only those, besides the changed fiches (whose bytes may happen to be the same).
+    assert written - differ <= {f"formations/{ref}/index.html" for ref in CHANGED}
+
+
+def test_an_unchanged_catalogue_is_all_links(tmp_path):
+    formations = before()
+    first = sink_build(tmp_path / "first", formations)
+    refs = frozenset(f.numero for f in formations)
+    second = sink_build(tmp_path / "second", formations, PreviousBuild(first, refs), refs)
+    names = tree(second / "site")
+    assert names.keys() == tree(first / "site").keys()
+    assert [n for n in names if not same_file(first / "site" / n, second / "site" / n)] == []
+
+
+def test_a_full_build_links_nothing(tmp_path):
+    first = sink_build(tmp_path / "first", before())
+    assert all(os.stat(p).st_nlink == 1 for p in (first / "site").rglob("*") if p.is_file())
+
+
+def test_the_cache_is_outside_the_site(tmp_path):
+    first = sink_build(tmp_path / "first", before())
+    assert (first / render.CACHE_DIR / render.CACHE_FILE).is_file()
+    assert not [p for p in (first / "site").rglob("*") if "cache" in p.name]
+
+
+@pytest.mark.parametrize("damage", ["missing", "not json", "other shape"])
+def test_keep_without_the_previous_cache_is_a_missing_file_of_the_previous_build(tmp_path, damage):
+    # build.py rebuilds in full when a file of the published build is missing.
+    first = sink_build(tmp_path / "first", before())
+    cache = first / render.CACHE_DIR / render.CACHE_FILE
+    cache.unlink()
+    if damage != "missing":
+        cache.write_text("{" if damage == "not json" else '{"version": 1, "refs": []}')
+    sink = SiteSink(SinkContext(tmp_path / "second", Settings(), TODAY, geo(), PreviousBuild(first, frozenset())))
+    with pytest.raises(FileNotFoundError) as excinfo:
+        sink.keep(entry_of(before()[1]))
+    assert Path(excinfo.value.filename).is_relative_to(first)
+
+
+def test_other_settings_mean_no_listing_page_reused(tmp_path):
+    first = sink_build(tmp_path / "first", before())
+    staging = tmp_path / "second"
+    staging.mkdir()
+    settings = Settings(site_name="Un autre catalogue")
+    sink = SiteSink(SinkContext(staging, settings, TODAY, geo(), PreviousBuild(first, frozenset())))
+    formations = before()
+    for formation in formations:
+        sink.add(formation, entry_of(formation))
+    sink.finish(Catalog.of([entry_of(f) for f in formations], TODAY))
+    assert "Un autre catalogue" in (staging / "site" / "publier" / "index.html").read_text()
+    assert not same_file(first / "site" / "404.html", staging / "site" / "404.html")
+
+
+# --------------------------------------------------------------------------
+# Through the build: the same, with the build deciding what is unchanged
+# --------------------------------------------------------------------------
+
+
+def write(path: Path, formations) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    write_lheo(formations, path)
+
+
+def run(content: Path, build_dir: Path, today: dt.date = TODAY):
+    return build(BuildOptions(content=(content,), build_dir=build_dir, today=today), Settings(), sinks=["site"])
+
+
+def test_incremental_build_of_the_site_equals_a_full_build(tmp_path):
+    content = tmp_path / "content"
+    write(content / "a.xml", before())
+    run(content, tmp_path / "inc")
+    previous = published_build(tmp_path / "inc")
+    write(content / "a.xml", after())
+    report = run(content, tmp_path / "inc")
+    run(content, tmp_path / "full")
+    assert report.incremental and report.reused == len(UNCHANGED)
+    assert digest(tmp_path / "inc" / "site") == digest(tmp_path / "full" / "site")
+    for ref in UNCHANGED:
+        assert same_file(previous / "site" / "formations" / ref / "index.html",
+                         tmp_path / "inc" / "site" / "formations" / ref / "index.html")
+
+
+# --------------------------------------------------------------------------
+# Memo keys: whatever changes a page changes its key
+# --------------------------------------------------------------------------
+
+
+def variants(entry: Entry) -> dict[str, Entry]:
+    """The entry with each of its fields changed in turn."""
+    result = {}
+    for item in dataclasses.fields(Entry):
+        value = getattr(entry, item.name)
+        if item.name == "origin":
+            changed = Origin("b.xml", 99)
+        elif item.name == "places":
+            changed = (Place("Albi", "81000", "81", "76"),) + value
+        elif item.name == "statut":
+            changed = Statut.PROPOSEE
+        elif isinstance(value, bool):
+            changed = not value
+        elif item.name == "datemaj":
+            changed = "20200101"
+        elif isinstance(value, str) or value is None:
+            changed = (value or "") + "9"
+        elif isinstance(value, tuple):
+            changed = value + (value[0] if value else "9",)
+        else:
+            raise AssertionError(f"no variant for Entry.{item.name}: add one")
+        result[item.name] = dataclasses.replace(entry, **{item.name: changed})
+    return result
+
+
+def organisme_page(site: Site, entries: list[Entry], address: str) -> tuple[str, tuple]:
+    summary = Catalog.of(entries, TODAY).organismes()[entries[0].siret]
+    return site.organisme(summary, render._adresse(address)), site.organisme_inputs(summary, address)
+
+
+def letter_pages(site: Site, entries: list[Entry]) -> list[tuple[str, tuple]]:
+    organismes = Catalog.of(entries, TODAY).organismes()
+    letters = site.letters(organismes.values())
+    pages = [(site.organismes_page(letters, None, 1, len(organismes)), Site.organismes_page_inputs(letters, None, 1, len(organismes)))]
+    for letter in letters:
+        pages.append((site.organismes_page(letters, letter, 1, len(organismes)),
+                      Site.organismes_page_inputs(letters, letter, 1, len(organismes))))
+    return pages
+
+
+def test_no_change_of_an_entry_alters_a_listing_page_but_not_its_key():
+    site = Site(Settings(), TODAY, geo())
+    base = [entry_of(f) for f in before() if f.organisme_formation_responsable.siret_organisme_formation == SIRET_TOULOUSE]
+    address = Adresse.model_validate(ADRESSE_TOULOUSE).model_dump_json()
+    page, key = organisme_page(site, base, address)
+    listing = letter_pages(site, base)
+    archived = dataclasses.replace(base[0], ref="15_AF_0099", archived=True)
+    lists = {f"Entry.{name}": [variant] + base[1:] for name, variant in variants(base[0]).items()}
+    lists.update({"one more archived formation": base + [archived], "one formation less": base[1:]})
+    shown = set()
+    for name, entries in lists.items():
+        other_page, other_key = organisme_page(site, entries, address)
+        if other_page != page:
+            shown.add(name)
+            assert other_key != key, f"{name} changes the organisme page but not its memo key"
+        for (html, inputs), (other_html, other_inputs) in zip(listing, letter_pages(site, entries)):
+            if other_html != html:
+                assert other_inputs != inputs, f"{name} changes a list of organismes but not its memo key"
+    assert {"Entry.ref", "Entry.intitule", "Entry.archived", "Entry.places"} <= shown  # the variants reach the page
+    # The line of a formation in its file is not on the page: moving it must not make its page new.
+    assert organisme_page(site, [variants(base[0])["origin"]] + base[1:], address) == (page, key)
+    other_address = Adresse.model_validate(ADRESSE_MONTPELLIER).model_dump_json()
+    assert organisme_page(site, base, other_address)[1] != key
+
+
+def test_an_organisme_changing_letter_changes_the_keys_of_the_lists_it_leaves_and_joins():
+    site = Site(Settings(), TODAY, geo())
+    formations = before()[:6] + [make_formation(numero="15_AF_0010", org=organisme(siret=SIRET_GONE, nom="Alpha"))]
+    entries = [entry_of(f) for f in formations]
+    renamed = [dataclasses.replace(e, organisme="Uranus") if e.siret == SIRET_GONE else e for e in entries]
+    before_pages, after_pages = letter_pages(site, entries), letter_pages(site, renamed)
+    assert before_pages[0][0] != after_pages[0][0]  # the index page: A (2) becomes A (1), U (1) becomes U (2)
+    assert before_pages[0][1] != after_pages[0][1]
+
+
+@pytest.mark.parametrize("adresse", [ADRESSE_TOULOUSE, ADRESSE_MONTPELLIER, ADRESSE_TOURS, {"ville": "Albi"}])
+def test_the_cached_address_is_the_address(adresse):
+    value = Adresse.model_validate(adresse)
+    assert render._adresse(value.model_dump_json()) == value
+    assert render._adresse(render.NO_ADDRESS) is None
+
+
+# --------------------------------------------------------------------------
+# The fiche workers
+# --------------------------------------------------------------------------
+
+
+def many(count: int) -> list[Formation]:
+    return [make_formation(numero=f"15_AF_{i:04d}", intitule=f"Formation numéro {i}") for i in range(count)]
+
+
+@pytest.fixture
+def small_batches(monkeypatch):
+    """Batches of 2 fiches, so that a handful of formations goes through the workers."""
+    monkeypatch.setattr(render, "FICHE_BATCH", 2)
+    pools = []
+    original = render._FichePool.__init__
+
+    def spy(self, *args, **kwargs):
+        pools.append(self)
+        original(self, *args, **kwargs)
+
+    monkeypatch.setattr(render._FichePool, "__init__", spy)
+    return pools
+
+
+def our_children(before: set) -> list:
+    return [p for p in multiprocessing.active_children() if p.pid not in before]
+
+
+def test_parallel_fiches_are_the_serial_ones(tmp_path, small_batches):
+    formations = many(9)
+    serial = sink_build(tmp_path / "serial", formations, workers=0)
+    assert small_batches == []
+    for workers in (1, 2):
+        parallel = sink_build(tmp_path / f"parallel-{workers}", formations, workers=workers)
+        assert tree(parallel / "site") == tree(serial / "site")
+    assert len(small_batches) == 2
+
+
+def test_parallel_incremental_build_is_a_full_builds(tmp_path, small_batches):
+    _, second, full = incremental(tmp_path, workers=2)
+    assert small_batches  # the first build went through the workers
+    assert digest(second / "site") == digest(full / "site")
+
+
+def in_thread(function: Callable[[], None], timeout: float = 60) -> BaseException | None:
+    """Run ``function``; fail the test if it hangs; return what it raised."""
+    raised: list[BaseException] = []
+
+    def target():
+        try:
+            function()
+        except BaseException as exc:  # noqa: BLE001 - handed to the test
+            raised.append(exc)
+
+    thread = threading.Thread(target=target, daemon=True)
+    thread.start()
+    thread.join(timeout)
+    assert not thread.is_alive(), "the build hangs"
+    return raised[0] if raised else None
+
+
+def test_an_error_in_a_worker_is_raised_by_the_build(tmp_path, small_batches, monkeypatch):
+    fiche = Site.fiche
+
+    def failing(self, formation, entry):
+        if entry.ref == "15_AF_0005":
+            raise ValueError("gabarit cassé")
+        return fiche(self, formation, entry)
+
+    monkeypatch.setattr(Site, "fiche", failing)  # before the fork: the workers inherit it
+    existing = {p.pid for p in multiprocessing.active_children()}
+    error = in_thread(lambda: sink_build(tmp_path / "b", many(12), workers=2))
+    assert isinstance(error, ValueError) and "gabarit cassé" in str(error)
+    assert any("15_AF_0005" in note for note in getattr(error, "__notes__", []))
+    assert small_batches and our_children(existing) == []
+
+
+def test_a_worker_that_dies_fails_the_build(tmp_path, small_batches, monkeypatch):
+    fiche = Site.fiche
+
+    def dying(self, formation, entry):
+        if entry.ref == "15_AF_0003":
+            os._exit(3)
+        return fiche(self, formation, entry)
+
+    monkeypatch.setattr(Site, "fiche", dying)
+    existing = {p.pid for p in multiprocessing.active_children()}
+    error = in_thread(lambda: sink_build(tmp_path / "b", many(12), workers=2))
+    assert isinstance(error, RuntimeError) and "arrêté brutalement" in str(error)
+    assert our_children(existing) == []
+
+
+def test_abort_stops_the_workers(tmp_path, small_batches):
+    existing = {p.pid for p in multiprocessing.active_children()}
+    (tmp_path / "b").mkdir()
+    sink = SiteSink(SinkContext(tmp_path / "b", Settings(), TODAY, geo()), workers=2)
+    for formation in many(6):
+        sink.add(formation, entry_of(formation))
+    assert len(our_children(existing)) == 2
+    sink.abort()
+    assert our_children(existing) == []
+
+
+def test_workers_do_not_hold_the_build_lock(tmp_path, small_batches, monkeypatch):
+    # build.py's at-fork hook closes the lock in children, so that a killed build frees it at once.
+    fiche = Site.fiche
+
+    def checking(self, formation, entry):
+        for fd in os.listdir("/proc/self/fd"):
+            try:
+                target = os.readlink(f"/proc/self/fd/{fd}")
+            except OSError:
+                continue
+            if target.endswith("/.lock"):
+                raise AssertionError(f"a worker holds {target}")
+        return fiche(self, formation, entry)
+
+    monkeypatch.setattr(Site, "fiche", checking)
+    content = tmp_path / "content"
+    write(content / "a.xml", many(8))
+    report = run(content, tmp_path / "build")
+    assert report.published == 8 and small_batches
