@@ -764,8 +764,8 @@ def _iso_lheo(datemaj: str) -> str:
 _SIRET_RE = re.compile(r"^\d{14}$")
 
 #: Processes that render and write the fiches while the build reads on; 0 renders them in the build's process.
-#: One core is left to the build itself (reading, the other sinks): on 2 cores, one worker made a full build of
-#: 10,000 formations faster than two (median 35 s against 46 s; 55 s with none).
+#: A core is left to the build itself, which reads and feeds the other sinks: on 2 cores, a full build of 10,000
+#: formations took 35 s with one worker, 46 s with two and 55 s with none (medians of 3, on a shared machine).
 FICHE_WORKERS = max(0, min(2, (os.cpu_count() or 1) - 1))
 #: Fiches sent to a worker at once. At most BATCHES_IN_FLIGHT batches per worker wait, which bounds the memory.
 FICHE_BATCH = 64
