@@ -27,6 +27,7 @@ import multiprocessing
 import os
 import re
 import shutil
+import time
 import unicodedata
 from collections import deque
 from concurrent.futures import Future, ProcessPoolExecutor
@@ -1079,8 +1080,12 @@ class _FichePool:
         for process in self._processes:
             if process.is_alive():
                 process.terminate()
+        deadline = time.monotonic() + 10
         for process in self._processes:
-            process.join(timeout=10)
+            process.join(timeout=max(0.0, deadline - time.monotonic()))
+            # The executor's own thread may have reaped it first, and not yet noted its exit code.
+            while process.exitcode is None and time.monotonic() < deadline:
+                time.sleep(0.005)
         self._pending.clear()
 
     @staticmethod
