@@ -276,32 +276,13 @@ def _intact(folder: Path, manifest: Manifest, sinks: list[str]) -> bool:
             pages = folder / "site" / "formations"
             for ref in manifest.published:
                 os.stat(pages / ref / "index.html")
-        if "index" in sinks and _index_counts(folder / "index") != (len(manifest.published),) * 2:
-            return False
+        if "index" in sinks:
+            from .search.index import check_previous
+
+            check_previous(PreviousBuild(folder, frozenset(manifest.published)))
     except Exception:  # noqa: BLE001  (whatever is broken, a full build repairs it)
         return False
     return True
-
-
-def _index_counts(folder: Path) -> tuple[int, int]:
-    """Formations in the Whoosh index (deleted ones left out) and in the formation store."""
-    import sqlite3
-
-    from whoosh import index as whoosh_index
-
-    from .search.index import STORE_FILE
-
-    ix = whoosh_index.open_dir(str(folder))
-    try:
-        documents = ix.doc_count()
-    finally:
-        ix.close()
-    store = sqlite3.connect(f"file:{folder / STORE_FILE}?mode=ro", uri=True)
-    try:
-        rows = store.execute("SELECT count(*) FROM formation").fetchone()[0]
-    finally:
-        store.close()
-    return documents, rows
 
 
 def _build_into(

@@ -62,9 +62,9 @@ from ..build import PreviousBuild, SinkContext, register_sink
 from ..catalog import Catalog, Entry
 from ..incremental import link_file
 from ..model import Formation
-from whoosh.util.numeric import byte_to_length, length_to_byte
+from whoosh.util.numeric import length_to_byte
 
-from .analysis import B, FIELD_BOOSTS, K1, TermsTokenizer, analyse_both, field_texts, fold, normalise_number, stem
+from .analysis import FIELD_BOOSTS, TermsTokenizer, analyse_both, field_texts, fold, normalise_number, stem
 
 INDEX_DIR = "index"
 STORE_FILE = "formations.sqlite"
@@ -303,7 +303,7 @@ class IndexSink:
         if self.previous is None:
             self._start_full()
         else:
-            _check_previous(self.previous)
+            check_previous(self.previous)
 
     def _start_full(self) -> None:
         ix = whoosh_index.create_in(str(self.folder), make_schema())
@@ -433,11 +433,12 @@ class PreviousIndexDamaged(FileNotFoundError):
     """
 
 
-def _check_previous(previous: PreviousBuild) -> None:
+def check_previous(previous: PreviousBuild) -> None:
     """Fail early, and as :class:`PreviousIndexDamaged`, when the previous index cannot be built upon.
 
-    Cheap: the table of contents, each segment's header, the store's first page;
-    and the number of documents against the number of formations published.
+    Cheap: the table of contents, each segment's header; the number of documents
+    and of the store's formations against the number of formations published.
+    The build calls it too, before it decides that nothing changed.
     """
     folder = previous.folder / INDEX_DIR
     try:
@@ -453,9 +454,11 @@ def _check_previous(previous: PreviousBuild) -> None:
     store = folder / STORE_FILE
     try:
         with closing(sqlite3.connect(f"file:{store}?mode=ro", uri=True)) as db:
-            db.execute("SELECT COUNT(*) FROM sqlite_master").fetchone()
+            rows = db.execute("SELECT COUNT(*) FROM formation").fetchone()[0]
     except sqlite3.Error as exc:
         raise PreviousIndexDamaged(errno.ENOENT, f"base illisible ({exc})", str(store)) from exc
+    if rows != len(previous.refs):
+        raise PreviousIndexDamaged(errno.ENOENT, f"{rows} formations en base pour {len(previous.refs)} publiées", str(store))
 
 
 def _whoosh_files(folder: Path) -> list[str]:
@@ -924,18 +927,6 @@ class SearchIndex:
     def field_length(self, fieldname: str) -> int:
         """Total number of terms of ``fieldname`` in the live documents."""
         return self.searcher().reader().field_length(fieldname) - self._excess()[2].get(fieldname, 0)
-
-    def norms(self, fieldname: str) -> list[float]:
-        """Per docnum, BM25's length normalisation of a text field: ``K1 * (1 - B + B * len / avglen)``."""
-        key = f"norm_{fieldname}"
-        values = self._columns.get(key)
-        if values is None:
-            count = self.doc_count()
-            avg = (self.field_length(fieldname) / count) if count else 0
-            avg = avg or 1
-            values = [K1 * ((1 - B) + B * byte_to_length(b) / avg) for b in self.column(f"len_{fieldname}")]
-            self._columns[key] = values
-        return values
 
     def refs(self) -> list[str]:
         """Ref of each docnum."""
