@@ -275,7 +275,7 @@ def _intact(folder: Path, manifest: Manifest, sinks: list[str]) -> bool:
         if "site" in sinks:
             pages = folder / "site" / "formations"
             for ref in manifest.published:
-                os.stat(pages / ref / "index.html")
+                os.stat(pages / f"{ref}.html")
         if "index" in sinks:
             from .search.index import check_previous
 

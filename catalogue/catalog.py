@@ -80,7 +80,7 @@ class Entry:
 
     @property
     def url(self) -> str:
-        return f"/formations/{self.ref}/"
+        return f"/formations/{self.ref}.html"
 
     @property
     def datemaj_french(self) -> str:

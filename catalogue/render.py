@@ -12,8 +12,10 @@ Pages are Jinja2 templates from ``templates/``, autoescaped, with undefined
 variables as errors. The output depends only on the input, the settings and the
 build's day: no timestamp, and every list is sorted before it is shown.
 
-URLs are root-absolute (``/formations/<Ref>/``): the site is served at the root
-of its domain, as ``Entry.url`` and the search results assume.
+URLs are root-absolute (``/formations/<Ref>.html``): the site is served at the root
+of its domain, as ``Entry.url`` and the search results assume. A fiche is a file
+of ``formations/``, not a folder of its own: a build links 100,000 of them into a
+new folder, and one ``mkdir`` per fiche would cost more than the links.
 """
 
 from __future__ import annotations
@@ -831,7 +833,7 @@ class SiteSink:
         adresse = coordonnees.adresse if coordonnees else None
         self._address_of_ref[entry.ref] = self._address_id(adresse.model_dump_json() if adresse else NO_ADDRESS)
         if self.workers <= 0:
-            _write_fiche(path, self.site.fiche(formation, entry))
+            _write(path, self.site.fiche(formation, entry))
             return
         self._batch.append((path, formation, entry))
         if len(self._batch) >= FICHE_BATCH:
@@ -848,7 +850,6 @@ class SiteSink:
             cache = self._previous.folder / CACHE_DIR / CACHE_FILE
             raise FileNotFoundError(errno.ENOENT, f"la formation {entry.ref} n'y est pas notée", str(cache))
         path = self._fiche(entry.ref)
-        path.parent.mkdir(exist_ok=True)  # so that link_file links at its first try
         link_file(self._previous.folder / "site" / path.relative_to(self.root), path)
         self._address_of_ref[entry.ref] = self._address_id(state["addresses"][address])
 
@@ -873,7 +874,7 @@ class SiteSink:
     def _wait_for_fiches(self) -> None:
         if self._batch and self._pool is None:
             for path, formation, entry in self._batch:
-                _write_fiche(path, self.site.fiche(formation, entry))
+                _write(path, self.site.fiche(formation, entry))
             self._batch = []
         elif self._batch:
             self._send_batch()
@@ -975,7 +976,7 @@ class SiteSink:
     # -- paths --------------------------------------------------------------
 
     def _fiche(self, ref: str) -> Path:
-        return self._fiches / _safe_ref(ref) / "index.html"
+        return self._fiches / f"{_safe_ref(ref)}.html"
 
     def _page(self, *parts: str) -> Path:
         return self._file(*parts, "index.html")
@@ -1001,12 +1002,6 @@ def _write(path: Path, content: str) -> None:
         handle = open(path, "xb")
     with handle:
         handle.write(data)
-
-
-def _write_fiche(path: Path, content: str) -> None:
-    """A fiche, alone in its new folder ``formations/<Ref>/``."""
-    path.parent.mkdir(exist_ok=True)
-    _write(path, content)
 
 
 def _adresse(address: str) -> Optional[Adresse]:
@@ -1114,7 +1109,7 @@ def _write_fiches(batch: list[tuple[Path, Formation, Entry]]) -> int:
     assert _worker_site is not None
     for path, formation, entry in batch:
         try:
-            _write_fiche(path, _worker_site.fiche(formation, entry))
+            _write(path, _worker_site.fiche(formation, entry))
         except Exception as exc:
             exc.add_note(f"fiche de la formation {entry.ref} ({path})")
             raise

@@ -188,15 +188,28 @@ def _static(build_dir: Path, path: str, request: Request) -> Response:
         return _error(503, f"{build_dir / 'site'} : aucun site publié ; lancez « catalogue build » d'abord")
     target = _safe_target(site, path)
     if target is None:
-        return _not_found(site)
+        moved = _fiche_moved(site, path)
+        return RedirectResponse(moved, status_code=301) if moved else _not_found(site)
     if target.is_dir():
         if path and not path.endswith("/"):
-            # Pages link relatively to their folder: /formations/X → /formations/X/
+            # One URL per page: /organismes/X → /organismes/X/
             return RedirectResponse("/" + path.lstrip("/") + "/", status_code=308)
         target = target / "index.html"
     if not target.is_file():
         return _not_found(site)
     return FileResponse(target, media_type=_media_type(target))
+
+
+def _fiche_moved(site: Path, path: str) -> Optional[str]:
+    """The new URL of a page whose URL was a folder: ``/formations/<Ref>/`` is now ``/formations/<Ref>.html``.
+
+    Links and bookmarks made before the change keep working.
+    """
+    name = path.strip("/")
+    if not name or name.endswith(".html"):
+        return None
+    target = _safe_target(site, name + ".html")
+    return "/" + name + ".html" if target is not None and target.is_file() else None
 
 
 def _safe_target(site: Path, path: str) -> Optional[Path]:

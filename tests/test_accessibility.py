@@ -104,8 +104,8 @@ class Demo:
             "accueil": "/",
             "recherche": "/recherche/",
             "recherche-resultats": "/recherche/?q=" + quote(self.query),
-            "fiche": f"/formations/{self.current}/",
-            "fiche-archivee": f"/formations/{self.archived}/",
+            "fiche": f"/formations/{self.current}.html",
+            "fiche-archivee": f"/formations/{self.archived}.html",
             "organisme": f"/organismes/{self.siret}/",
             "organismes": "/organismes/",
             "publier": "/publier/",
@@ -271,7 +271,7 @@ def test_search_with_the_keyboard_alone(page, demo):  # noqa: F811
             break
     else:
         raise AssertionError("Tab never reaches the results")
-    assert focused["item"] == first and focused["href"] == f"/formations/{first}/"
+    assert focused["item"] == first and focused["href"] == f"/formations/{first}.html"
 
     page.keyboard.press("Tab")
     button = page.evaluate(FOCUSED)
@@ -283,7 +283,7 @@ def test_search_with_the_keyboard_alone(page, demo):  # noqa: F811
 
     page.keyboard.press("Shift+Tab")
     page.keyboard.press("Enter")
-    page.wait_for_url(f"**/formations/{first}/")
+    page.wait_for_url(f"**/formations/{first}.html")
     assert page.errors == []
 
 
@@ -314,11 +314,11 @@ def test_page_reflows_at_320_px(page, demo, name):  # noqa: F811
 
 def test_every_fiche_reflows_at_320_px(page, demo):  # noqa: F811
     page.set_viewport_size(NARROW)
-    fiches = sorted(p.parent.name for p in (demo.site / "formations").glob("*/index.html"))
+    fiches = sorted(p.stem for p in (demo.site / "formations").glob("*.html"))
     assert len(fiches) >= 20
     wide = {}
     for ref in fiches:
-        page.goto(f"{demo.base}/formations/{ref}/")
+        page.goto(f"{demo.base}/formations/{ref}.html")
         found = overflow(page)
         if found["scroll"] > 0:
             wide[ref] = found

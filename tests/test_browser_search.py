@@ -80,7 +80,7 @@ def test_type_a_ref_then_a_title_and_open_the_fiche(site, page):  # noqa: F811
     assert found[0] == "15_AF_0000990001"
     assert "formation trouvée" in page.inner_text("#recherche-statut")
     page.click("#recherche-resultats > li >> nth=0 >> a")
-    page.wait_for_url(re.compile(r"/formations/15_AF_0000990001/$"))
+    page.wait_for_url(re.compile(r"/formations/15_AF_0000990001\.html$"))
     assert "Ref : 15_AF_0000990001" in page.inner_text(".fiche-ref")
     assert page.errors == []
 
@@ -93,7 +93,7 @@ def test_a_ref_result_shows_its_facts_and_links_to_the_fiche(site, page):  # noq
     for part in (TITLE, "UT2J FC", "31500 Toulouse", "Ref : 15_AF_0000990001", "mise à jour le 02/11/2026"):
         assert part in text
     href = page.get_attribute("#recherche-resultats > li a", "href")
-    assert href == "/formations/15_AF_0000990001/"
+    assert href == "/formations/15_AF_0000990001.html"
     assert page.input_value("#recherche-q") == "15_af_0000990001"
 
 
@@ -152,7 +152,7 @@ def test_page_is_accessible_and_keyboard_operable(site, page):  # noqa: F811
     wait_for_results(page, TITLE)
     page.focus("#recherche-resultats > li a")
     page.keyboard.press("Enter")
-    page.wait_for_url(re.compile(r"/formations/15_AF_0000990001/$"))
+    page.wait_for_url(re.compile(r"/formations/15_AF_0000990001\.html$"))
 
 
 def test_more_results_on_demand(site, page):  # noqa: F811

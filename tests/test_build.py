@@ -40,7 +40,7 @@ def tree_digest(root: Path) -> dict[str, str]:
 
 
 def fiche(build_dir: Path, ref: str) -> str:
-    return (build_dir / "site" / "formations" / ref / "index.html").read_text(encoding="utf-8")
+    return (build_dir / "site" / "formations" / f"{ref}.html").read_text(encoding="utf-8")
 
 
 @pytest.fixture
@@ -92,7 +92,7 @@ def test_skip_invalid_publishes_the_valid_ones(content, tmp_path):
     (content / "b.xml").write_text((SAMPLES / "centre-plaquiste.xml").read_text().replace("20180601", "20181345", 1))
     report = run(content, tmp_path / "build", skip_invalid=True)
     assert report.published == 2 and report.rejected == {"07_10"}
-    assert not (tmp_path / "build" / "site" / "formations" / "07_10").exists()
+    assert not (tmp_path / "build" / "site" / "formations" / "07_10.html").exists()
 
 
 def test_same_ref_twice_is_reported_never_overwritten(content, tmp_path):
@@ -191,9 +191,9 @@ def test_only_validated_submissions_are_published_and_the_report_lists_the_other
     build_dir = tmp_path / "build"
     report = run(root, build_dir)
     assert report.published == 1
-    assert (build_dir / "site" / "formations" / "15_Y_1" / "index.html").exists()
-    assert not (build_dir / "site" / "formations" / "15_Y_2").exists()
-    assert not (build_dir / "site" / "formations" / "15_Y_3").exists()
+    assert (build_dir / "site" / "formations" / "15_Y_1.html").exists()
+    assert not (build_dir / "site" / "formations" / "15_Y_2.html").exists()
+    assert not (build_dir / "site" / "formations" / "15_Y_3.html").exists()
     data = json.loads((build_dir / "report.json").read_text(encoding="utf-8"))
     statuts = {s["ref"]: (s["statut"], s["motif_refus"]) for s in data["soumissions_non_publiees"]}
     assert statuts == {"15_Y_2": ("proposee", None), "15_Y_3": ("refusee", "Dates dépassées")}

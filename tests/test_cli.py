@@ -26,7 +26,7 @@ def runner():
 def test_build_writes_the_site_and_summarises(runner, tmp_path):
     result = runner.invoke(main, ["build", "--content", str(SAMPLES), "--build", str(tmp_path / "b"), "--today", "2018-01-01"])
     assert result.exit_code == 0, result.output
-    assert (tmp_path / "b" / "site" / "formations" / "07_10" / "index.html").exists()
+    assert (tmp_path / "b" / "site" / "formations" / "07_10.html").exists()
     assert "2 formation(s) lue(s), 2 publiée(s)" in result.stderr
 
 
@@ -68,7 +68,7 @@ def test_check_reports_region_warning_and_exits_zero(runner, tmp_path):
     result = runner.invoke(main, ["check", "--content", str(path)])
     assert result.exit_code == 0, result.output
     assert "Occitanie" in result.stderr and "[avertissement]" in result.stderr
-    assert not Path("build").joinpath("site", "formations", "07_99").exists()
+    assert not Path("build").joinpath("site", "formations", "07_99.html").exists()
 
 
 def test_check_exits_one_on_errors(runner, tmp_path):

@@ -60,7 +60,7 @@ def touch_later(path: Path, text: str) -> None:
 
 
 def fiche(build_dir: Path, ref: str = "15_Y_1") -> str:
-    return (build_dir / "site" / "formations" / ref / "index.html").read_text(encoding="utf-8")
+    return (build_dir / "site" / "formations" / f"{ref}.html").read_text(encoding="utf-8")
 
 
 @pytest.fixture
@@ -310,23 +310,23 @@ def test_the_dev_server_serves_rebuilds_on_edit_and_shows_errors(tree, tmp_path)
         status, kind, home = _wait_for(lambda: _get(base + "/"), proc, log)
         assert status == 200 and kind.startswith("text/html")
         assert "/livereload.js" in home  # livereload's script, injected into every page
-        status, _, page = _get(base + "/formations/15_Y_1/")
+        status, _, page = _get(base + "/formations/15_Y_1.html")
         assert status == 200 and "Soudeur" in page
 
         touch_later(source, SUBMISSION.format(intitule="Chaudronnier", certifiante="oui"))
-        status, _, page = _wait_for(lambda: _when(base + "/formations/15_Y_1/", lambda r: "Chaudronnier" in r[2]),
+        status, _, page = _wait_for(lambda: _when(base + "/formations/15_Y_1.html", lambda r: "Chaudronnier" in r[2]),
                                     proc, log)
         assert status == 200 and "Soudeur" not in page
 
         touch_later(source, SUBMISSION.format(intitule="Chaudronnier", certifiante=BAD_CERTIFIANTE))
-        status, _, page = _wait_for(lambda: _when(base + "/formations/15_Y_1/", lambda r: r[0] == 500), proc, log)
+        status, _, page = _wait_for(lambda: _when(base + "/formations/15_Y_1.html", lambda r: r[0] == 500), proc, log)
         assert f"ut2j.yaml:{CERTIFIANTE_LINE}: 15_Y_1: certifiante:" in page
         assert "&lt;b&gt;peut-être&lt;/b&gt;" in page and "<b>peut-être</b>" not in page
         assert "/livereload.js" in page  # the error page reloads itself once fixed
         assert _get(base + "/static/catalogue.css")[0] == 200  # assets still come from the previous site
 
         touch_later(source, SUBMISSION.format(intitule="Tourneur", certifiante="oui"))
-        status, _, page = _wait_for(lambda: _when(base + "/formations/15_Y_1/", lambda r: r[0] == 200), proc, log)
+        status, _, page = _wait_for(lambda: _when(base + "/formations/15_Y_1.html", lambda r: r[0] == 200), proc, log)
         assert "Tourneur" in page
     finally:
         proc.terminate()

@@ -255,7 +255,7 @@ def test_json_has_one_item_per_formation_that_validates_back_to_the_model(built)
     back = [Formation.model_validate(item["formation"]) for item in items]
     assert back == inputs
     assert [item["numero"] for item in items] == [f.numero for f in inputs]
-    assert items[0]["url"] == f"{SITE_URL}/formations/{items[0]['numero']}/"
+    assert items[0]["url"] == f"{SITE_URL}/formations/{items[0]['numero']}.html"
 
 
 def test_json_is_one_item_a_line(built):
@@ -271,7 +271,7 @@ def test_json_line_is_the_item_as_json_writes_it(built):
     for formation in inputs:
         entry = summarize(formation, origin=Origin("a.xml", 1), statut=Statut.VALIDEE, today=TODAY,
                           settings=Settings(site_url=SITE_URL), geo=geo())
-        url = f"{SITE_URL}/formations/{formation.numero}/"
+        url = f"{SITE_URL}/formations/{formation.numero}.html"
         expected = json.dumps(json_item(formation, entry, url), ensure_ascii=False, separators=(",", ":"))
         assert json_line(formation, entry, url) == expected.encode("utf-8")
 
@@ -330,7 +330,7 @@ def test_csv_values_of_a_known_session(built):
         "etat_recrutement": "ouvert",
         "date_maj": "2026-11-02",
         "archivee": "non",
-        "url_fiche": f"{SITE_URL}/formations/15_AF_0000000001/",
+        "url_fiche": f"{SITE_URL}/formations/15_AF_0000000001.html",
     }
     # A month-only end, an unknown end, the organisme's premises, entries all year round, at a distance.
     assert rows["15_SE_2"]["date_fin"] == "2027-09" and rows["15_SE_2"]["eligible_cpf"] == "non"
@@ -403,7 +403,7 @@ def test_page_renders_with_the_site(tmp_path):
     content = make_content(tmp_path / "content")
     run(content, tmp_path / "build", sinks=("site", "donnees"))
     site = tmp_path / "build" / "site"
-    assert (site / "donnees" / "index.html").is_file() and (site / "formations" / "07_10" / "index.html").is_file()
+    assert (site / "donnees" / "index.html").is_file() and (site / "formations" / "07_10.html").is_file()
 
 
 # -- determinism, the schema's limits, an empty catalogue ----------------------------------

@@ -52,7 +52,7 @@ def current_target(build_dir: Path) -> str:
 
 
 def published_refs(build_dir: Path) -> set[str]:
-    return {p.name for p in (build_dir / "site" / "formations").iterdir() if p.is_dir()}
+    return {p.stem for p in (build_dir / "site" / "formations").glob("*.html")}
 
 
 def build_in_process(content: Path, build_dir: Path):
@@ -318,7 +318,7 @@ def test_a_damaged_index_is_503_the_site_is_served_and_the_next_build_repairs(co
     assert 503 in statuses
     home = client.get("/")
     assert home.status_code == 200 and "<html" in home.text
-    assert client.get(f"/formations/{ref}/").status_code == 200
+    assert client.get(f"/formations/{ref}.html").status_code == 200
 
     build_in_process(contents["small"], build_dir)  # the same server, no restart
     found = client.get("/api/search", params={"q": ref, "include_archived": "true"})

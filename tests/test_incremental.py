@@ -219,11 +219,11 @@ def test_a_damaged_previous_build_is_rebuilt_in_full(tmp_path):
     content = write(tmp_path / "content" / "a.xml", formations(3))
     run(content, tmp_path / "build", sinks=None)
     first = published_build(tmp_path / "build")
-    for page in (first / "site" / "formations").rglob("index.html"):
+    for page in (first / "site" / "formations").glob("*.html"):
         page.unlink()  # someone cleaned the published folder by hand
     report = run(content, tmp_path / "build", sinks=None)
     assert not report.incremental and report.rendered == 3
-    assert (tmp_path / "build" / "site" / "formations" / "15_AF_0001" / "index.html").is_file()
+    assert (tmp_path / "build" / "site" / "formations" / "15_AF_0001.html").is_file()
 
 
 # --------------------------------------------------------------------------

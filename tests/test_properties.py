@@ -192,7 +192,7 @@ def test_a_valid_ref_is_one_safe_path_segment(text):
     assert re.fullmatch(REF_PATTERN, ref)
     root = Path(tempfile.gettempdir()) / "catalogue-refs"
     assert Path(root, ref).resolve().parent == root.resolve()
-    assert Path(root, "formations", ref, "index.html").resolve().parent.parent == (root / "formations").resolve()
+    assert Path(root, "formations", f"{ref}.html").resolve().parent == (root / "formations").resolve()
     assert REF.validate_python(ref) == ref  # idempotent
 
 
@@ -480,7 +480,7 @@ def test_search_answers_or_refuses_cleanly(catalogue_build, q, limit, offset, in
     assert len(found) <= params.limit
     assert response.total >= len(found) + (params.offset if found else 0)
     for result in response.results:
-        assert result.url == f"/formations/{result.ref}/"
+        assert result.url == f"/formations/{result.ref}.html"
         assert result.archived == (result.ref == "15_AF_0000000005")
 
 

@@ -238,7 +238,7 @@ def test_canonical_open_graph_and_breadcrumb():
     formation = make_formation(numero="15_AF_0000000007")
     page = Page(fiche(formation, settings))
     canonical = [a["href"] for a in page.all("link") if a.get("rel") == "canonical"]
-    assert canonical == [f"{SITE_URL}/formations/15_AF_0000000007/"]
+    assert canonical == [f"{SITE_URL}/formations/15_AF_0000000007.html"]
     og = {a["property"]: a["content"] for a in page.all("meta") if "property" in a}
     assert og["og:url"] == canonical[0] and og["og:title"].startswith(formation.intitule_formation)
     crumbs = [a for a in page.all("nav") if a.get("aria-label") == "Fil d'Ariane"]
@@ -381,7 +381,7 @@ def test_sitemap_is_an_index_of_absolute_urls_split_at_the_limit(tmp_path):
         urls += chunk
     assert all(u.startswith(SITE_URL + "/") for u in urls)
     for ref in ("15_AF_0000000001", "15_AF_0000000002", "07_AF_0000000003"):
-        assert f"{SITE_URL}/formations/{ref}/" in urls
+        assert f"{SITE_URL}/formations/{ref}.html" in urls
     assert f"{SITE_URL}/organismes/{SIRET_TOULOUSE}/" in urls and f"{SITE_URL}/organismes/{SIRET_VEIGNE}/" in urls
 
 

@@ -141,7 +141,7 @@ def test_incremental_site_is_a_full_builds_byte_for_byte(tmp_path):
     first, second, full = incremental(tmp_path)
     assert digest(second / "site") == digest(full / "site")
     site = second / "site"
-    assert not (site / "formations" / "15_AF_0001").exists() and not (site / "formations" / "15_AF_0007").exists()
+    assert not (site / "formations" / "15_AF_0001.html").exists() and not (site / "formations" / "15_AF_0007.html").exists()
     assert not (site / "organismes" / SIRET_GONE).exists() and (site / "organismes" / SIRET_NEW).is_dir()
     # The deleted smallest Ref's address is gone from Toulouse's page, the next Ref's shown.
     toulouse = (site / "organismes" / SIRET_TOULOUSE / "index.html").read_text()
@@ -152,9 +152,9 @@ def test_incremental_site_is_a_full_builds_byte_for_byte(tmp_path):
 def test_unchanged_fiches_are_links_to_the_previous_build_and_changed_ones_new_files(tmp_path):
     first, second, _ = incremental(tmp_path)
     for ref in UNCHANGED:
-        assert same_file(first / "site" / "formations" / ref / "index.html", second / "site" / "formations" / ref / "index.html"), ref
+        assert same_file(first / "site" / "formations" / f"{ref}.html", second / "site" / "formations" / f"{ref}.html"), ref
     for ref in CHANGED - {"15_AF_0009"}:
-        assert not same_file(first / "site" / "formations" / ref / "index.html", second / "site" / "formations" / ref / "index.html"), ref
+        assert not same_file(first / "site" / "formations" / f"{ref}.html", second / "site" / "formations" / f"{ref}.html"), ref
 
 
 def test_only_the_listing_pages_that_changed_are_written(tmp_path):
@@ -169,7 +169,7 @@ def test_only_the_listing_pages_that_changed_are_written(tmp_path):
     assert {f"organismes/{SIRET_TOULOUSE}/index.html", f"organismes/{SIRET_VEIGNE}/index.html",
             f"organismes/{SIRET_NEW}/index.html", "index.html", "sitemaps/sitemap-1.xml"} <= differ
     # ...and only those, besides the changed fiches (whose bytes may happen to be the same).
-    assert written - differ <= {f"formations/{ref}/index.html" for ref in CHANGED}
+    assert written - differ <= {f"formations/{ref}.html" for ref in CHANGED}
 
 
 def test_an_unchanged_catalogue_is_all_links(tmp_path):
@@ -246,8 +246,8 @@ def test_incremental_build_of_the_site_equals_a_full_build(tmp_path):
     assert report.incremental and report.reused == len(UNCHANGED)
     assert digest(tmp_path / "inc" / "site") == digest(tmp_path / "full" / "site")
     for ref in UNCHANGED:
-        assert same_file(previous / "site" / "formations" / ref / "index.html",
-                         tmp_path / "inc" / "site" / "formations" / ref / "index.html")
+        assert same_file(previous / "site" / "formations" / f"{ref}.html",
+                         tmp_path / "inc" / "site" / "formations" / f"{ref}.html")
 
 
 # --------------------------------------------------------------------------

@@ -244,7 +244,7 @@ def test_results_carry_the_keys_of_the_contract(built):
         "organisme": "Lycée hôtelier de Tours",
         "ville": "Tours",
         "codepostal": "37000",
-        "url": f"/formations/{CUISINE}/",
+        "url": f"/formations/{CUISINE}.html",
         "archived": False,
         "datemaj": "02/11/2026",
         "score": hit.score,

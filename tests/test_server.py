@@ -15,7 +15,8 @@ from test_search_query import COMPTA, CUISINE, ELECTRICIEN, catalogue_formations
 SITE = {
     "index.html": "<!doctype html><title>Accueil</title>",
     "404.html": "<!doctype html><title>Page introuvable</title>",
-    f"formations/{ELECTRICIEN}/index.html": "<!doctype html><title>Électricien</title>",
+    f"formations/{ELECTRICIEN}.html": "<!doctype html><title>Électricien</title>",
+    "organismes/12345678900011/index.html": "<!doctype html><title>Organisme</title>",
     "static/app.js": "console.log(1);",
     "static/site.css": "body{}",
 }
@@ -165,7 +166,7 @@ def test_static_files(client):
     home = client.get("/")
     assert home.status_code == 200 and "Accueil" in home.text
     assert home.headers["content-type"].startswith("text/html")
-    page = client.get(f"/formations/{ELECTRICIEN}/")
+    page = client.get(f"/formations/{ELECTRICIEN}.html")
     assert page.status_code == 200 and "Électricien" in page.text
     script = client.get("/static/app.js")
     assert script.headers["content-type"].startswith("text/javascript")
@@ -174,9 +175,17 @@ def test_static_files(client):
 
 
 def test_folder_without_slash_redirects(client):
-    response = client.get(f"/formations/{ELECTRICIEN}", follow_redirects=False)
+    response = client.get("/organismes/12345678900011", follow_redirects=False)
     assert response.status_code == 308
-    assert response.headers["location"] == f"/formations/{ELECTRICIEN}/"
+    assert response.headers["location"] == "/organismes/12345678900011/"
+
+
+@pytest.mark.parametrize("old", [f"/formations/{ELECTRICIEN}/", f"/formations/{ELECTRICIEN}"])
+def test_a_fiches_old_folder_url_moves_to_its_page(client, old):
+    response = client.get(old, follow_redirects=False)
+    assert response.status_code == 301
+    assert response.headers["location"] == f"/formations/{ELECTRICIEN}.html"
+    assert client.get("/formations/15_AF_inconnue/", follow_redirects=False).status_code == 404
 
 
 def test_unknown_path_is_the_sites_404(client):

@@ -131,7 +131,7 @@ def test_a_ref_costs_one_small_request_and_its_row_is_in_it(site):
     row = results[0]
     assert (row.intitule, row.organisme, row.ville, row.codepostal) == (
         "Électricien d'équipement du bâtiment", "UT2J FC", "Toulouse", "31500")
-    assert row.datemaj == "02/11/2026" and row.url == "/formations/15_AF_0000910001/"
+    assert row.datemaj == "02/11/2026" and row.url == "/formations/15_AF_0000910001.html"
 
 
 def test_an_action_numero_costs_two_requests_at_most(site):

@@ -127,7 +127,7 @@ def take(base: str, out: Path, query: str, showcase: set[str], fiche: Optional[s
 
             if fiche is None:
                 fiche = next((ref for ref in refs if ref in showcase), None) or min(showcase)
-            page.goto(f"{base}/formations/{fiche}/")
+            page.goto(f"{base}/formations/{fiche}.html")
             page.wait_for_load_state("networkidle")
             height = page.evaluate(CROP, FICHE_MAX_HEIGHT)
             page.screenshot(

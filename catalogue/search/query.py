@@ -238,7 +238,7 @@ def _result(searcher, docnum: int, score: Optional[float], match: str) -> Search
         organisme=fields["nom"],
         ville=ville,
         codepostal=codepostal,
-        url=f"/formations/{fields['ref']}/",
+        url=f"/formations/{fields['ref']}.html",
         archived=fields["archived"],
         datemaj=f"{datemaj[6:]}/{datemaj[4:6]}/{datemaj[:4]}",
         score=round_score(score) if score is not None else None,

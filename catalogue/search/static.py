@@ -1704,7 +1704,7 @@ class StaticResult:
 
     @property
     def url(self) -> str:
-        return f"/formations/{self.ref}/"
+        return f"/formations/{self.ref}.html"
 
 
 class ShardReader:

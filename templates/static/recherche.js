@@ -810,7 +810,7 @@
         var d = row[6];
         return {
           ref: row[0], intitule: row[1], organisme: row[2], ville: row[3] || null, codepostal: row[4] || null,
-          url: "/formations/" + row[0] + "/", archived: !!row[5],
+          url: "/formations/" + row[0] + ".html", archived: !!row[5],
           datemaj: d.slice(6) + "/" + d.slice(4, 6) + "/" + d.slice(0, 4),
           score: hit.score, match: hit.match
         };
@@ -855,7 +855,7 @@
     var item = element("li", "resultat");
     item.setAttribute("data-ref", result.ref);
     var title = element("a", null, result.intitule);
-    title.href = "/formations/" + encodeURIComponent(result.ref) + "/";
+    title.href = "/formations/" + encodeURIComponent(result.ref) + ".html";
     item.appendChild(title);
     if (result.archived) {
       item.appendChild(document.createTextNode(" "));
