@@ -34,7 +34,16 @@ The model is looser than the LHEO schema in places (a text of 5,000 characters,
 a code outside an LHEO table): each ``<formation>`` is checked against the XSD
 before it is written, and one that would not validate is left out of the XML
 only (a reuser's validating parser would reject the whole file), kept in the
-JSON and the CSV, and listed on the page.
+JSON and the CSV, and listed on the page. The check is made as the formation is
+written as text (:class:`XmlExport`): each value against the rules the XSD gives
+its element (:class:`SchemaRules`); a formation those rules cannot vouch for is
+built as an lxml tree and validated by the XSD itself, which gives the verdict.
+
+Cost, per formation, in a full build: the XML, the JSON (pydantic's serialiser),
+the CSV, then compressing all three (zlib, level 6, about as much as the rest).
+The compression and the writes run on a thread of the sink's own
+(:class:`FileWork`): zlib lets go of the GIL, so the build's main thread goes on
+meanwhile. ``bench/exports.py`` measures the sink alone.
 """
 
 from __future__ import annotations
@@ -48,17 +57,19 @@ import os
 import re
 import zlib
 from array import array
+from collections import deque
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
-from typing import Any, BinaryIO, Iterator, Optional, Sequence, Union
+from typing import Any, BinaryIO, Callable, Iterator, Optional, Sequence, Union
 
 from lxml import etree
 
 from .build import PreviousBuild, SinkContext, register_sink
 from .catalog import Catalog, Entry
 from .incremental import link_file
-from .lheo_export import NAMESPACES, formation_element
+from .lheo_export import NAMESPACES, FragmentWriter, formation_element
 from .model import Adresse, Formation, ModalitesEnseignement, PartialDate, Session
 from .regions import Geo
 from .render import FINANCEURS, ETATS_RECRUTEMENT, iso_date, make_environment, number, tidy
@@ -160,6 +171,8 @@ _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 
 def _cell(value: Any) -> str:
     """One CSV value; a text a spreadsheet would run as a formula gets a leading apostrophe."""
+    if type(value) is str:  # most values
+        return "'" + value if value.startswith(_FORMULA_START) else value
     if value is None:
         return ""
     if isinstance(value, bool):
@@ -173,43 +186,52 @@ def _cell(value: Any) -> str:
 
 
 def session_rows(formation: Formation, entry: Entry, geo: Geo, url: str) -> Iterator[list[str]]:
-    """The CSV rows of a formation, one per session, in the order of the columns of :data:`CSV_COLUMNS`."""
+    """The CSV rows of a formation, one per session, in the order of the columns of :data:`CSV_COLUMNS`.
+
+    The cells of the formation and of each action are made once, not once a session.
+    """
     organisme = formation.organisme_formation_responsable
     premises = organisme.coordonnees_organisme.adresse if organisme.coordonnees_organisme else None
     cpf_by_certification = any(c.code_cpf for c in formation.certifications)
+    head = [
+        _cell(formation.numero),
+        _cell(formation.intitule_formation),
+        _cell(organisme.nom_organisme),
+        _cell(organisme.siret_organisme_formation),
+    ]
+    certifiante = _cell(formation.certifiante)
+    tail = [_cell(formation.datemaj), _cell(entry.archived), _cell(url)]
     for action in formation.actions:
         adresse: Optional[Adresse] = action.lieux_de_formation[0].adresse if action.lieux_de_formation else premises
         region = geo.region_of(adresse)
         codes = (f.code_financeur for f in action.organismes_financeurs)
         financeurs = ", ".join(dict.fromkeys(FINANCEURS.get(code, f"code {code}") for code in codes))
+        numero_action = _cell(action.numero)
+        place = [
+            _cell(action.entrees_sorties_permanentes),
+            _cell(adresse.ville if adresse else None),
+            _cell(adresse.codepostal if adresse else None),
+            _cell(geo.departement_of(adresse)),
+            _cell(region),
+            _cell(geo.regions[region].nom if region in geo.regions else None),
+            _cell(MODALITES.get(action.modalites_enseignement)),
+            certifiante,
+        ]
+        money = [_cell(action.nombre_heures_total), _cell(action.prix_total_ttc), _cell(financeurs)]
         for session in action.sessions:
-            row = (
-                formation.numero,
-                formation.intitule_formation,
-                organisme.nom_organisme,
-                organisme.siret_organisme_formation,
-                action.numero,
-                session.numero,
-                session.periode.debut,
-                session.periode.fin,
-                action.entrees_sorties_permanentes,
-                adresse.ville if adresse else None,
-                adresse.codepostal if adresse else None,
-                geo.departement_of(adresse),
-                region,
-                geo.regions[region].nom if region in geo.regions else None,
-                MODALITES.get(action.modalites_enseignement),
-                formation.certifiante,
-                bool(session.eligibilite_cpf) or cpf_by_certification,
-                action.nombre_heures_total,
-                action.prix_total_ttc,
-                financeurs,
-                _etat(session),
-                formation.datemaj,
-                entry.archived,
-                url,
-            )
-            yield [_cell(value) for value in row]
+            periode = session.periode
+            yield [
+                *head,
+                numero_action,
+                _cell(session.numero),
+                _cell(periode.debut),
+                _cell(periode.fin),
+                *place,
+                _cell(bool(session.eligibilite_cpf) or cpf_by_certification),
+                *money,
+                _cell(_etat(session)),
+                *tail,
+            ]
 
 
 def _etat(session: Session) -> Optional[str]:
@@ -325,6 +347,131 @@ class SchemaCheck:
         return _french(self.schema.error_log[0])
 
 
+#: xs:long's range.
+_LONG = (-(2**63), 2**63 - 1)
+_LONG_RE = re.compile(r"-?[0-9]+")
+#: The only patterns the rules read: a series of character classes of ASCII letters and digits.
+_CLASSES_RE = re.compile(r"(?:\[[0-9A-Za-z-]+\])+")
+_UNBOUNDED = float("inf")
+#: A text rule: (least length, greatest length, a further test or None).
+TextRule = tuple[float, float, Optional[Callable[[str], bool]]]
+
+
+def _collapsed(text: str) -> bool:
+    """Whether XSD's whitespace collapsing leaves ``text`` as it is (then a token's facets apply to it as is)."""
+    return not ("\t" in text or "\n" in text or "\r" in text or "  " in text) and text.strip(" ") == text
+
+
+def _is_long(text: str) -> bool:
+    return _LONG_RE.fullmatch(text) is not None and _LONG[0] <= int(text) <= _LONG[1]
+
+
+class SchemaRules:
+    """What :class:`~catalogue.lheo_export.FragmentWriter` checks, read from the LHEO XSD.
+
+    ``text_rules``: by element name, what the element's simple type accepts (lengths, then an
+    enumeration, a pattern or xs:long). ``occurs``: by (parent, child) names, the bounds of the
+    child's count in the parent's content model. Both are as strict as the XSD or stricter, never
+    looser: an element whose type the rules do not understand (another facet or base type, a token
+    whitespace collapsing would change, nested groups, a child named twice in a model) is left out
+    of the tables, and a formation that holds it is checked by the XSD itself (:class:`SchemaCheck`).
+    The LHEO schema declares every element globally, each with one type: an element's rules are the
+    same wherever it appears.
+    """
+
+    def __init__(self, xsd: Path = LHEO_XSD):
+        root = etree.parse(str(xsd), etree.XMLParser(**_SAFE_PARSER)).getroot()
+        target = root.get("targetNamespace")
+        prefixes = tuple(f"{prefix}:" for prefix, uri in root.nsmap.items() if prefix and uri == target)
+        simple = {node.get("name"): node for node in root.findall(f"{_XS}simpleType")}
+        complex_ = {node.get("name"): node for node in root.findall(f"{_XS}complexType")}
+        self.text_rules: dict[str, TextRule] = {}
+        self.occurs: dict[tuple[str, str], tuple[float, float]] = {}
+        for element in root.findall(f"{_XS}element"):
+            name, type_name = element.get("name"), _local_name(element.get("type") or "", prefixes)
+            node = complex_.get(type_name)
+            if node is None or len(node) != 1 or len(node[0]) != 1 or node[0][0].tag != f"{_XS}extension":
+                continue
+            content, base = node[0], node[0][0].get("base") or ""
+            if content.tag == f"{_XS}simpleContent":
+                rule = (0, _UNBOUNDED, None) if base == "xs:string" else _text_rule(simple.get(_local_name(base, prefixes)))
+                if rule is not None:
+                    self.text_rules[name] = rule
+            elif content.tag == f"{_XS}complexContent":
+                if base == "xs:anyType":
+                    self.text_rules[name] = (0, _UNBOUNDED, None)  # <extra>: any text
+                else:
+                    self._content_model(name, complex_.get(_local_name(base, prefixes)), prefixes)
+
+    def _content_model(self, parent: str, model: Optional[etree._Element], prefixes: tuple[str, ...]) -> None:
+        """Bounds of each child of ``parent``: a plain sequence of element references, or a choice of any
+        of them any number of times (``<extras>``). Any other model: no child of ``parent`` is vouched for."""
+        if model is None or len(model) != 1:
+            return
+        group = model[0]
+        if group.tag == f"{_XS}sequence":
+            if group.attrib:
+                return
+            any_number = False
+        elif group.tag == f"{_XS}choice":
+            if (group.get("minOccurs"), group.get("maxOccurs")) != ("0", "unbounded"):
+                return
+            any_number = True
+        else:
+            return
+        bounds: dict[str, tuple[float, float]] = {}
+        for child in group:
+            ref = child.get("ref")
+            if child.tag != f"{_XS}element" or ref is None:
+                return
+            name = _local_name(ref, prefixes)
+            if name in bounds:
+                return  # a child named twice: its count is not a simple bound
+            high = child.get("maxOccurs", "1")
+            bounds[name] = (float(int(child.get("minOccurs", "1"))), _UNBOUNDED if high == "unbounded" else float(int(high)))
+            if any_number:
+                bounds[name] = (0.0, _UNBOUNDED)
+        for name, bound in bounds.items():
+            self.occurs[(parent, name)] = bound
+
+
+def _text_rule(node: Optional[etree._Element]) -> Optional[TextRule]:
+    """What the simple type ``node`` accepts, for a restriction of xs:string, xs:token or xs:long; else None."""
+    restriction = node.find(f"{_XS}restriction") if node is not None else None
+    if restriction is None or len(node) != 1:
+        return None
+    base = restriction.get("base")
+    low, high = 0, _UNBOUNDED
+    values: Optional[frozenset[str]] = None
+    patterns = []
+    for facet in restriction:
+        kind, value = facet.tag.removeprefix(_XS), facet.get("value")
+        if kind == "minLength":
+            low = max(low, int(value))
+        elif kind == "maxLength":
+            high = min(high, int(value))
+        elif kind == "length":
+            low, high = max(low, int(value)), min(high, int(value))
+        elif kind == "enumeration":
+            values = (values or frozenset()) | {value}
+        elif kind == "pattern" and _CLASSES_RE.fullmatch(value or ""):
+            patterns.append(re.compile(value))
+        else:
+            return None
+    if base == "xs:long":
+        return (0, _UNBOUNDED, _is_long) if (low, high, values, patterns) == (0, _UNBOUNDED, None, []) else None
+    if base == "xs:token" and not patterns and (values is None or not all(_collapsed(v) for v in values)):
+        # A token's facets apply once whitespace is collapsed. Taken here: the values of an enumeration
+        # that collapsing leaves as they are, or texts a pattern of classes without blanks matches.
+        return None
+    if base not in ("xs:string", "xs:token"):
+        return None
+    if values is None and not patterns:
+        return (low, high, None)
+    # Patterns of one restriction are alternatives in XSD: requiring all of them is stricter.
+    return (low, high, lambda text: (values is None or text in values) and all(p.fullmatch(text) for p in patterns))
+
+
 def without_namespace(xsd: etree._ElementTree) -> etree._Element:
     """The schema ``xsd`` with no target namespace: for ``<formation>`` trees as :func:`formation_element` builds them.
 
@@ -387,6 +534,43 @@ def xml_fragment(element: etree._Element) -> bytes:
     start = data.index(b"<formation")
     end = data.rindex(b"</formation>") + len(b"</formation>")
     return b"\n    " + data[start:end]
+
+
+class XmlExport:
+    """Each formation's fragment of ``catalogue.xml``, or why the XSD refuses it.
+
+    The fast writer (:class:`~catalogue.lheo_export.FragmentWriter`, checking against
+    :class:`SchemaRules`) gives the bytes of a formation it can vouch for. Any other (a value
+    beyond a rule of the XSD, a character XML cannot hold, a model it does not expect) is built
+    as a tree and checked by the XSD itself (:class:`SchemaCheck`, loaded at the first such
+    formation), which gives the verdict, the message, and the bytes when it validates. Both
+    paths write the same bytes for a valid formation (tests compare them).
+    """
+
+    def __init__(self, xsd: Path = LHEO_XSD):
+        self.xsd = xsd
+        rules = SchemaRules(xsd)
+        self.writer = FragmentWriter(rules.text_rules, rules.occurs)
+        self._check: Optional[SchemaCheck] = None
+        #: Formations given to the XSD (the fast writer did not vouch for them).
+        self.checked = 0
+
+    @property
+    def check(self) -> SchemaCheck:
+        if self._check is None:
+            self._check = SchemaCheck(self.xsd)
+        return self._check
+
+    def __call__(self, formation: Formation) -> tuple[bytes, Optional[str]]:
+        """(the fragment, None) for a valid formation; (b"", why) for one the XSD refuses."""
+        try:
+            return self.writer.fragment(formation), None
+        except Exception:  # Unsure, or what the slow path will raise or report in its own words
+            pass
+        self.checked += 1
+        element = formation_element(formation)
+        problem = self.check.problem(element)
+        return (xml_fragment(element) if problem is None else b""), problem
 
 
 # --------------------------------------------------------------------------
@@ -742,20 +926,74 @@ def _counted(count: int, singular: str, plural: str) -> str:
 # The build's sink
 # --------------------------------------------------------------------------
 
+#: Runs handed to the compressing thread and not yet done, at most: the sink waits beyond (memory stays bounded).
+PENDING_RUNS = 8
+
+
+class FileWork:
+    """The sink's file work (compressing members, writing them, copying the previous build's), in order.
+
+    On a thread of its own when ``threaded``: zlib lets go of the GIL while it compresses, which is
+    most of that work, so the build's main thread goes on with the next formations meanwhile. One
+    thread, so the members reach the files in the order they were given. Once a task has failed,
+    the later ones do not run (the files would be wrong); the failure is raised in the main thread
+    by the next :meth:`submit` or by :meth:`drain`.
+    """
+
+    def __init__(self, threaded: bool):
+        self._executor = ThreadPoolExecutor(1, thread_name_prefix="donnees") if threaded else None
+        self._pending: deque[Future] = deque()
+        self._failed = False
+
+    def submit(self, task: Callable[[], None]) -> None:
+        if self._executor is None:
+            task()
+            return
+        self._pending.append(self._executor.submit(self._run, task))
+        pending = self._pending
+        while pending and (len(pending) > PENDING_RUNS or pending[0].done()):
+            pending.popleft().result()
+
+    def _run(self, task: Callable[[], None]) -> None:
+        if self._failed:
+            raise RuntimeError("écriture des exports interrompue par une erreur précédente")
+        try:
+            task()
+        except BaseException:
+            self._failed = True
+            raise
+
+    def drain(self) -> None:
+        """Wait for every task; raise the first failure."""
+        while self._pending:
+            self._pending.popleft().result()
+
+    def stop(self) -> None:
+        """Drop the tasks not started, wait for the one running (then the files can be closed)."""
+        if self._executor is not None:
+            self._failed = True
+            self._executor.shutdown(wait=True, cancel_futures=True)
+            self._pending.clear()
+
+
 
 @register_sink("donnees")
 class DonneesSink:
     """Writes every published formation into the three exports, run by run; the page and the index at the end."""
+
+    #: Compress and write the runs on a thread of their own (see :class:`FileWork`); the bytes are the same.
+    compress_in_thread = True
 
     def __init__(self, context: SinkContext):
         self.root = context.staging / "site" / DONNEES_DIR
         self.root.mkdir(parents=True, exist_ok=True)
         self.cache = context.staging / CACHE_DIR
         self.settings: Settings = context.settings
+        self.site_url = self.settings.site_url.rstrip("/")
         self.today = context.today
         self.geo = context.geo
         self.previous = PreviousExports.load(context.previous) if context.previous is not None else None
-        self.check = SchemaCheck()
+        self.xml = XmlExport()
         self.csv_lines = CsvLines()
         self.index = ExportsIndex()
         self.formations = 0
@@ -769,6 +1007,7 @@ class DonneesSink:
             kind: MemberFile(self.root / name, self.previous.root / name if self.previous else None)
             for kind, name in NAMES.items()
         }
+        self._work = FileWork(self.compress_in_thread)
         try:
             for kind, header in zip(KINDS, (xml_header(), b"[", self.csv_lines.header())):
                 self._put(kind, "header", header)
@@ -782,10 +1021,8 @@ class DonneesSink:
         return [(self.index.refs[position], why) for position, why in self.index.left_out.items()]
 
     def add(self, formation: Formation, entry: Entry) -> None:
-        url = self.settings.site_url.rstrip("/") + entry.url
-        element = formation_element(formation)
-        problem = self.check.problem(element)
-        xml = xml_fragment(element) if problem is None else b""
+        url = self.site_url + entry.url
+        xml, problem = self.xml(formation)
         item = json_line(formation, entry, url)
         rows = list(session_rows(formation, entry, self.geo, url))
         lines = self.csv_lines(rows)
@@ -806,6 +1043,7 @@ class DonneesSink:
                 self._close_run()
             self._put("xml", "footer", XML_FOOTER)
             self._put("json", "footer", b"\n]\n" if self.formations else b"]\n")
+            self._work.drain()
             for kind, output in self._files.items():
                 if kind == "xml" and self.in_xml == 0:
                     # LHEO requires at least one <formation>: no file rather than an invalid one.
@@ -825,6 +1063,7 @@ class DonneesSink:
         (self.root / "index.html").write_bytes(self.page().encode("utf-8"))
 
     def abort(self) -> None:
+        self._work.stop()
         for output in self._files.values():
             output.release()
         if self.previous is not None:
@@ -848,6 +1087,16 @@ class DonneesSink:
     def _close_run(self) -> None:
         run, self._run = self._run, []
         first = not self.index.run_ends
+        start = len(self.index.refs) - len(run)  # the run's formations are the index's last ones
+        sizes = self.index.sizes[SIZES * start :]
+        self._work.submit(lambda: self._write_run(run, first, sizes))
+        self.index.run_ends.append(len(self.index.refs))
+
+    def _write_run(self, run: list[Item], first: bool, sizes: array) -> None:
+        """The run's member in each file: copied from the previous build when it is the same, else compressed.
+
+        Runs in :class:`FileWork`: touches the files, the previous build's and ``index.spans`` only.
+        """
         same = None
         if self.previous is not None and all(type(item) is int for item in run):
             same = self.previous.unchanged(run, first)  # type: ignore[arg-type]
@@ -856,19 +1105,17 @@ class DonneesSink:
                 span = self.previous.index.span(kind, same)  # type: ignore[union-attr]
                 written = self._files[kind].copy(span) if span else None
             else:
-                data = self._run_bytes(kind, column, run, first)
+                data = self._run_bytes(kind, column, run, first, sizes)
                 written = self._files[kind].write(gzip_member(data)) if data else None
             self.index.spans[kind].extend(written or (0, 0))
-        self.index.run_ends.append(len(self.index.refs))
 
-    def _run_bytes(self, kind: str, column: int, run: list[Item], first: bool) -> bytes:
+    def _run_bytes(self, kind: str, column: int, run: list[Item], first: bool, sizes: array) -> bytes:
         """The run's fragments in the export ``kind``, as one member holds them once decompressed."""
         parts = []
-        start = len(self.index.refs) - len(run)  # the run's formations are the index's last ones
         for offset, item in enumerate(run):
             if kind == "json":
                 parts.append(json_separator(first, offset))
-            if self.index.sizes[SIZES * (start + offset) + column] == 0:
+            if sizes[SIZES * offset + column] == 0:
                 continue
             if type(item) is int:
                 parts.append(self.previous.fragment(item, kind))  # type: ignore[union-attr]
@@ -878,6 +1125,10 @@ class DonneesSink:
 
     def _put(self, kind: str, part: str, data: bytes) -> None:
         """A header or footer: the previous build's bytes when they are the same."""
+        self.raw_sizes[kind] += len(data)
+        self._work.submit(lambda: self._write_part(kind, part, data))
+
+    def _write_part(self, kind: str, part: str, data: bytes) -> None:
         member = gzip_member(data)
         output = self._files[kind]
         span = self.previous.index.parts[kind].get(part) if self.previous is not None else None
@@ -885,7 +1136,6 @@ class DonneesSink:
             self.index.parts[kind][part] = list(output.copy(tuple(span)))
         else:
             self.index.parts[kind][part] = list(output.write(member))
-        self.raw_sizes[kind] += len(data)
 
 
     def files(self) -> list[ExportFile]:
