@@ -444,6 +444,7 @@ class Unsure(Exception):
 
 
 #: By element name, what the XSD accepts as its text: (least length, greatest length, a further test or None).
+#: A further test must take no text holding ``&``, ``<``, ``>`` or a carriage return (written unescaped).
 TextRules = dict
 #: By (parent name, child name), the least and greatest count of the child in the parent.
 OccursRules = dict
@@ -493,6 +494,7 @@ class FragmentWriter:
     def __init__(self, text_rules: TextRules, occurs: OccursRules):
         self.text_rules = text_rules
         self.occurs = occurs
+        self._rule = text_rules.get
         #: (parent, child) pairs where the child may be left out.
         self.optional = frozenset(pair for pair, (low, _) in occurs.items() if low == 0)
 
@@ -525,23 +527,22 @@ class FragmentWriter:
 
     def _leaf(self, out: list, depth: int, tag: str, text: object) -> None:
         """``<tag>text</tag>``, the text checked against the element's rule."""
-        rule = self.text_rules.get(tag)
-        if (
-            rule is None
-            or type(text) is not str
-            or not rule[0] <= len(text) <= rule[1]
-            or (rule[2] is not None and not rule[2](text))
-        ):
+        rule = self._rule(tag)
+        if rule is None or type(text) is not str or not rule[0] <= len(text) <= rule[1]:
             raise Unsure
-        # _text(), inlined: most texts need no escape.
-        if "&" in text:
-            text = text.replace("&", "&amp;")
-        if "<" in text:
-            text = text.replace("<", "&lt;")
-        if ">" in text:
-            text = text.replace(">", "&gt;")
-        if "\r" in text:
-            text = text.replace("\r", "&#13;")
+        if rule[2] is None:
+            # _text(), inlined: most texts need no escape.
+            if "&" in text:
+                text = text.replace("&", "&amp;")
+            if "<" in text:
+                text = text.replace("<", "&lt;")
+            if ">" in text:
+                text = text.replace(">", "&gt;")
+            if "\r" in text:
+                text = text.replace("\r", "&#13;")
+        elif not rule[2](text):
+            raise Unsure
+        # else an enumeration, a pattern or a number: the rules take no text with a character to escape there.
         out.append(f"{_INDENTS[depth]}<{tag}>{text}</{tag}>")
 
     def _count(self, parent: str, child: str, count: int) -> None:
@@ -678,14 +679,12 @@ class FragmentWriter:
     def _periode(self, out: list, depth: int, periode: Optional[Periode]) -> None:
         debut = periode.debut if periode else None
         fin = periode.fin if periode else None
-        out.append(
-            f"{_INDENTS[depth]}<periode>"
-            f"{_INDENTS[depth + 1]}<debut>{debut.lheo() if debut else PLACEHOLDERS['debut']}</debut>"
-            f"{_INDENTS[depth + 1]}<fin>{fin.lheo() if fin else PLACEHOLDERS['fin']}</fin>"
-            f"{_INDENTS[depth]}</periode>"
-        )
-        self._check("debut", debut.lheo() if debut else PLACEHOLDERS["debut"])
-        self._check("fin", fin.lheo() if fin else PLACEHOLDERS["fin"])
+        debut = debut.lheo() if debut else PLACEHOLDERS["debut"]
+        fin = fin.lheo() if fin else PLACEHOLDERS["fin"]
+        self._check("debut", debut)
+        self._check("fin", fin)
+        inner = _INDENTS[depth + 1]
+        out.append(f"{_INDENTS[depth]}<periode>{inner}<debut>{debut}</debut>{inner}<fin>{fin}</fin>{_INDENTS[depth]}</periode>")
 
     # -- formation > action > session --------------------------------------------------------
 

@@ -490,3 +490,43 @@ def test_sink_without_formations_writes_no_invalid_xml(tmp_path):
     assert [i["numero"] for i in json.loads((plain / "catalogue.json").read_text(encoding="utf-8"))] == ["15_AF_8"]
     page = (donnees / "index.html").read_text(encoding="utf-8")
     assert 'href="/donnees/catalogue.xml.gz"' not in page and "aucune formation : pas de fichier" in page
+
+
+def test_the_fast_xml_follows_the_xsd_it_is_given(built, tmp_path):
+    """The writer's rules are read from the XSD: a stricter schema (a shorter intitulé, numero as xs:long) makes
+    it defer to the XSD, which decides; what it writes for the others is unchanged."""
+    from catalogue.exports import XmlExport, xml_fragment
+    from catalogue.lheo_export import Unsure
+
+    _, inputs, _ = built
+    text = XSD.read_text(encoding="utf-8")
+    shorter = tmp_path / "shorter.xsd"
+    start = text.index('<xs:simpleType name="intitule-formation-subtype">')
+    end = text.index("</xs:simpleType>", start)
+    shorter.write_text(text[:start] + text[start:end].replace('value="255"', 'value="20"') + text[end:],
+                       encoding="utf-8")
+    strict = XmlExport(shorter)
+    normal = XmlExport()
+    for formation in inputs:
+        fragment, problem = strict(formation)
+        if len(formation.intitule_formation) > 20:
+            with pytest.raises(Unsure):
+                strict.writer.fragment(formation)
+            assert (fragment, problem) == (b"", "<intitule-formation> : texte trop long (20 caractères au plus)")
+        else:
+            assert (fragment, problem) == normal(formation)
+    assert strict.checked >= 3 and normal.checked == 0
+
+    as_id = tmp_path / "long.xsd"
+    start = text.index('<xs:attributeGroup name="formation-attributes">')
+    end = text.index("</xs:attributeGroup>", start)
+    as_id.write_text(text[:start] + text[start:end].replace(
+        '<xs:attribute name="numero" type="xs:string"/>', '<xs:attribute name="numero" type="xs:long"/>') + text[end:],
+        encoding="utf-8")
+    deferring = XmlExport(as_id)
+    for formation in inputs:
+        with pytest.raises(Unsure):
+            deferring.writer.fragment(formation)
+        element = formation_element(formation)
+        ok = deferring.check.problem(element) is None
+        assert deferring(formation) == ((xml_fragment(element), None) if ok else (b"", deferring.check.problem(element)))

@@ -236,3 +236,43 @@ def test_a_lost_index_means_a_full_build(tmp_path):
     build_donnees(content, tmp_path / "build")
     build_donnees(content, tmp_path / "full", full=True)
     assert output(published_build(tmp_path / "build")) == output(published_build(tmp_path / "full"))
+
+
+# --------------------------------------------------------------------------
+# The compressing thread
+# --------------------------------------------------------------------------
+
+
+def test_compressing_on_the_sinks_thread_gives_the_same_bytes(first, tmp_path, monkeypatch):
+    formations = EDITS["change one in a hundred, add, delete"](first[1])
+    threaded = run_sink(tmp_path / "threaded", formations, previous=first)
+    monkeypatch.setattr(DonneesSink, "compress_in_thread", False)
+    alone = run_sink(tmp_path / "alone", formations, previous=first)
+    assert threaded._work._executor is not None and alone._work._executor is None
+    assert output(tmp_path / "threaded") == output(tmp_path / "alone")
+
+
+def test_an_error_on_the_compressing_thread_stops_the_sink(first, tmp_path, monkeypatch):
+    """A failed write (disk full) is raised in the build's thread; nothing is compressed after it; abort() (as build()
+    calls it on an error) leaves no thread."""
+    calls = []
+    real = exports.gzip_member
+
+    def failing(data: bytes) -> bytes:
+        calls.append(len(data))
+        if len(calls) == 12:
+            raise OSError(28, "No space left on device")
+        return real(data)
+
+    monkeypatch.setattr(exports, "gzip_member", failing)
+    sink = DonneesSink(SinkContext(tmp_path, SETTINGS, TODAY, geo()))
+    assert sink._work._executor is not None
+    with pytest.raises(OSError, match="No space left"):
+        entries = []
+        for formation in first[1]:
+            entries.append(entry_of(formation))
+            sink.add(formation, entries[-1])
+        sink.finish(Catalog.of(entries, TODAY))
+    assert len(calls) == 12  # the failure stopped the work: the runs queued after it were not compressed
+    sink.abort()
+    assert sink._work._executor._shutdown and not any(t.is_alive() for t in sink._work._executor._threads)
