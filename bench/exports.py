@@ -11,11 +11,12 @@
 3. Each run spawns one child per variant, in turn (old, new, new-1t, old, ...): the child loads the
    pickle (untimed), then feeds every formation to a fresh ``DonneesSink`` (``add``) and calls
    ``finish``, as a full build does. ``new`` compresses on the sink's own thread
-   (``DonneesSink.compress_in_thread``), ``new-1t`` on the main thread, as ``old`` does. Timed: that, as CPU time of the process (``process_time``,
-   every thread), CPU time of the main thread (``thread_time``) and wall time. CPU time is the
-   figure to read on a shared machine; wall time moves with the load.
+   (``DonneesSink.compress_in_thread``), ``new-1t`` on the main thread, as ``old`` does. Timed:
+   that, as CPU time of the process (``process_time``, every thread), CPU time of the main thread
+   (``thread_time``: what the build's main thread spends) and wall time. CPU time is the figure
+   to read on a shared machine; wall time moves with the load.
 4. Printed: the median of the runs for each variant, the ratios to old, formations per second,
-   and whether both wrote the same bytes (every file of ``site/donnees/`` and the sink's index).
+   and whether all wrote the same bytes (every file of ``site/donnees/`` and the sink's index).
    With ``--parts``, the ``new`` child also times each part of ``add`` on its own over the same
    formations (XML, JSON, CSV, gzip).
 """

@@ -310,8 +310,12 @@ def json_schema() -> dict[str, Any]:
     }
 
 
+#: What ``json.dumps(data, ensure_ascii=False, separators=(",", ":"))`` uses, made once rather than at each call.
+_ENCODER = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))
+
+
 def _dumps(data: Any) -> str:
-    return json.dumps(data, ensure_ascii=False, separators=(",", ":"))
+    return _ENCODER.encode(data)
 
 
 # --------------------------------------------------------------------------
