@@ -979,13 +979,17 @@ class FileWork:
         self._pending: deque[Future] = deque()
         self._failed = False
 
-    def submit(self, task: Callable[[], None]) -> None:
-        if self._executor is None:
+    def submit(self, task: Callable[[], None], light: bool = False) -> None:
+        """Run ``task`` after those given before; a ``light`` one (no compression) here when none is waiting,
+        since handing it to the thread would cost more than running it (a GIL switch each)."""
+        pending = self._pending
+        while pending and pending[0].done():
+            pending.popleft().result()
+        if self._executor is None or (light and not pending):
             task()
             return
-        self._pending.append(self._executor.submit(self._run, task))
-        pending = self._pending
-        while pending and (len(pending) > PENDING_RUNS or pending[0].done()):
+        pending.append(self._executor.submit(self._run, task))
+        while len(pending) > PENDING_RUNS:
             pending.popleft().result()
 
     def _run(self, task: Callable[[], None]) -> None:
@@ -1123,7 +1127,8 @@ class DonneesSink:
         first = not self.index.run_ends
         start = len(self.index.refs) - len(run)  # the run's formations are the index's last ones
         sizes = self.index.sizes[SIZES * start :]
-        self._work.submit(lambda: self._write_run(run, first, sizes))
+        kept = self.previous is not None and all(type(item) is int for item in run)
+        self._work.submit(lambda: self._write_run(run, first, sizes), light=kept)
         self.index.run_ends.append(len(self.index.refs))
 
     def _write_run(self, run: list[Item], first: bool, sizes: array) -> None:

@@ -437,7 +437,7 @@ def course_jsonld(formation: Formation, entry: Entry, canonical: str, settings: 
     provider: dict[str, Any] = {"@type": "Organization", "name": organisme.nom_organisme}
     if organisme.siret_organisme_formation:
         provider["identifier"] = organisme.siret_organisme_formation
-        provider["url"] = f"{settings.site_url}/organismes/{organisme.siret_organisme_formation}/"
+        provider["url"] = f"{settings.site_url}/organismes/{organisme.siret_organisme_formation}.html"
     course: dict[str, Any] = {
         "@context": "https://schema.org",
         "@type": "Course",
@@ -633,7 +633,7 @@ class Site:
             o=summary,
             entries=entries,
             adresse=adresse,
-            canonical=self.url(f"/organismes/{summary.siret}/"),
+            canonical=self.url(f"/organismes/{summary.siret}.html"),
             title=f"{summary.nom} – SIRET {summary.siret}",
             description=f"Formations publiées et archivées de {summary.nom} (SIRET {summary.siret}).",
         )
@@ -745,7 +745,7 @@ class Site:
         for entry in catalog.entries:
             yield self.url(entry.url), _iso_lheo(entry.datemaj)
         for siret, summary in catalog.organismes().items():
-            yield self.url(f"/organismes/{siret}/"), _iso_lheo(max(e.datemaj for e in summary.entries))
+            yield self.url(f"/organismes/{siret}.html"), _iso_lheo(max(e.datemaj for e in summary.entries))
 
 
 _BLANK_LINES_RE = re.compile(r"\n[ \t]*(?=\n)")
@@ -804,6 +804,9 @@ class SiteSink:
         self.root = context.staging / "site"
         self._fiches = self.root / "formations"
         self._fiches.mkdir(parents=True, exist_ok=True)
+        self._fiches_prefix = f"{self._fiches}{os.sep}"
+        if context.previous is not None:
+            self._previous_fiches = f"{context.previous.folder / 'site' / 'formations'}{os.sep}"
         self.site = Site(context.settings, context.today, context.geo)
         self.sitemap_max_urls = sitemap_max_urls
         workers = FICHE_WORKERS if workers is None else workers
@@ -849,8 +852,12 @@ class SiteSink:
             # Missing from the published build, as a fiche would be: the build then rebuilds everything.
             cache = self._previous.folder / CACHE_DIR / CACHE_FILE
             raise FileNotFoundError(errno.ENOENT, f"la formation {entry.ref} n'y est pas notée", str(cache))
-        path = self._fiche(entry.ref)
-        link_file(self._previous.folder / "site" / path.relative_to(self.root), path)
+        # Paths as strings: at 100,000 fiches, pathlib's joins cost as much as the links.
+        name = _safe_ref(entry.ref) + ".html"
+        try:
+            os.link(self._previous_fiches + name, self._fiches_prefix + name)
+        except OSError:
+            link_file(Path(self._previous_fiches + name), Path(self._fiches_prefix + name))  # a copy, or the error
         self._address_of_ref[entry.ref] = self._address_id(state["addresses"][address])
 
     def _address_id(self, address: str) -> int:
@@ -901,7 +908,7 @@ class SiteSink:
         for siret, summary in organismes.items():
             address = self._addresses[self._address_of_ref[summary.entries[0].ref]]  # entries in Ref order
             self._emit(
-                self._page("organismes", _safe_siret(siret)),
+                self._file("organismes", f"{_safe_siret(siret)}.html"),
                 self.site.organisme_inputs(summary, address),
                 lambda: self.site.organisme(summary, _adresse(address)),
             )

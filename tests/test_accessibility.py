@@ -106,7 +106,7 @@ class Demo:
             "recherche-resultats": "/recherche/?q=" + quote(self.query),
             "fiche": f"/formations/{self.current}.html",
             "fiche-archivee": f"/formations/{self.archived}.html",
-            "organisme": f"/organismes/{self.siret}/",
+            "organisme": f"/organismes/{self.siret}.html",
             "organismes": "/organismes/",
             "publier": "/publier/",
             "donnees": "/donnees/",

@@ -264,7 +264,7 @@ def test_incremental_build_equals_full_build_after_additions_changes_and_deletio
     full_tree = tree_digest(tmp_path / "full" / "site")
     assert inc_tree.keys() == full_tree.keys()
     assert {name for name in inc_tree if inc_tree[name] != full_tree[name]} == set()
-    assert not (tmp_path / "inc" / "site" / "organismes" / OTHER_SIRET).exists()
+    assert not (tmp_path / "inc" / "site" / "organismes" / f"{OTHER_SIRET}.html").exists()
 
 
 # --------------------------------------------------------------------------

@@ -246,7 +246,7 @@ def test_canonical_open_graph_and_breadcrumb():
     html = fiche(formation, settings)
     start = html.index('aria-label="Fil d\'Ariane"')
     trail = html[start : html.index("</nav>", start)]
-    assert trail.index("Occitanie") < trail.index(f"/organismes/{SIRET_TOULOUSE}/") < trail.index('aria-current="page"')
+    assert trail.index("Occitanie") < trail.index(f"/organismes/{SIRET_TOULOUSE}.html") < trail.index('aria-current="page"')
 
 
 def test_next_session_first_and_ended_ones_last():
@@ -327,7 +327,7 @@ def three_formations() -> list[Formation]:
 
 def test_organisme_page_lists_current_and_archived_formations(tmp_path):
     root = build_site(tmp_path, three_formations())
-    page = Page((root / "organismes" / SIRET_TOULOUSE / "index.html").read_text())
+    page = Page((root / "organismes" / f"{SIRET_TOULOUSE}.html").read_text())
     rows = re.findall(r"(15_AF_\d+) (.+?) Toulouse (\d\d/\d\d/\d{4}) (publiée|archivée)", page.text)
     assert rows == [
         ("15_AF_0000000001", "Électricien d'équipement du bâtiment", "02/11/2026", "publiée"),
@@ -382,7 +382,7 @@ def test_sitemap_is_an_index_of_absolute_urls_split_at_the_limit(tmp_path):
     assert all(u.startswith(SITE_URL + "/") for u in urls)
     for ref in ("15_AF_0000000001", "15_AF_0000000002", "07_AF_0000000003"):
         assert f"{SITE_URL}/formations/{ref}.html" in urls
-    assert f"{SITE_URL}/organismes/{SIRET_TOULOUSE}/" in urls and f"{SITE_URL}/organismes/{SIRET_VEIGNE}/" in urls
+    assert f"{SITE_URL}/organismes/{SIRET_TOULOUSE}.html" in urls and f"{SITE_URL}/organismes/{SIRET_VEIGNE}.html" in urls
 
 
 def test_404_and_publier_pages(tmp_path):

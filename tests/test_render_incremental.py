@@ -142,10 +142,10 @@ def test_incremental_site_is_a_full_builds_byte_for_byte(tmp_path):
     assert digest(second / "site") == digest(full / "site")
     site = second / "site"
     assert not (site / "formations" / "15_AF_0001.html").exists() and not (site / "formations" / "15_AF_0007.html").exists()
-    assert not (site / "organismes" / SIRET_GONE).exists() and (site / "organismes" / SIRET_NEW).is_dir()
+    assert not (site / "organismes" / f"{SIRET_GONE}.html").exists() and (site / "organismes" / f"{SIRET_NEW}.html").is_file()
     # The deleted smallest Ref's address is gone from Toulouse's page, the next Ref's shown.
-    toulouse = (site / "organismes" / SIRET_TOULOUSE / "index.html").read_text()
-    assert "Montpellier" in (first / "site" / "organismes" / SIRET_TOULOUSE / "index.html").read_text()
+    toulouse = (site / "organismes" / f"{SIRET_TOULOUSE}.html").read_text()
+    assert "Montpellier" in (first / "site" / "organismes" / f"{SIRET_TOULOUSE}.html").read_text()
     assert "Montpellier" not in toulouse and "5 allées Antonio Machado" in toulouse
 
 
@@ -166,8 +166,8 @@ def test_only_the_listing_pages_that_changed_are_written(tmp_path):
     # Pages whose content differs were written...
     differ = {name for name, data in tree(new).items() if not (old / name).exists() or (old / name).read_bytes() != data}
     assert differ <= written
-    assert {f"organismes/{SIRET_TOULOUSE}/index.html", f"organismes/{SIRET_VEIGNE}/index.html",
-            f"organismes/{SIRET_NEW}/index.html", "index.html", "sitemaps/sitemap-1.xml"} <= differ
+    assert {f"organismes/{SIRET_TOULOUSE}.html", f"organismes/{SIRET_VEIGNE}.html",
+            f"organismes/{SIRET_NEW}.html", "index.html", "sitemaps/sitemap-1.xml"} <= differ
     # ...and only those, besides the changed fiches (whose bytes may happen to be the same).
     assert written - differ <= {f"formations/{ref}.html" for ref in CHANGED}
 

@@ -1,6 +1,6 @@
 /* Progressive enhancements of the static pages; without JavaScript every page works as it is.
  * - On a fiche: a "Copier la référence" button next to "Ref : …".
- * - On forms marked data-siret-form: go straight to /organismes/<SIRET>/ (without JS the form
+ * - On forms marked data-siret-form: go straight to /organismes/<SIRET>.html (without JS the form
  *   leads to the list of organismes).
  */
 (function () {
@@ -67,7 +67,7 @@
       var siret = input.value.replace(/[\s.]/g, "");
       if (/^\d{14}$/.test(siret)) {
         event.preventDefault();
-        window.location.href = "/organismes/" + siret + "/";
+        window.location.href = "/organismes/" + siret + ".html";
       } else if (siret !== "") {
         event.preventDefault();
         input.setCustomValidity("Un SIRET compte 14 chiffres.");
