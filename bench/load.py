@@ -2,6 +2,7 @@
 
     .venv/bin/python bench/load.py [--formations 2000] [--clients 50] [--seconds 30]
                                    [--max-requests 500000] [--work DIR] [--seed 3]
+                                   [--workers N] [--client-mode async|threads] [--rebuild-nice N]
 
 1. Two LHEO files are generated that differ by one formation (the second lacks
    the last one) and the first is built into WORK/build.
@@ -10,13 +11,24 @@
    bytes, odd Unicode, invalid UTF-8) are sent one by one on the idle server:
    each must get a 4xx or a 200 within 100 ms.
 4. For ``--seconds`` (and at most ``--max-requests`` requests), ``--clients``
-   threads send a fixed mix (titles, Refs, SIRETs, filters, abusive queries)
+   clients send a fixed mix (titles, Refs, SIRETs, filters, pages, abusive queries)
    while ``catalogue build`` rebuilds the same BUILD folder in a loop, alternating
-   the two files.
+   the two files. Each client is closed-loop: one keep-alive connection (a new one,
+   ``Connection: close``, for each abusive query), its next request as soon as the
+   previous answer is read. ``--client-mode async`` (default): the clients are
+   coroutines of one event loop, which measures the answer when it arrives;
+   ``threads``: one Python thread each, as before — 50 threads taking turns at
+   this process's GIL add their own wait to every measured latency.
 5. Reported: requests, statuses, any 5xx (must be 0), wrong answers (a Ref whose
    first result is not that Ref; must be 0), connection errors (must be 0),
-   p50/p95/p99 overall and per kind, the rebuilds and their exit codes, and the
-   security headers of a page and of an API response.
+   p50/p95/p99 overall, per kind and per abusive query, the CPU seconds of the
+   server (all its processes), of the clients and of the rebuilds (to tell a
+   server at its limit from a machine busy elsewhere), the rebuilds and their exit
+   codes, and the security headers of a page and of an API response.
+
+``--workers`` is passed to ``catalogue serve`` (default: its own, one per core).
+``--rebuild-nice N`` runs the rebuilds under ``nice -n N``, as a deployment would
+run its builds below the server that answers counsellors (default 0: same priority).
 
 Exit status 0 when every check holds, 1 otherwise. Everything it starts stops with it.
 """
@@ -24,7 +36,10 @@ Exit status 0 when every check holds, 1 otherwise. Everything it starts stops wi
 from __future__ import annotations
 
 import argparse
+import asyncio
 import datetime as dt
+import os
+import resource
 import http.client
 import json
 import random
@@ -83,6 +98,9 @@ def abusive_paths() -> list[tuple[str, str]]:
     ]
 
 
+ABUSIVE_NAMES = {path: name for name, path in abusive_paths()}
+
+
 class Mix:
     """The fixed mix of requests, each with what checks its answer."""
 
@@ -120,7 +138,7 @@ class Mix:
         if roll < 0.85:
             return "formation", "/api/formations/" + rng.choice(self.refs), None
         if roll < 0.90:
-            return "page", rng.choice(["/", "/formations/" + rng.choice(self.refs) + "/", "/nope"]), None
+            return "page", rng.choice(["/", "/formations/" + rng.choice(self.refs) + ".html", "/nope"]), None
         return "abusive", rng.choice(self.abusive)[1], None
 
 
@@ -133,6 +151,7 @@ class Stats:
         self.server_errors: list[str] = []
         self.conn_errors: Counter = Counter()
         self.slow_abuse: list[tuple[str, float]] = []
+        self.abuse_latencies: dict[str, list[float]] = defaultdict(list)
 
     def record(self, kind: str, path: str, status: int, seconds: float, problem: str | None) -> None:
         with self.lock:
@@ -142,8 +161,10 @@ class Stats:
                 self.server_errors.append(f"{status} {path[:120]}")
             if problem:
                 self.wrong.append(problem)
-            if kind == "abusive" and seconds > ABUSE_BUDGET_S:
-                self.slow_abuse.append((path[:60], seconds))
+            if kind == "abusive":
+                self.abuse_latencies[ABUSIVE_NAMES.get(path, "?")].append(seconds)
+                if seconds > ABUSE_BUDGET_S:
+                    self.slow_abuse.append((path[:60], seconds))
 
 
 def percentile(values: list[float], p: float) -> float:
@@ -205,6 +226,122 @@ def client(port: int, mix: Mix, stats: Stats, seed: int, deadline: float, budget
     conn.close()
 
 
+async def read_response(reader: asyncio.StreamReader) -> tuple[int, bytes, bool]:
+    """(status, body, closed): one HTTP/1.1 answer with a Content-Length, or read to the end when it has none."""
+    head = await reader.readuntil(b"\r\n\r\n")
+    lines = head.decode("latin-1").split("\r\n")
+    status = int(lines[0].split(" ", 2)[1])
+    headers = {}
+    for line in lines[1:]:
+        name, _, value = line.partition(":")
+        headers[name.strip().lower()] = value.strip()
+    if "content-length" in headers:
+        body = await reader.readexactly(int(headers["content-length"]))
+    elif headers.get("transfer-encoding", "").lower() == "chunked":
+        raise ValueError("chunked answer: not expected from this server")
+    else:
+        body = await reader.read()
+    return status, body, headers.get("connection", "").lower() == "close"
+
+
+async def async_raw_get(port: int, path: str) -> tuple[int, bytes, float]:
+    """:func:`raw_get` on the event loop: its own connection, ``Connection: close``."""
+    start = time.perf_counter()
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    try:
+        writer.write(f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n".encode())
+        try:
+            await writer.drain()
+        except (BrokenPipeError, ConnectionResetError):
+            pass  # over uvicorn's limit: its 400 is already on the way
+        received = b""
+        try:
+            while chunk := await reader.read(65536):
+                received += chunk
+        except ConnectionResetError:
+            if not received:
+                raise
+    finally:
+        writer.close()
+    seconds = time.perf_counter() - start
+    head, _, body = received.partition(b"\r\n\r\n")
+    return int(head.split(b" ", 2)[1]), body, seconds
+
+
+async def async_client(port: int, mix: Mix, stats: Stats, seed: int, deadline: float, budget: list[int]) -> None:
+    """One client: one keep-alive connection, a request as soon as the previous answer is read (as
+    :func:`client`), on the event loop of :func:`run_async_clients`."""
+    rng = random.Random(seed)
+    reader = writer = None
+    while time.monotonic() < deadline and budget[0] > 0:
+        budget[0] -= 1
+        kind, path, expected = mix.pick(rng)
+        if kind == "abusive":
+            try:
+                status, body, seconds = await async_raw_get(port, path)
+            except (OSError, ValueError, IndexError, asyncio.IncompleteReadError) as exc:
+                stats.conn_errors[f"{kind}: {type(exc).__name__}"] += 1
+                continue
+            stats.record(kind, path, status, seconds, None)
+            continue
+        try:
+            if writer is None:
+                reader, writer = await asyncio.open_connection("127.0.0.1", port)
+            start = time.perf_counter()
+            writer.write(f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n".encode())
+            status, body, closed = await read_response(reader)
+            seconds = time.perf_counter() - start
+        except (OSError, ValueError, IndexError, asyncio.IncompleteReadError) as exc:
+            stats.conn_errors[f"{kind}: {type(exc).__name__}"] += 1
+            if writer is not None:
+                writer.close()
+            reader = writer = None
+            continue
+        stats.record(kind, path, status, seconds, check_answer(kind, status, body, expected))
+        if closed:
+            writer.close()
+            reader = writer = None
+    if writer is not None:
+        writer.close()
+
+
+def run_async_clients(port: int, mix: Mix, stats: Stats, clients: int, seed: int, deadline: float,
+                      max_requests: int) -> None:
+    async def all_clients() -> None:
+        budget = [max_requests]
+        await asyncio.gather(*(async_client(port, mix, stats, seed * 1000 + i, deadline, budget)
+                               for i in range(clients)))
+
+    asyncio.run(all_clients())
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of ``pid`` and its living descendants (the server's workers)."""
+    tick = os.sysconf("SC_CLK_TCK")
+    children: dict[int, list[int]] = defaultdict(list)
+    times: dict[int, float] = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            fields = Path(f"/proc/{entry}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        children[int(fields[1])].append(int(entry))
+        times[int(entry)] = (int(fields[11]) + int(fields[12])) / tick
+    total, todo = 0.0, [pid]
+    while todo:
+        current = todo.pop()
+        total += times.get(current, 0.0)
+        todo.extend(children.get(current, ()))
+    return total
+
+
+def own_cpu_seconds(who: int) -> float:
+    usage = resource.getrusage(who)
+    return usage.ru_utime + usage.ru_stime
+
+
 def get(port: int, path: str) -> tuple[int, dict[str, str], bytes, float]:
     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
     try:
@@ -246,11 +383,14 @@ def build_command(content: Path, build_dir: Path) -> list[str]:
             "--today", TODAY.isoformat(), "--quiet"]
 
 
-def rebuild_loop(files: list[Path], build_dir: Path, stop: threading.Event, results: list) -> None:
+def rebuild_loop(files: list[Path], build_dir: Path, stop: threading.Event, results: list, nice: int = 0) -> None:
     i = 1  # the first file is already published: start with the other
     while not stop.is_set():
         start = time.monotonic()
-        done = subprocess.run(build_command(files[i % 2], build_dir), cwd=ROOT, capture_output=True, text=True)
+        command = build_command(files[i % 2], build_dir)
+        if nice:
+            command = ["nice", "-n", str(nice)] + command
+        done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True)
         results.append((files[i % 2].name, done.returncode, time.monotonic() - start, done.stderr.strip()[-300:]))
         i += 1
 
@@ -275,6 +415,13 @@ def main() -> int:
     parser.add_argument("--seconds", type=float, default=30.0)
     parser.add_argument("--max-requests", type=int, default=500_000)
     parser.add_argument("--seed", type=int, default=3)
+    parser.add_argument("--workers", type=int, default=None,
+                        help="catalogue serve --workers (default: the server's own default)")
+    parser.add_argument("--rebuild-nice", type=int, default=0, choices=range(0, 20), metavar="0-19",
+                        help="run the rebuilds under nice -n N (default 0: the same priority as the server)")
+    parser.add_argument("--client-mode", choices=("async", "threads"), default="async",
+                        help="async: the clients share one event loop (one connection each); "
+                             "threads: one Python thread each, all in this process's GIL")
     parser.add_argument("--work", type=Path, help="Working folder (default: a temporary one, removed at the end).")
     args = parser.parse_args()
     if not (1 <= args.clients <= 500 and 0 < args.seconds <= 600):
@@ -301,7 +448,7 @@ def main() -> int:
         port = free_port()
         server = subprocess.Popen(
             [sys.executable, "-m", "catalogue.cli", "serve", "--build", str(build_dir), "--host", "127.0.0.1",
-             "--port", str(port)],
+             "--port", str(port)] + ([] if args.workers is None else ["--workers", str(args.workers)]),
             cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
         )
         wait_until_up(port, server)
@@ -311,7 +458,7 @@ def main() -> int:
         # -- security headers --------------------------------------------------------
         print("\nsecurity headers:")
         ref = mix.refs[0]
-        for path in ("/", f"/formations/{ref}/", search_path(q="cuisine"), f"/api/formations/{ref}"):
+        for path in ("/", f"/formations/{ref}.html", search_path(q="cuisine"), f"/api/formations/{ref}"):
             status, headers, _, _ = get(port, path)
             missing = [h for h in SECURITY_HEADERS if h not in headers]
             print(f"  {status} {path[:50]:50} {'ok' if not missing else 'MISSING ' + ', '.join(missing)}")
@@ -339,29 +486,44 @@ def main() -> int:
         stats = Stats()
         stop = threading.Event()
         rebuilds: list = []
-        rebuilder = threading.Thread(target=rebuild_loop, args=(files, build_dir, stop, rebuilds), daemon=True)
-        deadline = time.monotonic() + args.seconds
-        budget, budget_lock = [args.max_requests], threading.Lock()
-        threads = [
-            threading.Thread(
-                target=client,
-                args=(port, mix, stats, args.seed * 1000 + i, deadline, budget, budget_lock),
-                daemon=True,
-            )
-            for i in range(args.clients)
-        ]
+        rebuilder = threading.Thread(target=rebuild_loop, args=(files, build_dir, stop, rebuilds, args.rebuild_nice),
+                                     daemon=True)
+        cpu_before = (cpu_seconds(server.pid), own_cpu_seconds(resource.RUSAGE_SELF),
+                      own_cpu_seconds(resource.RUSAGE_CHILDREN))
         started = time.monotonic()
+        deadline = started + args.seconds
         rebuilder.start()
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join(args.seconds + 60)
+        if args.client_mode == "async":
+            run_async_clients(port, mix, stats, args.clients, args.seed, deadline, args.max_requests)
+        else:
+            budget, budget_lock = [args.max_requests], threading.Lock()
+            threads = [
+                threading.Thread(
+                    target=client,
+                    args=(port, mix, stats, args.seed * 1000 + i, deadline, budget, budget_lock),
+                    daemon=True,
+                )
+                for i in range(args.clients)
+            ]
+            for t in threads:
+                t.start()
+            for t in threads:
+                t.join(args.seconds + 60)
         elapsed = time.monotonic() - started
+        cpu_load = (cpu_seconds(server.pid), own_cpu_seconds(resource.RUSAGE_SELF))
         stop.set()
         rebuilder.join(600)
+        rebuild_cpu = own_cpu_seconds(resource.RUSAGE_CHILDREN) - cpu_before[2]
 
         total = sum(stats.statuses.values())
-        print(f"\nload: {args.clients} clients, {elapsed:.1f} s, {total} requests ({total / elapsed:.0f}/s)")
+        print(f"\nload: {args.clients} clients ({args.client_mode}), server workers: {args.workers or 'default'}, "
+              f"rebuilds at nice {args.rebuild_nice}, "
+              f"{elapsed:.1f} s, {total} requests ({total / elapsed:.0f}/s)")
+        server_cpu, client_cpu = cpu_load[0] - cpu_before[0], cpu_load[1] - cpu_before[1]
+        print(f"  CPU seconds (2 cores = {2 * elapsed:.0f} s at most): server {server_cpu:.1f}"
+              f" ({1000 * server_cpu / max(total, 1):.2f} ms a request), clients {client_cpu:.1f}"
+              f" ({1000 * client_cpu / max(total, 1):.2f} ms a request), rebuilds {rebuild_cpu:.1f}"
+              f" (until the last one ended)")
         print("  statuses: " + ", ".join(f"{s}: {n}" for s, n in sorted(stats.statuses.items())))
         print(f"  5xx: {len(stats.server_errors)}   wrong answers: {len(stats.wrong)}   "
               f"connection errors: {sum(stats.conn_errors.values())}")
@@ -376,6 +538,14 @@ def main() -> int:
         for kind, values in sorted(stats.latencies.items()) + [("ALL", everything)]:
             p50, p95, p99 = (percentile(values, p) * 1000 for p in (50, 95, 99))
             print(f"  {kind:10} {len(values):7} {p50:8.1f} {p95:8.1f} {p99:8.1f} {max(values) * 1000:8.1f}")
+        print("  abusive, by query:")
+        for name, _ in mix.abusive:
+            values = stats.abuse_latencies.get(name, [])
+            if values:
+                p50, p95, p99 = (percentile(values, p) * 1000 for p in (50, 95, 99))
+                over = sum(v > ABUSE_BUDGET_S for v in values)
+                print(f"    {name:18} {len(values):5} {p50:8.1f} {p95:8.1f} {p99:8.1f} {max(values) * 1000:8.1f}"
+                      f"   over {ABUSE_BUDGET_S * 1000:.0f} ms: {over}")
         print(f"  abusive over {ABUSE_BUDGET_S * 1000:.0f} ms under load: {len(stats.slow_abuse)}"
               f" of {len(stats.latencies['abusive'])}")
         print(f"  rebuilds during the load: {len(rebuilds)}")

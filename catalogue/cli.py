@@ -298,11 +298,13 @@ def search(query, build_dir, as_json, **filters) -> None:
 @build_dir_option
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", type=click.IntRange(1, 65535), default=8000, show_default=True)
-def serve(build_dir, host, port) -> None:
+@click.option("--workers", type=click.IntRange(1, 64), default=None,
+              help="Processus serveurs (défaut : un par cœur, 8 au plus).")
+def serve(build_dir, host, port, workers) -> None:
     """Servir BUILD/site et l'API JSON (/api/search, /api/formations/{ref})."""
     from .server import run
 
-    run(build_dir, host=host, port=port)
+    run(build_dir, host=host, port=port, workers=workers)
 
 
 @main.command()

@@ -9,26 +9,38 @@
 ``BUILD/site`` and ``BUILD/index`` are resolved again on every request, so a
 new build is served as soon as it is published, without a restart. Every
 response carries the security headers of :data:`SECURITY_HEADERS`.
+
+Under load (``bench/load.py``): :func:`run` starts one process per core, each on
+its own socket; in each, searches run one at a time on a dedicated thread
+(:func:`search_endpoint`) and everything else — refused parameters, a formation's
+JSON, the site's files — is answered on the event loop without waiting for a
+thread, so a refusal never queues behind searches.
 """
 
 from __future__ import annotations
 
+import asyncio
 import mimetypes
 import os
 import re
 import secrets
+from concurrent.futures import Executor, ThreadPoolExecutor
 from pathlib import Path
 from typing import Annotated, Optional
 
+import h11
 from fastapi import FastAPI, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, RedirectResponse, Response
-from pydantic import BaseModel
+from fastapi.routing import APIRoute
+from pydantic import BaseModel, ValidationError
+from starlette.datastructures import QueryParams
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from uvicorn.protocols.http.h11_impl import H11Protocol
 
 from .model import REF_PATTERN
-from .search.index import IndexMissing, SearchError, open_index
+from .search.index import INDEX_DIR, IndexMissing, SearchError, open_index
 from .search.query import SearchParams, SearchResponse, french_message, search
 
 CSP = (
@@ -89,8 +101,75 @@ def _error(status: int, detail: str) -> JSONResponse:
     return JSONResponse({"detail": detail}, status_code=status)
 
 
-def create_app(build_dir: Path) -> FastAPI:
-    """The application serving ``build_dir`` (its ``site`` and ``index``, re-resolved per request)."""
+def _validation_errors(errors, prefix: tuple = ()) -> list[dict]:
+    """Pydantic's errors as the API's 422 body: where, in French, and pydantic's type."""
+    return [
+        {"loc": [str(p) for p in (*prefix, *e.get("loc", ()))], "msg": french_message(e), "type": e.get("type", "")}
+        for e in errors
+    ]
+
+
+def _search_answer(build_dir: Path, params: SearchParams) -> Response:
+    """``GET /api/search``'s answer: the JSON of :func:`search`, or its error in French."""
+    try:
+        return Response(search(build_dir, params).model_dump_json(), media_type="application/json")
+    except IndexMissing as exc:
+        return _error(503, str(exc))
+    except SearchError as exc:
+        return _error(400, str(exc))
+    except Exception:
+        return _error(503, "index de recherche endommagé ; relancez « catalogue build »")
+
+
+#: The answer of a search that finds nothing.
+NO_RESULT = SearchResponse(total=0, results=[]).model_dump_json().encode()
+
+
+def _nothing_to_search(build_dir: Path, params: SearchParams) -> bool:
+    """A query without a letter or a digit (``!!!``, a NUL, U+FFFD from invalid UTF-8...) has no
+    word and cannot be a number (every Ref, SIRET, numero has one): :func:`search` finds
+    nothing, whatever the filters; it is answered at once, without queueing behind searches."""
+    return bool(params.q) and not any(c.isalnum() for c in params.q) and os.path.isdir(build_dir / INDEX_DIR)
+
+
+def search_endpoint(build_dir: Path, searcher: Optional[Executor] = None):
+    """The ASGI app answering ``GET /api/search``, without FastAPI's per-request machinery.
+
+    FastAPI's route stays for the OpenAPI description; this replaces its handler. Under
+    load, FastAPI spent more time reading the query into :class:`SearchParams` (its generic
+    parameter code) than most searches take, and handed every search to its threadpool,
+    where 40 threads took turns at the GIL with the event loop. Here the parameters are
+    validated by pydantic alone and a refusal (422), like a query with nothing to search
+    (:func:`_nothing_to_search`), is answered at once on the event loop;
+    searches run one at a time, in arrival order, on ``searcher`` (a single thread: the
+    CPU is the limit, more threads would only take turns), or on the event loop itself
+    when it is ``None``. Either way nothing else of the app waits for a thread of the pool.
+    """
+
+    async def endpoint(scope, receive, send) -> None:
+        try:
+            params = SearchParams.model_validate(dict(QueryParams(scope["query_string"])))
+        except ValidationError as exc:
+            response: Response = JSONResponse({"detail": _validation_errors(exc.errors(), ("query",))},
+                                              status_code=422)
+        else:
+            if _nothing_to_search(build_dir, params):
+                response = Response(NO_RESULT, media_type="application/json")
+            elif searcher is None:
+                response = _search_answer(build_dir, params)
+            else:
+                response = await asyncio.get_running_loop().run_in_executor(searcher, _search_answer, build_dir, params)
+        await response(scope, receive, send)
+
+    return endpoint
+
+
+def create_app(build_dir: Path, fast_search: bool = True) -> FastAPI:
+    """The application serving ``build_dir`` (its ``site`` and ``index``, re-resolved per request).
+
+    ``fast_search=False`` leaves ``GET /api/search`` to FastAPI's own handling (the tests
+    check that :func:`search_endpoint` answers exactly as it does).
+    """
     build_dir = Path(build_dir)
     app = FastAPI(
         title="Catalogue des formations",
@@ -103,11 +182,7 @@ def create_app(build_dir: Path) -> FastAPI:
 
     @app.exception_handler(RequestValidationError)
     async def invalid_request(request: Request, exc: RequestValidationError) -> JSONResponse:
-        errors = [
-            {"loc": [str(p) for p in e.get("loc", ())], "msg": french_message(e), "type": e.get("type", "")}
-            for e in exc.errors()
-        ]
-        return JSONResponse({"detail": errors}, status_code=422)
+        return JSONResponse({"detail": _validation_errors(exc.errors())}, status_code=422)
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, exc: StarletteHTTPException) -> Response:
@@ -125,21 +200,14 @@ def create_app(build_dir: Path) -> FastAPI:
     def api_search(params: Annotated[SearchParams, Query()]):
         """Chercher des formations : mots (analyse française, tolérance aux fautes) ou numéro
         (Ref, numéro d'action ou de session, ``ref|action|session``, SIRET, RNCP), avec filtres."""
-        try:
-            return search(build_dir, params)
-        except IndexMissing as exc:
-            return _error(503, str(exc))
-        except SearchError as exc:
-            return _error(400, str(exc))
-        except Exception:
-            return _error(503, "index de recherche endommagé ; relancez « catalogue build »")
+        return _search_answer(build_dir, params)  # only with fast_search=False: see search_endpoint
 
     @app.get(
         "/api/formations/{ref}",
         tags=["formations"],
         responses={404: {"model": ErrorDetail, "description": "Ref inconnue"}, **_UNAVAILABLE},
     )
-    def api_formation(ref: str):
+    async def api_formation(ref: str):  # async: a dictionary look-up, answered on the event loop
         """Une formation entière (formation > actions > sessions, organisme), telle que publiée."""
         if not _REF_RE.match(ref) or ".." in ref:
             return _error(404, "Ref invalide : lettres, chiffres, « _ », « - » et « . » seulement")
@@ -166,13 +234,19 @@ def create_app(build_dir: Path) -> FastAPI:
 
     @app.api_route("/api", methods=["GET", "HEAD"], include_in_schema=False)
     @app.api_route("/api/{rest:path}", methods=["GET", "HEAD"], include_in_schema=False)
-    def api_unknown(rest: str = "") -> JSONResponse:
+    async def api_unknown(rest: str = "") -> JSONResponse:
         return _error(404, "adresse inconnue de l'API")
 
     @app.api_route("/{path:path}", methods=["GET", "HEAD"], include_in_schema=False)
-    def site_file(path: str, request: Request) -> Response:
-        return _static(build_dir, path, request)
+    async def site_file(path: str, request: Request) -> Response:
+        # On the event loop: a few stat calls, and the page read at once (see _inline), instead of
+        # the five trips to a thread of FileResponse, each waiting its turn behind the searches.
+        return _inline(_static(build_dir, path, request), request)
 
+    if fast_search:
+        for route in app.routes:
+            if isinstance(route, APIRoute) and route.path == "/api/search":
+                route.app = search_endpoint(build_dir, ThreadPoolExecutor(1, "search"))
     app.add_middleware(SecurityHeaders)
     return app
 
@@ -228,6 +302,32 @@ def _safe_target(site: Path, path: str) -> Optional[Path]:
     return candidate if candidate.exists() else None
 
 
+#: Files up to this size are read at once and sent from memory; larger ones are streamed.
+INLINE_MAX_BYTES = 1 << 20
+
+
+def _inline(response: Response, request: Request) -> Response:
+    """``response`` with a small file of the (immutable) published site read into memory.
+
+    Same status and headers as :class:`FileResponse` (``content-length``, ``etag``,
+    ``last-modified``, ``accept-ranges``); a request for a range keeps the FileResponse.
+    """
+    if not isinstance(response, FileResponse) or "range" in request.headers:
+        return response
+    try:
+        with open(response.path, "rb") as file:
+            stat = os.fstat(file.fileno())
+            if stat.st_size > INLINE_MAX_BYTES:
+                return response
+            data = file.read()
+    except OSError:
+        return response  # gone between the check and now: FileResponse says so
+    response.set_stat_headers(stat)
+    inline = Response(data, status_code=response.status_code)
+    inline.raw_headers = list(response.raw_headers)
+    return inline
+
+
 def _not_found(site: Path) -> Response:
     page = site / "404.html"
     if page.is_file():
@@ -242,32 +342,138 @@ def _media_type(path: Path) -> str:
     return guessed or "application/octet-stream"
 
 
-def http_protocol():
+class SecureH11Protocol(H11Protocol):
     """uvicorn's HTTP/1.1 protocol, whose own 400 (a request it cannot parse, a request line over
     its limit) carries :data:`SECURITY_HEADERS` like every answer of the application."""
-    from uvicorn.protocols.http.h11_impl import H11Protocol
 
-    class SecureH11Protocol(H11Protocol):
-        def send_400_response(self, msg: str) -> None:
-            import h11
+    def send_400_response(self, msg: str) -> None:
+        body = msg.encode("ascii", "replace")
+        headers = [
+            (b"content-type", b"text/plain; charset=utf-8"),
+            (b"content-length", str(len(body)).encode()),
+            (b"connection", b"close"),
+        ] + [(name.encode(), value.encode()) for name, value in SECURITY_HEADERS.items()]
+        for event in (h11.Response(status_code=400, headers=headers, reason=b"Bad Request"), h11.Data(data=body),
+                      h11.EndOfMessage()):
+            self.transport.write(self.conn.send(event))
+        self.transport.close()
 
-            body = msg.encode("ascii", "replace")
-            headers = [
-                (b"content-type", b"text/plain; charset=utf-8"),
-                (b"content-length", str(len(body)).encode()),
-                (b"connection", b"close"),
-            ] + [(name.encode(), value.encode()) for name, value in SECURITY_HEADERS.items()]
-            for event in (h11.Response(status_code=400, headers=headers, reason=b"Bad Request"), h11.Data(data=body),
-                          h11.EndOfMessage()):
-                self.transport.write(self.conn.send(event))
-            self.transport.close()
 
+def http_protocol():
+    """:class:`SecureH11Protocol`, for ``uvicorn.Config(http=...)``."""
     return SecureH11Protocol
 
 
-def run(build_dir: Path, host: str = "127.0.0.1", port: int = 8000) -> None:
-    """Serve ``build_dir`` with uvicorn until interrupted."""
+#: The environment variable through which :func:`run` hands the build folder to its worker processes.
+BUILD_ENV = "CATALOGUE_SERVE_BUILD"
+
+
+def app_from_environment() -> FastAPI:
+    """The app of one worker process of :func:`run` (uvicorn imports it by name in each)."""
+    return create_app(Path(os.environ[BUILD_ENV]))
+
+
+def default_workers() -> int:
+    """One worker process per core this process may run on (at most 8)."""
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except AttributeError:  # pragma: no cover (not Linux)
+        cores = os.cpu_count() or 1
+    return max(1, min(cores, 8))
+
+
+def run(build_dir: Path, host: str = "127.0.0.1", port: int = 8000, workers: Optional[int] = None) -> None:
+    """Serve ``build_dir`` with uvicorn until interrupted, in ``workers`` processes
+    (:func:`default_workers` when ``None``).
+
+    Each process answers on its event loop, runs its searches one at a time in a thread, and
+    opens the published index itself, again after each new build
+    (:func:`catalogue.search.index.open_index`). Several processes each listen on their own
+    socket (``SO_REUSEPORT``), so the kernel spreads the connections evenly among them:
+    with uvicorn's own ``workers``, which share one socket, the first process to wake took
+    most of the keep-alive connections (44 against 17 under ``bench/load.py``).
+    """
+    os.environ[BUILD_ENV] = str(Path(build_dir).resolve())
+    workers = workers or default_workers()
+    if workers == 1:
+        import uvicorn
+
+        uvicorn.run(**_uvicorn_options(host, port))
+    else:
+        _supervise(workers, host, port)
+
+
+def _uvicorn_options(host: str, port: int) -> dict:
+    return dict(app=f"{__name__}:app_from_environment", factory=True, host=host, port=port, server_header=False,
+                log_level="info", http=f"{__name__}:SecureH11Protocol")
+
+
+def _listening_socket(host: str, port: int):
+    import socket
+
+    family, kind, proto, _, address = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM,
+                                                         flags=socket.AI_PASSIVE)[0]
+    sock = socket.socket(family, kind, proto)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+    sock.bind(address)
+    sock.listen(2048)
+    return sock
+
+
+def _worker(host: str, port: int) -> None:
+    """One worker process of :func:`_supervise`: its own socket on the shared port, one uvicorn server."""
     import uvicorn
 
-    uvicorn.run(create_app(Path(build_dir)), host=host, port=port, server_header=False, log_level="info",
-                http=http_protocol())
+    sock = _listening_socket(host, port)
+    uvicorn.Server(uvicorn.Config(**_uvicorn_options(host, port))).run(sockets=[sock])
+
+
+def _supervise(workers: int, host: str, port: int) -> None:
+    """Run ``workers`` processes of :func:`_worker` until interrupted (SIGINT, SIGTERM); one that dies
+    is replaced, unless it dies at once (port taken...), which stops them all."""
+    import multiprocessing
+    import multiprocessing.connection
+    import signal
+    import sys
+    import time
+
+    _listening_socket(host, port).close()  # the port is ours (or the error is the usual OSError)
+    context = multiprocessing.get_context("spawn")
+    stopping = False
+
+    def start():
+        process = context.Process(target=_worker, args=(host, port), daemon=False)
+        process.start()
+        return process, time.monotonic()
+
+    def stop(signum=None, frame=None):
+        nonlocal stopping
+        stopping = True
+
+    previous = {sig: signal.signal(sig, stop) for sig in (signal.SIGINT, signal.SIGTERM)}
+    running = [start() for _ in range(workers)]
+    failed = False
+    try:
+        while not stopping and not failed:
+            multiprocessing.connection.wait([p.sentinel for p, _ in running], timeout=0.5)
+            for i, (process, started) in enumerate(running):
+                if process.exitcode is not None and not stopping:
+                    if time.monotonic() - started < 5:
+                        print(f"un processus du serveur s'est arrêté au démarrage (code {process.exitcode})",
+                              file=sys.stderr)
+                        failed = True
+                    else:
+                        running[i] = start()
+    finally:
+        for process, _ in running:
+            if process.exitcode is None:
+                process.terminate()
+        for process, _ in running:
+            process.join(30)
+            if process.exitcode is None:
+                process.kill()
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    if failed:
+        sys.exit(1)

@@ -7,6 +7,8 @@ from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from catalogue.server import CSP, SECURITY_HEADERS, create_app
 from factories import make_formation
@@ -117,6 +119,196 @@ def test_hostile_queries_answer_normally(client):
         response = client.get("/api/search", params={"q": q})
         assert response.status_code == 200, q
         assert response.headers["content-type"] == "application/json"
+
+
+# -- under load: what must not wait ------------------------------------------------
+
+#: Raw query strings: valid, refused, abusive (Whoosh syntax, NUL, odd Unicode, invalid UTF-8).
+QUERY_STRINGS = [
+    "q=%C3%A9lectricien+b%C3%A2timent", "q=", "q=comptable&limit=1&offset=0", "q=193+113+834+00389&limit=2",
+    "near=montpellier&rayon_km=5", "region=24&financeur=5", "debut_apres=2027-01-01", "q=cuisine&q=compta",
+    "q=%22cuisine+AND+*", "q=intitule%3Ax+OR+ref%3A%5Ba+TO+z%5D", "q=%00", "q=cui%00sine", "q=%ED%A0%80",
+    "q=%FF%FE", "q=%E2%80%AEenisiuc+%F0%9F%8D%B3", "q=!!!+%3F%3F%3F", "q=" + "a" * 501, "limit=0",
+    "limit=1000000000000", "offset=-1", "rayon_km=5", "near=Trifouilly", "q=" + "+".join(["mot"] * 30),
+    "drop=table", "certifiante=peut-%C3%AAtre&limit=x", "debut_apres=0", "include_archived=oui&q=compta",
+]
+
+
+@pytest.mark.parametrize("query", QUERY_STRINGS)
+def test_fast_search_answers_as_fastapi_would(build_dir, client, query):
+    """/api/search is answered without FastAPI's per-request machinery: byte for byte the same answer."""
+    fastapi_own = TestClient(create_app(build_dir, fast_search=False))
+    ours, theirs = client.get(f"/api/search?{query}"), fastapi_own.get(f"/api/search?{query}")
+    assert (ours.status_code, ours.headers["content-type"], ours.content) == (
+        theirs.status_code, theirs.headers["content-type"], theirs.content)
+    assert ours.status_code in (200, 400, 422)
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(q=st.text(st.characters(exclude_categories=("L", "N", "Cs")), min_size=1, max_size=40),
+       filters=st.sampled_from([{}, {"include_archived": "true"}, {"departement": "34"}, {"cpf": "oui"}]))
+def test_a_query_without_letter_or_digit_is_answered_as_search_would(build_dir, client, q, filters):
+    """Such a query skips the search queue (answered at once): search() itself finds nothing for it either."""
+    from catalogue.search.query import SearchParams, search
+
+    params = {"q": q, **filters}
+    ours = client.get("/api/search", params=params)
+    theirs = TestClient(create_app(build_dir, fast_search=False)).get("/api/search", params=params)
+    assert (ours.status_code, ours.content) == (theirs.status_code, theirs.content)
+    if q.strip():
+        assert search(build_dir, SearchParams(**params)).total == 0
+
+
+def test_refusals_formations_and_pages_wait_for_no_thread(build_dir, monkeypatch):
+    """Every thread of the pool busy and a search running: refused queries, a query with nothing
+    to search, a formation's JSON, a page, the site's 404 and the API's 404 are still answered,
+    before that search ends.
+
+    (Before, every endpoint but the 422 ran on the threadpool: none of them was answered.)
+    """
+    import threading
+
+    import anyio
+    import httpx
+
+    from catalogue import server
+
+    searching, release = threading.Event(), threading.Event()
+    real_search = server.search
+
+    def slow_search(build_dir, params):
+        if params.q == "bloque":
+            searching.set()
+            release.wait(60)  # released by the test; the timeout only keeps a broken app from hanging it
+        return real_search(build_dir, params)
+
+    monkeypatch.setattr(server, "search", slow_search)
+    app = create_app(build_dir)
+
+    async def scenario():
+        anyio.to_thread.current_default_thread_limiter().total_tokens = 1
+        pool_busy = threading.Event()
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://test") as http:
+            hog = asyncio.ensure_future(anyio.to_thread.run_sync(pool_busy.wait))  # the pool's only thread
+            slow = asyncio.ensure_future(http.get("/api/search", params={"q": "bloque"}))
+            try:
+                for _ in range(3000):
+                    if searching.is_set():
+                        break
+                    await asyncio.sleep(0.01)
+                assert searching.is_set(), "the search never started"
+                # A broken app never answers: wait_for's limit turns that into a failure, not a hang.
+                answers = await asyncio.wait_for(asyncio.gather(
+                    http.get("/api/search", params={"q": "x" * 50_000}),
+                    http.get("/api/search", params={"limit": "1000000000000"}),
+                    http.get("/api/search", params={"q": "\x00 !!! \ufffd"}),
+                    http.get(f"/api/formations/{COMPTA}"),
+                    http.get("/api/formations/..%2F..%2Fetc"),
+                    http.get(f"/formations/{ELECTRICIEN}.html"),
+                    http.get("/nulle-part"),
+                    http.get("/api/rien"),
+                ), timeout=30)
+                assert not slow.done()
+            finally:
+                release.set()
+                pool_busy.set()
+                await hog
+            return [(r.status_code, r.text) for r in answers], await slow
+
+    answers, slow = asyncio.run(scenario())
+    assert [status for status, _ in answers] == [422, 422, 200, 200, 404, 200, 404, 404]
+    assert answers[2][1] == '{"total":0,"results":[]}'
+    assert COMPTA in answers[3][1] and "Électricien" in answers[5][1] and "Page introuvable" in answers[6][1]
+    assert slow.status_code == 200 and slow.json() == {"total": 0, "results": []}
+
+
+def test_small_site_files_are_sent_like_file_response(build_dir, client):
+    """Pages read into memory keep FileResponse's headers; a range request still gets its part."""
+    page = client.get(f"/formations/{ELECTRICIEN}.html")
+    assert page.status_code == 200 and page.text == SITE[f"formations/{ELECTRICIEN}.html"]
+    assert page.headers["content-length"] == str(len(page.content))
+    assert page.headers["etag"] and page.headers["last-modified"] and page.headers["accept-ranges"] == "bytes"
+    assert page.headers["content-type"].startswith("text/html")
+    assert client.get(f"/formations/{ELECTRICIEN}.html").headers["etag"] == page.headers["etag"]
+    part = client.get("/static/app.js", headers={"range": "bytes=0-6"})
+    assert part.status_code == 206 and part.content == b"console"
+    missing = client.get("/nulle-part")
+    assert missing.status_code == 404 and "Page introuvable" in missing.text
+    assert client.head("/").headers["content-length"] == str(len(SITE["index.html"].encode()))
+
+
+def test_serve_runs_one_worker_process_per_core(build_dir, monkeypatch):
+    import os
+
+    import uvicorn
+    from click.testing import CliRunner
+
+    from catalogue import server
+    from catalogue.cli import main
+
+    supervised, single = [], []
+    monkeypatch.setattr(server, "_supervise", lambda workers, host, port: supervised.append((workers, host, port)))
+    monkeypatch.setattr(uvicorn, "run", lambda **options: single.append(options))
+    monkeypatch.delenv(server.BUILD_ENV, raising=False)
+    runner = CliRunner()
+    assert runner.invoke(main, ["serve", "--build", str(build_dir)]).exit_code == 0
+    assert runner.invoke(main, ["serve", "--build", str(build_dir), "--workers", "3", "--port", "8123"]).exit_code == 0
+    assert runner.invoke(main, ["serve", "--build", str(build_dir), "--workers", "1"]).exit_code == 0
+    assert runner.invoke(main, ["serve", "--build", str(build_dir), "--workers", "0"]).exit_code == 2
+    cores = min(len(os.sched_getaffinity(0)), 8)
+    assert server.default_workers() == cores
+    assert supervised[-1] == (3, "127.0.0.1", 8123)
+    assert len(supervised) == (2 if cores > 1 else 1) and len(single) == (1 if cores > 1 else 2)
+    # Every process imports the app by name and builds it for the same folder.
+    options = single[-1]
+    assert options["factory"] is True and options["app"] == "catalogue.server:app_from_environment"
+    assert options["http"] == "catalogue.server:SecureH11Protocol"
+    assert os.environ[server.BUILD_ENV] == str(build_dir.resolve())
+    assert TestClient(server.app_from_environment()).get(f"/api/formations/{COMPTA}").status_code == 200
+
+
+def test_every_worker_process_serves_the_new_build(tmp_path):
+    """``catalogue serve --workers 2``: after a new build, no process answers from the old index."""
+    import http.client
+    import socket
+    import subprocess
+    import sys
+    import time
+
+    build_dir = tmp_path / "build"
+    publish(build_dir, [make_formation(numero="15_AF_1", intitule="Cuisine")], site={"index.html": "v1"})
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    process = subprocess.Popen(
+        [sys.executable, "-m", "catalogue.cli", "serve", "--build", str(build_dir), "--port", str(port),
+         "--workers", "2"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )
+
+    def refs() -> list[str]:
+        # A new connection each time: the kernel hands each to either process.
+        connection = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+        try:
+            connection.request("GET", "/api/search?q=cuisine")
+            return [r["ref"] for r in __import__("json").loads(connection.getresponse().read())["results"]]
+        finally:
+            connection.close()
+
+    try:
+        for _ in range(300):  # until it listens
+            try:
+                assert refs() == ["15_AF_1"]
+                break
+            except ConnectionRefusedError:
+                time.sleep(0.1)
+        answers = [refs() for _ in range(20)]
+        publish(build_dir, [make_formation(numero="15_AF_2", intitule="Cuisine")], site={"index.html": "v2"})
+        answers_after = [refs() for _ in range(20)]
+    finally:
+        process.terminate()
+        process.wait(30)
+    assert answers == [["15_AF_1"]] * 20
+    assert answers_after == [["15_AF_2"]] * 20
 
 
 def test_formation_json(client):
