@@ -199,13 +199,19 @@ class Catalog:
 
     entries: list[Entry]
     today: dt.date
+    _organismes: Optional[dict[str, OrganismeSummary]] = field(default=None, init=False, repr=False, compare=False)
 
     @classmethod
     def of(cls, entries: Iterable[Entry], today: dt.date) -> "Catalog":
         return cls(sorted(entries, key=lambda e: e.ref), today)
 
     def organismes(self) -> dict[str, OrganismeSummary]:
-        """By SIRET, in SIRET order; each organisme's formations in Ref order."""
+        """By SIRET, in SIRET order; each organisme's formations in Ref order (computed once: read, not changed)."""
+        if self._organismes is None:
+            self._organismes = self._group_organismes()
+        return self._organismes
+
+    def _group_organismes(self) -> dict[str, OrganismeSummary]:
         result: dict[str, OrganismeSummary] = {}
         for entry in self.entries:
             summary = result.get(entry.siret)

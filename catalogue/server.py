@@ -262,11 +262,11 @@ def _static(build_dir: Path, path: str, request: Request) -> Response:
         return _error(503, f"{build_dir / 'site'} : aucun site publié ; lancez « catalogue build » d'abord")
     target = _safe_target(site, path)
     if target is None:
-        moved = _fiche_moved(site, path)
+        moved = _page_moved(site, path)
         return RedirectResponse(moved, status_code=301) if moved else _not_found(site)
     if target.is_dir():
         if path and not path.endswith("/"):
-            # One URL per page: /organismes/X → /organismes/X/
+            # One URL per page: /organismes/A → /organismes/A/
             return RedirectResponse("/" + path.lstrip("/") + "/", status_code=308)
         target = target / "index.html"
     if not target.is_file():
@@ -274,10 +274,9 @@ def _static(build_dir: Path, path: str, request: Request) -> Response:
     return FileResponse(target, media_type=_media_type(target))
 
 
-def _fiche_moved(site: Path, path: str) -> Optional[str]:
-    """The new URL of a page whose URL was a folder: ``/formations/<Ref>/`` is now ``/formations/<Ref>.html``.
-
-    Links and bookmarks made before the change keep working.
+def _page_moved(site: Path, path: str) -> Optional[str]:
+    """The new URL of a page whose URL was a folder: ``/formations/<Ref>/`` is now ``/formations/<Ref>.html``,
+    ``/organismes/<SIRET>/`` is ``/organismes/<SIRET>.html``; links and bookmarks made before keep working.
     """
     name = path.strip("/")
     if not name or name.endswith(".html"):

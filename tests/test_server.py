@@ -18,7 +18,8 @@ SITE = {
     "index.html": "<!doctype html><title>Accueil</title>",
     "404.html": "<!doctype html><title>Page introuvable</title>",
     f"formations/{ELECTRICIEN}.html": "<!doctype html><title>Électricien</title>",
-    "organismes/12345678900011/index.html": "<!doctype html><title>Organisme</title>",
+    "organismes/a/index.html": "<!doctype html><title>Organismes en A</title>",
+    "organismes/12345678900011.html": "<!doctype html><title>Organisme</title>",
     "static/app.js": "console.log(1);",
     "static/site.css": "body{}",
 }
@@ -367,16 +368,20 @@ def test_static_files(client):
 
 
 def test_folder_without_slash_redirects(client):
-    response = client.get("/organismes/12345678900011", follow_redirects=False)
+    response = client.get("/organismes/a", follow_redirects=False)
     assert response.status_code == 308
-    assert response.headers["location"] == "/organismes/12345678900011/"
+    assert response.headers["location"] == "/organismes/a/"
 
 
-@pytest.mark.parametrize("old", [f"/formations/{ELECTRICIEN}/", f"/formations/{ELECTRICIEN}"])
-def test_a_fiches_old_folder_url_moves_to_its_page(client, old):
+@pytest.mark.parametrize("old, new", [
+    (f"/formations/{ELECTRICIEN}/", f"/formations/{ELECTRICIEN}.html"),
+    (f"/formations/{ELECTRICIEN}", f"/formations/{ELECTRICIEN}.html"),
+    ("/organismes/12345678900011/", "/organismes/12345678900011.html"),
+])
+def test_an_old_folder_url_moves_to_its_page(client, old, new):
     response = client.get(old, follow_redirects=False)
     assert response.status_code == 301
-    assert response.headers["location"] == f"/formations/{ELECTRICIEN}.html"
+    assert response.headers["location"] == new
     assert client.get("/formations/15_AF_inconnue/", follow_redirects=False).status_code == 404
 
 

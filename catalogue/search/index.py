@@ -441,6 +441,9 @@ def check_previous(previous: PreviousBuild) -> None:
     The build calls it too, before it decides that nothing changed.
     """
     folder = previous.folder / INDEX_DIR
+    signature = (len(previous.refs), _files_signature(folder))
+    if signature in _checked:
+        return  # the same files, checked by this process already (the build, then the sink)
     try:
         ix = whoosh_index.open_dir(str(folder))
         with ix.reader() as reader:
@@ -459,6 +462,24 @@ def check_previous(previous: PreviousBuild) -> None:
         raise PreviousIndexDamaged(errno.ENOENT, f"base illisible ({exc})", str(store)) from exc
     if rows != len(previous.refs):
         raise PreviousIndexDamaged(errno.ENOENT, f"{rows} formations en base pour {len(previous.refs)} publiées", str(store))
+    _checked.add(signature)
+
+
+#: Signatures of the previous indexes :func:`check_previous` found sound in this process.
+_checked: set[tuple] = set()
+
+
+def _files_signature(folder: Path) -> Optional[tuple]:
+    """Each file of ``folder`` with its inode, size and change time: any rewrite, truncation or removal changes it."""
+    try:
+        with os.scandir(folder) as files:
+            found = []
+            for item in files:
+                status = item.stat(follow_symlinks=False)
+                found.append((item.name, status.st_ino, status.st_size, status.st_mtime_ns, status.st_ctime_ns))
+    except OSError:
+        return None
+    return (str(folder), tuple(sorted(found)))
 
 
 def _whoosh_files(folder: Path) -> list[str]:
