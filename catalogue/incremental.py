@@ -210,7 +210,7 @@ class Manifest:
         """The manifest of a build folder when it was made with the same ``key``; None otherwise."""
         path = folder / CACHE_DIR / MANIFEST_DIR
         try:
-            with _no_gc():
+            with _no_gc(freeze=True):
                 version, saved_key, today, published = _load(path / "manifest.pickle")
                 if version != MANIFEST_VERSION or saved_key != key:
                     return None
@@ -249,13 +249,19 @@ def _load(path: Path):
 
 
 @contextmanager
-def _no_gc() -> Iterator[None]:
-    """Pickling 100,000 small objects triggers the collector over and over, for nothing: 5 times slower."""
+def _no_gc(freeze: bool = False) -> Iterator[None]:
+    """Pickling 100,000 small objects triggers the collector over and over, for nothing: 5 times slower.
+
+    ``freeze``: what was made meanwhile is moved out of the collector's sight (still freed when no
+    longer referenced), or the first collection after would walk it all (half a second at 100,000).
+    """
     enabled = gc.isenabled()
     gc.disable()
     try:
         yield
     finally:
+        if freeze:
+            gc.freeze()
         if enabled:
             gc.enable()
 
@@ -306,10 +312,13 @@ def read_incremental(
                 progress(_size(path))
             continue
         with split:
-            header = hashlib.blake2b(split.prefix, digest_size=16).digest()
+            # SHA-256 with the CPU's SHA extensions hashes twice as fast as BLAKE2b here (900 MB at 100,000).
+            header = hashlib.sha256(split.prefix)
             for index, chunk in enumerate(split.chunks):
                 raw = split.raw(chunk)
-                digest = hashlib.blake2b(raw, digest_size=16, key=header).digest()
+                hasher = header.copy()
+                hasher.update(raw)
+                digest = hasher.digest()[:16]
                 origin = Origin(str(path), chunk.line)
                 known = outcomes.get(digest)
                 if known is not None and known.holds_on(today):
