@@ -202,6 +202,9 @@ def create_app(build_dir: Path, fast_search: bool = True) -> FastAPI:
         (Ref, numéro d'action ou de session, ``ref|action|session``, SIRET, RNCP), avec filtres."""
         return _search_answer(build_dir, params)  # only with fast_search=False: see search_endpoint
 
+    # HEAD answers as GET would, without the body (a link checker, a monitoring probe); not in the schema.
+    app.add_api_route("/api/search", api_search, methods=["HEAD"], include_in_schema=False)
+
     @app.get(
         "/api/formations/{ref}",
         tags=["formations"],

@@ -521,3 +521,13 @@ def test_uvicorns_own_400_carries_the_security_headers(build_dir):
     assert head.startswith("http/1.1 400")
     for name, value in SECURITY_HEADERS.items():
         assert f"{name}: {value.lower()}" in head
+
+
+@pytest.mark.parametrize("fast", [True, False])
+def test_head_on_search_answers_as_get_does(build_dir, fast):
+    client = TestClient(create_app(build_dir, fast_search=fast))
+    for query in ("q=cuisine", "limit=0"):
+        head, get = client.head(f"/api/search?{query}"), client.get(f"/api/search?{query}")
+        assert head.status_code == get.status_code and head.content == b""
+        assert head.headers["content-type"] == get.headers["content-type"] == "application/json"
+    assert "head" not in client.get("/api/openapi.json").json()["paths"]["/api/search"]
