@@ -244,8 +244,7 @@ def build(
             # A file of the published build went missing: rebuild everything rather than fail.
             report = _build_into(options, settings, names, key, None, progress)
         finally:
-            if previous is not None:
-                gc.unfreeze()
+            gc.unfreeze()  # also what loading the manifest froze when it could not be used
         _prune_later(build_dir)
     return report
 

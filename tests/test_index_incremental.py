@@ -439,3 +439,21 @@ def test_a_damaged_previous_index_is_refused_early(tmp_path, damage):
     with pytest.raises(FileNotFoundError) as raised:
         IndexSink(SinkContext(tmp_path / "b", SETTINGS, TODAY, GEO, previous))
     assert Path(raised.value.filename).is_relative_to(previous.folder)
+
+
+def test_a_sound_previous_index_is_checked_once_per_process_until_a_file_changes(tmp_path, monkeypatch):
+    """The build checks the previous index, then its sink does: the second check of the same files is free,
+    but a file rewritten, truncated or removed since is checked again (and refused)."""
+    previous = run_sink(tmp_path / "a", catalogue_v1()[:5])
+    folder = previous.folder / INDEX_DIR
+    opened = []
+    real_open_dir = index_module.whoosh_index.open_dir
+    monkeypatch.setattr(index_module.whoosh_index, "open_dir", lambda *a, **k: opened.append(a) or real_open_dir(*a, **k))
+    index_module.check_previous(previous)
+    index_module.check_previous(previous)
+    assert len(opened) == 1
+    segment = next(folder.glob("*.seg"))
+    segment.write_bytes(segment.read_bytes()[:16])
+    with pytest.raises(FileNotFoundError):
+        index_module.check_previous(previous)
+    assert len(opened) == 2
