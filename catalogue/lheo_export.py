@@ -531,15 +531,7 @@ class FragmentWriter:
         if rule is None or type(text) is not str or not rule[0] <= len(text) <= rule[1]:
             raise Unsure
         if rule[2] is None:
-            # _text(), inlined: most texts need no escape.
-            if "&" in text:
-                text = text.replace("&", "&amp;")
-            if "<" in text:
-                text = text.replace("<", "&lt;")
-            if ">" in text:
-                text = text.replace(">", "&gt;")
-            if "\r" in text:
-                text = text.replace("\r", "&#13;")
+            text = _text(text)
         elif not rule[2](text):
             raise Unsure
         # else an enumeration, a pattern or a number: the rules take no text with a character to escape there.
@@ -551,27 +543,12 @@ class FragmentWriter:
             raise Unsure
 
     def _opt(self, out: list, depth: int, parent: str, tag: str, value: object) -> None:
-        """An optional element: written when the value is known (as :meth:`_leaf`, inlined), else allowed out."""
+        """An optional element: written as :meth:`_leaf` when the value is known, else allowed out."""
         if value is None:
             if (parent, tag) not in self.optional:
                 raise Unsure
             return
-        text = value if type(value) is str else _str(value)
-        rule = self._rule(tag)
-        if rule is None or not rule[0] <= len(text) <= rule[1]:
-            raise Unsure
-        if rule[2] is None:
-            if "&" in text:
-                text = text.replace("&", "&amp;")
-            if "<" in text:
-                text = text.replace("<", "&lt;")
-            if ">" in text:
-                text = text.replace(">", "&gt;")
-            if "\r" in text:
-                text = text.replace("\r", "&#13;")
-        elif not rule[2](text):
-            raise Unsure
-        out.append(f"{_INDENTS[depth]}<{tag}>{text}</{tag}>")
+        self._leaf(out, depth, tag, value if type(value) is str else _str(value))
 
     def _absent(self, parent: str, tag: str) -> None:
         if (parent, tag) not in self.optional:
