@@ -367,7 +367,9 @@ def _read_and_emit(
     state = _ReadState(report, Manifest(key, options.today, {}, {}))
     duplicates = DuplicateFinder()
     entries: list[Entry] = []
-    items = read_incremental(options.content, known, options.today, progress.advance if progress else None)
+    items = read_incremental(
+        options.content, known, options.today, progress.advance if progress else None, cuts=state.manifest.cuts
+    )
     same = known is not None
     clock = time.perf_counter
     read_time = 0.0  # per formation, a context manager would cost more than some of the work it times
