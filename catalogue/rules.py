@@ -16,6 +16,7 @@ from __future__ import annotations
 import re
 import unicodedata
 from collections import defaultdict
+from functools import lru_cache
 from typing import Iterator, Optional
 
 from .catalog import Entry
@@ -75,8 +76,13 @@ def _check_region(entry: Entry, settings: Settings, geo: Geo) -> Iterator[Proble
         )
 
 
+@lru_cache(maxsize=4096)
 def normalise_title(title: str) -> str:
-    """Lower case, no accents, no punctuation, single spaces: how a duplicate is recognised."""
+    """Lower case, no accents, no punctuation, single spaces: how a duplicate is recognised.
+
+    Remembered for the last few thousand titles: a catalogue repeats its titles
+    (ten formations a title in a generated one).
+    """
     folded = unicodedata.normalize("NFKD", title.casefold())
     folded = "".join(c for c in folded if not unicodedata.combining(c))
     return " ".join(re.findall(r"[a-z0-9]+", folded))

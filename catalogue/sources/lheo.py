@@ -29,11 +29,21 @@ from pathlib import Path
 from typing import Any, Callable, Iterator, Optional, Union, get_args
 
 from lxml import etree
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 from pydantic_core import PydanticCustomError
 from pydantic_core.core_schema import ErrorType
 
-from ..model import UNKNOWN_TEXT, Formation, PartialDate, check_ref
+from ..model import (
+    UNKNOWN_TEXT,
+    Adresse,
+    Certification,
+    Formation,
+    OrganismeFinanceur,
+    OrganismeFormateur,
+    OrganismeFormationResponsable,
+    PartialDate,
+    check_ref,
+)
 from ..problems import Origin, Problem
 from . import Item, Record
 
@@ -58,6 +68,8 @@ PROLOG_BYTES = 64 * 1024
 QUOTE_MAX = 60
 #: Distinct tags remembered per table (a hostile file could invent millions).
 TAG_CACHE_MAX = 1000
+#: Distinct elements whose validated model is remembered, per table (see :func:`_validated`).
+VALIDATED_MAX = 2000
 
 
 # --------------------------------------------------------------------------
@@ -173,14 +185,23 @@ class Spec:
     one dict lookup per child, whatever the namespace.
     """
 
-    __slots__ = ("attrs", "rules", "by_tag")
+    __slots__ = ("attrs", "rules", "by_tag", "model", "validated")
 
-    def __init__(self, rules: dict[str, "Rule"], attrs: tuple[tuple[str, Optional[Cleaner]], ...] = ()):
+    def __init__(
+        self,
+        rules: dict[str, "Rule"],
+        attrs: tuple[tuple[str, Optional[Cleaner]], ...] = (),
+        model: Optional[type[BaseModel]] = None,
+    ):
         for name, rule in rules.items():
             rule.named(name)
         self.rules = rules
         self.attrs = tuple((attr, attr.replace("-", "_"), clean) for attr, clean in attrs)
         self.by_tag: dict[Any, Optional[Rule]] = {}
+        #: The model of an element that repeats from formation to formation (an organisme, its
+        #: addresses, a financeur): see :func:`_validated`.
+        self.model = model
+        self.validated: dict[bytes, BaseModel] = {}
 
     def rule(self, tag: Any) -> Optional["Rule"]:
         rule = self.rules.get(_local(tag))
@@ -283,10 +304,12 @@ class Node(Rule):
         source = _first(el, self.via) if self.via else el
         if source is None:
             return
-        inner = None
-        if where is not None:
-            where.note((self.field,), self.name, el.sourceline)
-            inner = where.enter((self.field,), f"{self.name}/{self.via}" if self.via else self.name)
+        if where is None:
+            spec = self.spec
+            data[self.field] = _validated(source, spec) if spec.model is not None else convert(source, spec, None)
+            return
+        where.note((self.field,), self.name, el.sourceline)
+        inner = where.enter((self.field,), f"{self.name}/{self.via}" if self.via else self.name)
         data[self.field] = convert(source, self.spec, inner)
 
 
@@ -300,12 +323,17 @@ class Nodes(Node):
         if items is None:
             items = data[self.field] = []
         source = _first(el, self.via) if self.via else el
-        inner = None
-        if where is not None:
-            step = f"{self.name}[{_rank(el)}]"
-            where.note((self.field,), self.name, el.sourceline)
-            where.note((self.field, len(items)), step, el.sourceline)
-            inner = where.enter((self.field, len(items)), f"{step}/{self.via}" if self.via else step)
+        if where is None:
+            spec = self.spec
+            if source is None:
+                items.append({})
+            else:
+                items.append(_validated(source, spec) if spec.model is not None else convert(source, spec, None))
+            return
+        step = f"{self.name}[{_rank(el)}]"
+        where.note((self.field,), self.name, el.sourceline)
+        where.note((self.field, len(items)), step, el.sourceline)
+        inner = where.enter((self.field, len(items)), f"{step}/{self.via}" if self.via else step)
         items.append(convert(source, self.spec, inner) if source is not None else {})
 
 
@@ -429,6 +457,35 @@ def convert(el: etree._Element, spec: Spec, where: Optional[Where], data: Option
 _UNSEEN = object()
 
 
+def _validated(el: etree._Element, spec: Spec) -> Union[BaseModel, dict]:
+    """The element as its validated model, or as a dict for the model when it is not valid alone.
+
+    An export repeats the same organisme, its addresses, its financeurs, word
+    for word, in each of its formations: an element whose bytes were validated
+    before is neither converted nor validated again, its (frozen) model is
+    given to the formation's validation, which takes a model instance as it
+    is. The bytes of an element determine its dict (``convert`` reads nothing
+    else), and a model validates alike alone or nested; an element that does
+    not validate alone is given as a dict, so the formation's errors are the
+    same as without this cache (and only the error pass, which never comes
+    here, notes lines).
+    """
+    key = etree.tostring(el, with_tail=False)
+    cache = spec.validated
+    model = cache.get(key)
+    if model is not None:
+        return model
+    data = convert(el, spec, None)
+    try:
+        model = spec.model.model_validate(data)
+    except ValidationError:
+        return data
+    if len(cache) >= VALIDATED_MAX:
+        cache.clear()  # formations come grouped by organisme: the recent ones are what repeats
+    cache[key] = model
+    return model
+
+
 def _convert_attributes(el: etree._Element, spec: Spec, where: Optional[Where], data: dict) -> None:
     for attr, field, clean in spec.attrs:
         text = el.get(attr)
@@ -468,7 +525,8 @@ def _adresse(strict_geoloc: bool) -> Spec:
             "region": Text("region", clean=_zeros_unknown),
             "pays": Text("pays"),
             "geolocalisation": Geoloc("geolocalisation", strict=strict_geoloc),
-        }
+        },
+        model=Adresse,
     )
 
 
@@ -516,13 +574,15 @@ ORGANISME_FORMATEUR = Spec(
         "contact-formateur": Nodes("contact_formateur", COORDONNEES, via="coordonnees"),
     },
     attrs=_NUMBERED,
+    model=OrganismeFormateur,
 )
 
 ORGANISME_FINANCEUR = Spec(
     {
         "code-financeur": Text("code_financeur"),
         "nb-places-financees": Text("nb_places_financees"),
-    }
+    },
+    model=OrganismeFinanceur,
 )
 
 ACTION = Spec(
@@ -570,7 +630,8 @@ CERTIFICATION = Spec(
         "code-RS": Text("code_rs"),
         "code-CERTIFINFO": Text("code_certifinfo"),
         "code-CPF": Text("code_cpf"),
-    }
+    },
+    model=Certification,
 )
 
 ORGANISME_FORMATION_RESPONSABLE = Spec(
@@ -584,6 +645,7 @@ ORGANISME_FORMATION_RESPONSABLE = Spec(
         "renseignements-specifiques": Text("renseignements_specifiques"),
     },
     attrs=_NUMBERED,
+    model=OrganismeFormationResponsable,
 )
 
 DOMAINE_FORMATION = Spec(
