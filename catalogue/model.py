@@ -230,6 +230,8 @@ class PartialDate:
     @classmethod
     def __get_pydantic_core_schema__(cls, source: Any, handler: GetCoreSchemaHandler) -> core_schema.CoreSchema:
         def validate(value: Any) -> Optional[PartialDate]:
+            if type(value) is cls:  # the LHEO reader's dates (parse() would return it as is)
+                return value
             try:
                 return cls.parse(value)
             except ValueError as exc:

@@ -30,13 +30,17 @@ CACHED_SPECS = [
 ]
 
 
+def clear_caches() -> None:
+    for spec in CACHED_SPECS:
+        spec.validated.clear()
+        spec.validated_bytes = 0
+
+
 @pytest.fixture(autouse=True)
 def empty_caches():
-    for spec in CACHED_SPECS:
-        spec.validated.clear()
+    clear_caches()
     yield
-    for spec in CACHED_SPECS:
-        spec.validated.clear()
+    clear_caches()
 
 
 def without_cache(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -112,14 +116,38 @@ def test_an_element_the_formation_refuses_elsewhere_is_still_refused(tmp_path, m
     assert problem.field == "action[1]/session[1]/periode/debut" and problem.numero == "15_2"
 
 
-def test_a_full_cache_starts_again(tmp_path, monkeypatch):
-    monkeypatch.setattr(reader, "VALIDATED_MAX", 2)
+def generated(tmp_path: Path, formations: int, seed: int) -> Path:
     data = io.BytesIO()
-    generate(data, 60, seed=3)
+    generate(data, formations, seed=seed)
     path = tmp_path / "generated.xml"
     path.write_bytes(data.getvalue())
+    return path
+
+
+@pytest.mark.parametrize("limit, value", [("VALIDATED_MAX", 2), ("VALIDATED_BYTES_MAX", 3000)])
+def test_a_full_cache_starts_again(tmp_path, monkeypatch, limit, value):
+    path = generated(tmp_path, 60, seed=3)
+    monkeypatch.setattr(reader, limit, value)
     cached = list(read_lheo(path))
-    assert all(len(spec.validated) <= 2 for spec in CACHED_SPECS)
+    assert all(spec.validated_bytes == sum(map(len, spec.validated)) for spec in CACHED_SPECS)
+    if limit == "VALIDATED_MAX":
+        assert all(len(spec.validated) <= value for spec in CACHED_SPECS)
+    else:
+        assert all(spec.validated_bytes <= value for spec in CACHED_SPECS)
+    assert any(spec.validated for spec in CACHED_SPECS)
+    with monkeypatch.context() as patch:
+        without_cache(patch)
+        plain = list(read_lheo(path))
+    assert outcome(cached) == outcome(plain)
+
+
+def test_a_large_element_is_not_remembered(tmp_path, monkeypatch):
+    path = generated(tmp_path, 30, seed=4)
+    monkeypatch.setattr(reader, "VALIDATED_KEY_MAX", 300)
+    cached = list(read_lheo(path))
+    assert not reader.ORGANISME_FORMATION_RESPONSABLE.validated  # about 1.3 kB each
+    assert reader.ORGANISME_FINANCEUR.validated  # about 120 bytes
+    assert all(len(key) <= 300 for spec in CACHED_SPECS for key in spec.validated)
     with monkeypatch.context() as patch:
         without_cache(patch)
         plain = list(read_lheo(path))

@@ -68,8 +68,11 @@ PROLOG_BYTES = 64 * 1024
 QUOTE_MAX = 60
 #: Distinct tags remembered per table (a hostile file could invent millions).
 TAG_CACHE_MAX = 1000
-#: Distinct elements whose validated model is remembered, per table (see :func:`_validated`).
+#: Distinct elements whose validated model is remembered, per table (see :func:`_validated`), and
+#: their bytes: at most, and each (a larger element is not remembered).
 VALIDATED_MAX = 2000
+VALIDATED_BYTES_MAX = 2 * 1024 * 1024
+VALIDATED_KEY_MAX = 32 * 1024
 
 
 # --------------------------------------------------------------------------
@@ -185,7 +188,7 @@ class Spec:
     one dict lookup per child, whatever the namespace.
     """
 
-    __slots__ = ("attrs", "rules", "by_tag", "model", "validated")
+    __slots__ = ("attrs", "rules", "by_tag", "model", "validated", "validated_bytes")
 
     def __init__(
         self,
@@ -202,6 +205,7 @@ class Spec:
         #: addresses, a financeur): see :func:`_validated`.
         self.model = model
         self.validated: dict[bytes, BaseModel] = {}
+        self.validated_bytes = 0  # the keys' total size
 
     def rule(self, tag: Any) -> Optional["Rule"]:
         rule = self.rules.get(_local(tag))
@@ -476,13 +480,17 @@ def _validated(el: etree._Element, spec: Spec) -> Union[BaseModel, dict]:
     if model is not None:
         return model
     data = convert(el, spec, None)
+    if len(key) > VALIDATED_KEY_MAX:  # not what repeats: an organisme is a few kB
+        return data
     try:
         model = spec.model.model_validate(data)
     except ValidationError:
         return data
-    if len(cache) >= VALIDATED_MAX:
+    if len(cache) >= VALIDATED_MAX or spec.validated_bytes + len(key) > VALIDATED_BYTES_MAX:
         cache.clear()  # formations come grouped by organisme: the recent ones are what repeats
+        spec.validated_bytes = 0
     cache[key] = model
+    spec.validated_bytes += len(key)
     return model
 
 
