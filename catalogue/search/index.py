@@ -33,6 +33,7 @@ import bisect
 import errno
 import json
 import math
+import multiprocessing
 import os
 import queue
 import re
@@ -62,6 +63,7 @@ from ..build import PreviousBuild, SinkContext, register_sink
 from ..catalog import Catalog, Entry
 from ..incremental import link_file
 from ..model import Formation
+from whoosh.system import pack_uint
 from whoosh.util.numeric import length_to_byte
 
 from .analysis import FIELD_BOOSTS, TermsTokenizer, analyse_both, field_texts, fold, normalise_number, stem
@@ -88,6 +90,13 @@ WRITER_LIMITMB = 1024
 #: The writer of an incremental build: one process (the changed formations only); its pool
 #: holds a merge of :data:`SEGMENT_DOCS` documents without sorting runs to disk.
 UPDATE_LIMITMB = 256
+#: A full build writes ``formations.sqlite`` in a process of its own (:class:`StoreProcess`):
+#: compressing each formation's JSON and inserting its rows cost the main process about
+#: half of what the index sink costs it; it is the build's bottleneck.
+STORE_PROCESS = True
+#: Formations per message to that process, and messages waiting at most (bounds memory).
+STORE_BATCH = 128
+STORE_QUEUE = 16
 #: Merging in incremental builds (see :func:`segments_to_merge`): segments whose live documents
 #: are within the same power of MERGE_FACTOR form a tier, merged once it has MERGE_FACTOR of them...
 MERGE_FACTOR = 8
@@ -115,15 +124,15 @@ def make_schema() -> Schema:
     reads to compute BM25F. Yes/no filters and the latest session start are
     columns too (no postings), read once per opened index.
     """
-    text = dict(analyzer=TermsTokenizer(), phrase=False)
+    text = dict(analyzer=TermsTokenizer())
     lengths = {f"len_{name}": COLUMN(NumericColumn("B")) for name in FIELD_BOOSTS}
     return Schema(
         ref=ID(stored=True, unique=True, sortable=True),
         # scored text (boosts applied at query time)
-        intitule=TEXT(**text),
-        organisme=TEXT(**text),
-        ville=TEXT(**text),
-        texte=TEXT(**text),
+        intitule=AnalysedText(**text),
+        organisme=AnalysedText(**text),
+        ville=AnalysedText(**text),
+        texte=AnalysedText(**text),
         **lengths,
         #: What the scored fields hold (:class:`IndexedTerms`), read by later incremental builds.
         terms=COLUMN(VarBytesColumn()),
@@ -144,6 +153,25 @@ def make_schema() -> Schema:
     )
 
 
+class AnalysedText(TEXT):
+    """A text field without positions, given the terms of :func:`~catalogue.search.analysis.analyse`
+    joined by spaces (:class:`TermsTokenizer`).
+
+    Whoosh would run the tokenizer, a token object per term, and its frequency
+    format over them: a quarter of its writer processes' time. The postings are
+    counted here instead, as the format counts them: each distinct term once,
+    in the order first met, with its frequency, its weight (the frequency, every
+    token's boost being 1) and the frequency packed as the format stores it.
+    """
+
+    def __init__(self, **kwargs):
+        super().__init__(phrase=False, **kwargs)
+
+    def index(self, value, **kwargs):
+        boost = self.format.field_boost
+        return [(term.encode(), freq, freq * boost, pack_uint(freq)) for term, freq in Counter(value.split()).items()]
+
+
 def flags_of(entry: Entry) -> int:
     return (
         FLAG_ARCHIVED * entry.archived
@@ -155,7 +183,24 @@ def flags_of(entry: Entry) -> int:
 
 
 def id_terms(entry: Entry) -> list[str]:
-    """Every number a user may type to find this formation, normalised."""
+    """Every number a user may type to find this formation, normalised.
+
+    The index and the static search both ask, one after the other, for the same
+    entry (an immutable one): the last answer is kept.
+    """
+    last, terms = _last_id_terms[0]
+    if last is entry:
+        return list(terms)
+    result = _id_terms(entry)
+    _last_id_terms[0] = (entry, tuple(result))
+    return result
+
+
+#: The last entry :func:`id_terms` was asked about, and its answer (one tuple: read at once).
+_last_id_terms: list[tuple] = [(None, ())]
+
+
+def _id_terms(entry: Entry) -> list[str]:
     ids = {entry.ref}
     ids.update(ref_without_prefix(entry.ref))
     ids.update(entry.action_numeros)
@@ -278,7 +323,8 @@ class IndexSink:
     """Streams the published formations into the Whoosh index and the formation store.
 
     A full build (``context.previous`` is None) writes everything, with
-    :data:`WRITER_PROCS` writer processes. An incremental build starts from the
+    :data:`WRITER_PROCS` writer processes, and the store's process
+    (:class:`StoreProcess`): this process only analyses the texts. An incremental build starts from the
     previous build's index: Whoosh's segment files, which Whoosh never writes
     again once made (deletions go to a new table of contents), are hard-linked;
     the store is copied (never modified where it is: the previous build is
@@ -294,7 +340,7 @@ class IndexSink:
         self.folder = context.staging / INDEX_DIR
         self.folder.mkdir(parents=True, exist_ok=True)
         self.writer = None
-        self.store: Optional[FormationStoreWriter] = None
+        self.store: Optional[FormationStoreWriter | StoreProcess] = None
         #: Vocabulary words → formations holding them (full build), or the change in that number.
         self.word_counts: Counter[str] = Counter()
         #: Refs the previous build published and this one adds again: changed.
@@ -314,8 +360,13 @@ class IndexSink:
             self.writer = ix.writer(**options)
         # A build that fails never calls finish(): Whoosh's writer processes would wait
         # for work forever, and Python waits for them at exit. Stop them then.
-        self._stop_tasks = weakref.finalize(self, _stop_writer_tasks, getattr(self.writer, "tasks", []))
-        self.store = FormationStoreWriter(self.folder / STORE_FILE)
+        if STORE_PROCESS:
+            self.store = StoreProcess(self.folder / STORE_FILE)
+            processes = [self.store.process]
+        else:
+            self.store = FormationStoreWriter(self.folder / STORE_FILE)
+            processes = []
+        self._stop_tasks = weakref.finalize(self, _stop_writer_tasks, getattr(self.writer, "tasks", []), processes)
 
     def _start_update(self) -> None:
         """Start from the previous build's index: link Whoosh's files, copy the store."""
@@ -350,17 +401,19 @@ class IndexSink:
 
     def finish(self, catalog: Catalog) -> None:
         if self.previous is None:
-            self.writer.commit()
-            self._stop_tasks.detach()
+            # The store's last rows first: its process finishes while Whoosh's commit.
             self.store.add_vocabulary(self.word_counts)
-        else:
-            removed = self.previous.refs - {entry.ref for entry in catalog.entries}
-            if self.writer is None and not removed:
-                self._link_unchanged()
-                return
-            if self.writer is None:
-                self._start_update()
-            self._update(sorted(removed))
+            self.writer.commit()
+            self.store.close()
+            self._stop_tasks.detach()
+            return
+        removed = self.previous.refs - {entry.ref for entry in catalog.entries}
+        if self.writer is None and not removed:
+            self._link_unchanged()
+            return
+        if self.writer is None:
+            self._start_update()
+        self._update(sorted(removed))
         self.store.close()
 
     def _update(self, removed: list[str]) -> None:
@@ -586,11 +639,12 @@ class SegmentedMpWriter(MpWriter):
         return results
 
 
-def _stop_writer_tasks(tasks: list) -> None:
-    for task in tasks:
+def _stop_writer_tasks(tasks: list, others: list = ()) -> None:
+    processes = [*tasks, *others]
+    for task in processes:
         if task.is_alive():
             task.terminate()
-    for task in tasks:
+    for task in processes:
         task.join(timeout=10)
 
 
@@ -688,19 +742,17 @@ class FormationStoreWriter:
 
     def add(self, formation: Formation, entry: Entry) -> None:
         """A formation's rows (those of its previous version replaced, when updating)."""
+        self.add_rows(store_rows(formation, entry))
+
+    def add_rows(self, rows: "StoreRows") -> None:
+        """The rows of :func:`store_rows`."""
+        ref, data, numbers, places = rows
         if not self.created:
-            self._delete(entry.ref)
-        blob = zlib.compress(formation.model_dump_json(exclude_none=True).encode(), 1)
-        numbers = self._insert("number", [(number, entry.ref) for number in id_terms(entry)])
-        places = self._insert(
-            "place",
-            [
-                (entry.ref, p.ville, p.codepostal, p.latitude, p.longitude)
-                for p in entry.places
-                if p.latitude is not None and p.longitude is not None
-            ],
-        )
-        self.db.execute("INSERT INTO formation VALUES (?, ?, ?, ?, ?, ?)", (entry.ref, blob, *numbers, *places))
+            self._delete(ref)
+        blob = zlib.compress(data, 1)
+        number_range = self._insert("number", [(number, ref) for number in numbers])
+        place_range = self._insert("place", places)
+        self.db.execute("INSERT INTO formation VALUES (?, ?, ?, ?, ?, ?)", (ref, blob, *number_range, *place_range))
 
     _COLUMNS = {"number": "rowid, id, ref", "place": "rowid, ref, ville, codepostal, latitude, longitude"}
 
@@ -784,6 +836,131 @@ class FormationStoreWriter:
             self.db.commit()
             self.db.close()
             self.db = None
+
+
+#: A formation as the store keeps it: Ref, JSON (UTF-8, uncompressed), numbers (:func:`id_terms`),
+#: places with coordinates ``(ref, ville, codepostal, latitude, longitude)``.
+StoreRows = tuple[str, bytes, list[str], list[tuple]]
+
+
+def store_rows(formation: Formation, entry: Entry) -> StoreRows:
+    """What the store keeps of a formation (what the API answers: its JSON without null members)."""
+    return (
+        entry.ref,
+        # model_dump_json(exclude_none=True).encode(): the same bytes, without the str in between.
+        formation.__pydantic_serializer__.to_json(formation, exclude_none=True),
+        id_terms(entry),
+        [
+            (entry.ref, p.ville, p.codepostal, p.latitude, p.longitude)
+            for p in entry.places
+            if p.latitude is not None and p.longitude is not None
+        ],
+    )
+
+
+class StoreProcess:
+    """A new ``formations.sqlite`` written by a process of its own (full builds).
+
+    The build's main process, its bottleneck, only serialises each formation
+    and takes its numbers (:func:`store_rows`; the static search asks for the
+    same numbers next); the process compresses and inserts them, in the order
+    received, as :class:`FormationStoreWriter` in the main process would: the
+    same rows, the same file. Messages are bounded (:data:`STORE_QUEUE`), and
+    so is memory. The process is forked during the build, so it dies with it.
+    """
+
+    def __init__(self, path: Path):
+        self.path = path
+        self.jobs = multiprocessing.Queue(STORE_QUEUE)
+        # At exit, do not wait for rows a dead process will never read (close() waits for its answer,
+        # which comes after it read them all).
+        self.jobs.cancel_join_thread()
+        self.results = multiprocessing.Queue()
+        self.process = multiprocessing.Process(
+            target=_write_store, args=(str(path), self.jobs, self.results), name="catalogue-store", daemon=True
+        )
+        self.process.start()
+        self.batch: list[StoreRows] = []
+        self.sent_all = False
+
+    def add(self, formation: Formation, entry: Entry) -> None:
+        self.batch.append(store_rows(formation, entry))
+        if len(self.batch) >= STORE_BATCH:
+            self._send(("rows", self.batch))
+            self.batch = []
+
+    def add_vocabulary(self, counts: Counter[str]) -> None:
+        """The vocabulary (:meth:`FormationStoreWriter.add_vocabulary`): the last of the store's rows."""
+        if self.batch:
+            self._send(("rows", self.batch))
+            self.batch = []
+        self._send(("vocabulary", dict(counts)))
+        self._send(None)
+        self.sent_all = True
+
+    def _send(self, job) -> None:
+        while True:
+            try:
+                self.jobs.put(job, timeout=1)
+                return
+            except queue.Full:
+                self._check_alive()
+
+    def _check_alive(self) -> None:
+        if not self.process.is_alive():
+            try:
+                result = self.results.get(timeout=1)
+            except queue.Empty:
+                result = ("ProcessError", None, f"code de sortie {self.process.exitcode}")
+            self._raise(result)
+
+    @staticmethod
+    def _raise(result: tuple) -> None:
+        name, code, message = result
+        if code is not None:
+            raise OSError(code, message)
+        raise IndexingError(f"écriture de la base des formations : {name} : {message}")
+
+    def close(self) -> None:
+        """Wait for the store to be written; its process's error, if any, is raised here."""
+        if not self.sent_all:
+            self.add_vocabulary(Counter())
+        while True:
+            try:
+                result = self.results.get(timeout=1)
+                break
+            except queue.Empty:
+                if not self.process.is_alive():
+                    self._check_alive()
+        self.process.join()
+        if result is not None:
+            self._raise(result)
+
+    def discard(self) -> None:
+        if self.process.is_alive():
+            self.process.terminate()
+        self.process.join(timeout=10)
+
+
+def _write_store(path: str, jobs, results) -> None:
+    """The store process: rows in, ``formations.sqlite`` out; ``None`` or the error on ``results``."""
+    try:
+        store = FormationStoreWriter(Path(path))
+        while (job := jobs.get()) is not None:
+            kind, payload = job
+            if kind == "rows":
+                for rows in payload:
+                    store.add_rows(rows)
+            else:
+                store.add_vocabulary(Counter(payload))
+        store.close()
+    except BaseException as exc:  # noqa: BLE001  (whatever it is, the build hears of it)
+        code = exc.errno if isinstance(exc, OSError) else None
+        if isinstance(exc, sqlite3.OperationalError) and "disk is full" in str(exc):
+            code = errno.ENOSPC
+        results.put((exc.__class__.__name__, code, str(exc) if code is None else os.strerror(code)))
+    else:
+        results.put(None)
 
 
 # --------------------------------------------------------------------------
