@@ -24,6 +24,7 @@ import datetime as dt
 import errno
 import gc
 import hashlib
+import heapq
 import json
 import multiprocessing
 import os
@@ -297,13 +298,19 @@ def json_for_script(data: Any) -> Markup:
 
 
 def _fold(text: str) -> str:
+    if text.isascii():
+        return text.casefold()  # NFKD leaves ASCII as it is, and it has no combining marks
     folded = unicodedata.normalize("NFKD", text)
     return "".join(c for c in folded if not unicodedata.combining(c)).casefold()
 
 
 def initial_of(name: str) -> str:
     """The letter an organisme is listed under: ``a`` to ``z``, or ``0`` for anything else."""
-    for char in _fold(name):
+    return _initial_of_folded(_fold(name))
+
+
+def _initial_of_folded(folded: str) -> str:
+    for char in folded:
         if char.isalnum():
             return char if "a" <= char <= "z" else "0"
     return "0"
@@ -639,10 +646,14 @@ class Site:
         )
 
     def letters(self, organismes: Iterable[OrganismeSummary]) -> list[Letter]:
-        ordered = sorted(organismes, key=lambda o: (initial_of(o.nom), _fold(o.nom), o.siret))
+        keyed = []
+        for o in organismes:
+            folded = _fold(o.nom)  # once per organisme
+            keyed.append((_initial_of_folded(folded), folded, o.siret, o))
+        keyed.sort(key=lambda k: k[:3])  # SIRETs are distinct: the organismes are never compared
         return [
-            Letter(initial, letter_label(initial), tuple(group))
-            for initial, group in groupby(ordered, key=lambda o: initial_of(o.nom))
+            Letter(initial, letter_label(initial), tuple(k[3] for k in group))
+            for initial, group in groupby(keyed, key=lambda k: k[0])
         ]
 
     @staticmethod
@@ -652,7 +663,7 @@ class Site:
         if letter is None:
             return (overview, total)
         pages = letter.pages(ORGANISMES_PER_PAGE)
-        rows = tuple((o.siret, o.nom, len(o.published), len(o.archived)) for o in pages[page - 1])
+        rows = tuple(_organisme_row(o) for o in pages[page - 1])
         return (overview, total, letter.initial, letter.label, page, len(pages), rows)
 
     def organismes_page(self, letters: list[Letter], letter: Optional[Letter], page: int, total: int) -> str:
@@ -675,10 +686,11 @@ class Site:
 
     def home(self, catalog: Catalog) -> str:
         current = catalog.current
-        latest = sorted(current, key=lambda e: (-int(e.datemaj), e.ref))[:LATEST_COUNT]
+        # The first LATEST_COUNT of the sorted list (Refs are distinct: no ties), without sorting it all.
+        latest = heapq.nsmallest(LATEST_COUNT, current, key=lambda e: (-int(e.datemaj), e.ref))
         counts: dict[str, int] = {}
         for entry in current:
-            for region in entry.regions:
+            for region in {p.region for p in entry.places if p.region}:  # Entry.regions, unsorted
                 counts[region] = counts.get(region, 0) + 1
         regions = sorted(
             ((code, self.region_name(code) or code, count) for code, count in counts.items()),
@@ -687,8 +699,8 @@ class Site:
         return self._render(
             "index",
             current=len(current),
-            archived=len(catalog.archived),
-            organismes=len({e.siret for e in catalog.entries}),
+            archived=len(catalog.entries) - len(current),
+            organismes=len(catalog.organismes()),
             latest=latest,
             regions=regions,
             canonical=self.url("/"),
@@ -740,12 +752,14 @@ class Site:
         return self.sitemap("index", [(self.url(f"/sitemaps/sitemap-{n}.xml"), None) for n in range(1, count + 1)])
 
     def _sitemap_urls(self, catalog: Catalog) -> Iterator[tuple[str, Optional[str]]]:
+        base = self.url("")
         for path in ("/", "/publier/", "/recherche/", "/organismes/", "/donnees/"):
-            yield self.url(path), None
+            yield base + path, None
         for entry in catalog.entries:
-            yield self.url(entry.url), _iso_lheo(entry.datemaj)
+            datemaj = entry.datemaj
+            yield f"{base}/formations/{entry.ref}.html", f"{datemaj[:4]}-{datemaj[4:6]}-{datemaj[6:]}"  # Entry.url
         for siret, summary in catalog.organismes().items():
-            yield self.url(f"/organismes/{siret}.html"), _iso_lheo(max(e.datemaj for e in summary.entries))
+            yield f"{base}/organismes/{siret}.html", _iso_lheo(max([e.datemaj for e in summary.entries]))
 
 
 _BLANK_LINES_RE = re.compile(r"\n[ \t]*(?=\n)")
@@ -754,6 +768,12 @@ _BLANK_LINES_RE = re.compile(r"\n[ \t]*(?=\n)")
 def tidy(html: str) -> str:
     """Drop the blank lines left by template tags (no page holds a ``<pre>``)."""
     return _BLANK_LINES_RE.sub("", html)
+
+
+def _organisme_row(o: OrganismeSummary) -> tuple[str, str, int, int]:
+    """What a list of organismes shows of one: SIRET, name, formations published and archived."""
+    archived = sum(1 for e in o.entries if e.archived)
+    return (o.siret, o.nom, len(o.entries) - archived, archived)
 
 
 def _iso_lheo(datemaj: str) -> str:
@@ -773,11 +793,15 @@ FICHE_WORKERS = max(0, min(2, (os.cpu_count() or 1) - 1))
 #: Fiches sent to a worker at once. At most BATCHES_IN_FLIGHT batches per worker wait, which bounds the memory.
 FICHE_BATCH = 64
 BATCHES_IN_FLIGHT = 2
+#: Organisme pages sent to a worker at once, and how many pages to render make the build start workers for them
+#: (a rebuild after a few changes renders its few pages itself).
+ORGANISME_BATCH = 16
+ORGANISMES_FOR_WORKERS = 64
 
 #: Where the sink keeps, in a build's folder, what the next build reuses (never served).
 CACHE_DIR = Path(".cache") / "site"
 CACHE_FILE = "site.json"
-CACHE_VERSION = 1
+CACHE_VERSION = 2
 #: The address of an organisme without one, in the cache.
 NO_ADDRESS = "null"
 
@@ -802,6 +826,8 @@ class SiteSink:
         workers: Optional[int] = None,
     ):
         self.root = context.staging / "site"
+        self._root_prefix = f"{self.root}{os.sep}"
+        self._previous_site = f"{context.previous.folder / 'site'}{os.sep}" if context.previous is not None else ""
         self._fiches = self.root / "formations"
         self._fiches.mkdir(parents=True, exist_ok=True)
         self._fiches_prefix = f"{self._fiches}{os.sep}"
@@ -820,6 +846,10 @@ class SiteSink:
         #: Per path under site/, the memo key the previous build wrote the page with.
         self._previous_pages: dict[str, str] = self._previous_state["pages"] if self._same_salt else {}
         self._pages: dict[str, str] = {}
+        #: Per SIRET, how many formations the previous build listed on the organisme's page.
+        self._previous_counts: dict[str, int] = self._previous_state["counts"] if self._same_salt else {}
+        #: The Refs given to add(): new or changed formations (every one, in a full build).
+        self._added: set[str] = set()
         # Per Ref, the organisme's address on that formation: an organisme's page shows the one of its smallest
         # Ref, whichever formations a later build keeps, so every Ref's is noted (as JSON, each distinct one once).
         self._address_of_ref: dict[str, int] = {}
@@ -832,6 +862,7 @@ class SiteSink:
 
     def add(self, formation: Formation, entry: Entry) -> None:
         path = self._fiche(entry.ref)
+        self._added.add(entry.ref)
         coordonnees = formation.organisme_formation_responsable.coordonnees_organisme
         adresse = coordonnees.adresse if coordonnees else None
         self._address_of_ref[entry.ref] = self._address_id(adresse.model_dump_json() if adresse else NO_ADDRESS)
@@ -878,13 +909,16 @@ class SiteSink:
             self.abort()
             raise
 
-    def _wait_for_fiches(self) -> None:
+    def _flush_fiches(self) -> None:
+        """The last fiches: to the workers when they run, else rendered here."""
         if self._batch and self._pool is None:
             for path, formation, entry in self._batch:
                 _write(path, self.site.fiche(formation, entry))
             self._batch = []
         elif self._batch:
             self._send_batch()
+
+    def _join_workers(self) -> None:
         if self._pool is not None:
             try:
                 self._pool.join()
@@ -903,19 +937,78 @@ class SiteSink:
     # -- the pages made from the whole catalogue ----------------------------
 
     def finish(self, catalog: Catalog) -> None:
-        self._wait_for_fiches()
+        """The pages made from the whole catalogue; those whose memo key is the previous build's are linked.
+
+        The organisme pages to render go to the fiche workers (started for them when there are many), a batch
+        at a time, while this process makes the other pages; it then takes back the batches no worker has
+        started and renders them itself.
+        """
+        self._flush_fiches()
         organismes = catalog.organismes()
+        jobs = self._send_organismes(self._organisme_pages(organismes))
+        try:
+            self._listing_pages(catalog, organismes)
+            self._finish_organismes(jobs)
+            self._join_workers()
+        except BaseException:
+            self.abort()
+            raise
+        self._copy_static()
+        self._save_state(catalog, organismes)
+
+    def _organisme_pages(self, organismes: dict[str, OrganismeSummary]) -> list[tuple[str, OrganismeSummary, str]]:
+        """Link the organisme pages the previous build wrote from the same inputs; the others, to render.
+
+        An organisme none of whose formations was given to :meth:`add` (all kept: the same entries as in the
+        previous build), with as many formations as then, has the same Refs, hence the same page: its previous
+        key is taken as is, without making its inputs. Any other one is keyed by its inputs, as every page.
+        """
+        todo: list[tuple[str, OrganismeSummary, str]] = []
+        previous_pages = self._previous_pages
+        previous_counts = self._previous_counts
+        address_of_ref = self._address_of_ref
+        added = self._added
+        addresses = self._addresses
         for siret, summary in organismes.items():
-            address = self._addresses[self._address_of_ref[summary.entries[0].ref]]  # entries in Ref order
-            self._emit(
-                self._file("organismes", f"{_safe_siret(siret)}.html"),
-                self.site.organisme_inputs(summary, address),
-                lambda: self.site.organisme(summary, _adresse(address)),
-            )
+            name = f"organismes/{_safe_siret(siret)}.html"
+            entries = summary.entries
+            address = addresses[address_of_ref[entries[0].ref]]  # entries in Ref order
+            key = previous_pages.get(name)
+            if key is None or previous_counts.get(siret) != len(entries) or not all(
+                e.ref in address_of_ref and e.ref not in added for e in entries
+            ):
+                key = _digest(self._salt, Site.organisme_inputs(summary, address))
+            if not self._reuse(name, key):
+                todo.append((name, summary, address))
+        return todo
+
+    def _send_organismes(self, todo: list[tuple[str, OrganismeSummary, str]]) -> list[tuple[Optional[Future], list]]:
+        """Batches of organisme pages, each handed to the workers (its future) or left to this process (None)."""
+        batches = [todo[i : i + ORGANISME_BATCH] for i in range(0, len(todo), ORGANISME_BATCH)]
+        if self.workers <= 0 or (self._pool is None and len(todo) < ORGANISMES_FOR_WORKERS):
+            return [(None, batch) for batch in batches]
+        try:
+            if self._pool is None:
+                self._pool = _FichePool(self.site, self.workers)
+            return [(self._pool.submit_job(_write_organismes, self._organisme_jobs(batch)), batch) for batch in batches]
+        except BaseException:
+            self.abort()
+            raise
+
+    def _organisme_jobs(self, batch: list[tuple[str, OrganismeSummary, str]]) -> list[tuple[str, OrganismeSummary, str]]:
+        return [(self._root_prefix + name, summary, address) for name, summary, address in batch]
+
+    def _finish_organismes(self, jobs: list[tuple[Optional[Future], list]]) -> None:
+        """Render the batches no worker took, the last first (the workers take them from the front)."""
+        for future, batch in reversed(jobs):
+            if future is None or future.cancel():
+                _write_organisme_pages(self.site, self._organisme_jobs(batch))
+
+    def _listing_pages(self, catalog: Catalog, organismes: dict[str, OrganismeSummary]) -> None:
         letters = self.site.letters(organismes.values())
         total = len(organismes)
         self._emit(
-            self._page("organismes"),
+            "organismes/index.html",
             Site.organismes_page_inputs(letters, None, 1, total),
             lambda: self.site.organismes_page(letters, None, 1, total),
         )
@@ -923,43 +1016,44 @@ class SiteSink:
             for page in range(1, len(letter.pages(ORGANISMES_PER_PAGE)) + 1):
                 parts = ("organismes", letter.initial) + ((str(page),) if page > 1 else ())
                 self._emit(
-                    self._page(*parts),
+                    self._name(*parts, "index.html"),
                     Site.organismes_page_inputs(letters, letter, page, total),
                     lambda: self.site.organismes_page(letters, letter, page, total),
                 )
-        self._emit_content(self._page(), self.site.home(catalog))
-        self._emit_content(self._page("publier"), self.site.publier())
-        self._emit_content(self._file("404.html"), self.site.not_found())
+        self._emit_content("index.html", self.site.home(catalog))
+        self._emit_content("publier/index.html", self.site.publier())
+        self._emit_content("404.html", self.site.not_found())
         chunks = self.site.sitemap_chunks(catalog, self.sitemap_max_urls)
         for position, chunk in enumerate(chunks, start=1):
-            self._emit(
-                self._file("sitemaps", f"sitemap-{position}.xml"),
-                chunk,
-                lambda: self.site.sitemap("urlset", chunk),
-            )
-        self._emit_content(self._file("sitemap.xml"), self.site.sitemap_index(len(chunks)))
-        self._emit_content(self._file("robots.txt"), f"User-agent: *\nAllow: /\nSitemap: {self.site.url('/sitemap.xml')}\n")
-        self._copy_static()
-        self._save_state(catalog)
+            self._emit(f"sitemaps/sitemap-{position}.xml", chunk, lambda: self.site.sitemap("urlset", chunk))
+        self._emit_content("sitemap.xml", self.site.sitemap_index(len(chunks)))
+        self._emit_content("robots.txt", f"User-agent: *\nAllow: /\nSitemap: {self.site.url('/sitemap.xml')}\n")
 
-    def _emit(self, path: Path, inputs: Any, render: Callable[[], str]) -> None:
+    def _emit(self, name: str, inputs: Any, render: Callable[[], str]) -> None:
         """Write the page ``render()`` returns, or link the previous build's when made from the same ``inputs``."""
-        self._reuse_or_write(path, _digest(self._salt, inputs), render)
+        if not self._reuse(name, _digest(self._salt, inputs)):
+            _write(self._root_prefix + name, render())
 
-    def _emit_content(self, path: Path, content: str) -> None:
+    def _emit_content(self, name: str, content: str) -> None:
         """A page cheap to render: linked from the previous build when its bytes are the same."""
-        self._reuse_or_write(path, "=" + _digest(self._salt, content), lambda: content)
+        if not self._reuse(name, "=" + _digest(self._salt, content)):
+            _write(self._root_prefix + name, content)
 
-    def _reuse_or_write(self, path: Path, key: str, render: Callable[[], str]) -> None:
-        name = path.relative_to(self.root).as_posix()
+    def _reuse(self, name: str, key: str) -> bool:
+        """Note ``key`` as the memo key of page ``name`` (a path under site/); link the previous build's page
+        when it was written with the same key. False: the page is to be written."""
         self._pages[name] = key
-        if self._previous is not None and self._previous_pages.get(name) == key:
+        if self._previous_pages.get(name) != key:
+            return False
+        source, target = self._previous_site + name, self._root_prefix + name
+        try:
+            os.link(source, target)  # strings: pathlib's joins would cost as much as the link
+        except OSError:
             try:
-                link_file(self._previous.folder / "site" / name, path)
-                return
+                link_file(Path(source), Path(target))  # creates the folder, or copies
             except FileNotFoundError:
-                pass  # gone from the previous build: render it
-        _write(path, render())
+                return False  # gone from the previous build: render it
+        return True
 
     def _copy_static(self) -> None:
         target = self._file("static")
@@ -969,13 +1063,14 @@ class SiteSink:
         elif STATIC_DIR.is_dir():
             shutil.copytree(STATIC_DIR, target, dirs_exist_ok=True)
 
-    def _save_state(self, catalog: Catalog) -> None:
+    def _save_state(self, catalog: Catalog, organismes: dict[str, OrganismeSummary]) -> None:
         state = {
             "version": CACHE_VERSION,
             "salt": self._salt,
             "addresses": self._addresses,
             "refs": {e.ref: self._address_of_ref[e.ref] for e in catalog.entries},
             "pages": self._pages,
+            "counts": {siret: len(summary.entries) for siret, summary in organismes.items()},
         }
         self._cache_file.parent.mkdir(parents=True, exist_ok=True)
         _write(self._cache_file, json.dumps(state, ensure_ascii=False, separators=(",", ":")))
@@ -988,6 +1083,14 @@ class SiteSink:
     def _page(self, *parts: str) -> Path:
         return self._file(*parts, "index.html")
 
+    @staticmethod
+    def _name(*parts: str) -> str:
+        """A path under site/, as a string, each part one plain name."""
+        for part in parts:
+            if not part or part in (".", "..") or "/" in part or "\0" in part:
+                raise ValueError(f"chemin hors du site : {'/'.join(parts)}")
+        return "/".join(parts)
+
     def _file(self, *parts: str) -> Path:
         # Each part one plain name (no resolve(): 70 µs a path, and the folder is new, without links).
         for part in parts:
@@ -996,16 +1099,16 @@ class SiteSink:
         return self.root.joinpath(*parts)
 
 
-def _write(path: Path, content: str) -> None:
+def _write(path: Path | str, content: str) -> None:
     """Write ``content`` as a new file: never into an existing one, which may be linked to the published build."""
     data = content.encode("utf-8")
     try:
         handle = open(path, "xb")
     except FileNotFoundError:
-        path.parent.mkdir(parents=True, exist_ok=True)
+        os.makedirs(os.path.dirname(path), exist_ok=True)
         handle = open(path, "xb")
     except FileExistsError:
-        path.unlink()
+        os.unlink(path)
         handle = open(path, "xb")
     with handle:
         handle.write(data)
@@ -1036,7 +1139,7 @@ def _load_state(folder: Path) -> Optional[dict[str, Any]]:
         state = json.loads((folder / CACHE_DIR / CACHE_FILE).read_bytes())
     except (OSError, ValueError):
         return None
-    shapes = {"version": int, "salt": str, "addresses": list, "refs": dict, "pages": dict}
+    shapes = {"version": int, "salt": str, "addresses": list, "refs": dict, "pages": dict, "counts": dict}
     if not isinstance(state, dict) or not all(isinstance(state.get(k), t) for k, t in shapes.items()):
         return None
     return state if state["version"] == CACHE_VERSION else None
@@ -1072,9 +1175,20 @@ class _FichePool:
         while self._pending and (len(self._pending) > self._limit or self._pending[0].done()):
             self._result(self._pending.popleft())
 
+    def submit_job(self, function: Callable[[Any], int], argument: Any) -> Future:
+        """Another kind of work (organisme pages), not throttled: the caller holds the future, and may cancel it
+        while no worker has taken it. Its result is collected by :meth:`join` as well."""
+        future = self._executor.submit(function, argument)
+        self._pending.append(future)
+        if not self._processes:
+            self._processes = list((getattr(self._executor, "_processes", None) or {}).values())
+        return future
+
     def join(self) -> None:
         while self._pending:
-            self._result(self._pending.popleft())
+            future = self._pending.popleft()
+            if not future.cancelled():
+                self._result(future)
         self._executor.shutdown(wait=True)
 
     def terminate(self) -> None:
@@ -1092,6 +1206,8 @@ class _FichePool:
 
     @staticmethod
     def _result(future: Future) -> None:
+        if future.cancelled():
+            return  # taken back by the build's process
         try:
             future.result()
         except BrokenProcessPool as exc:
@@ -1119,6 +1235,21 @@ def _write_fiches(batch: list[tuple[Path, Formation, Entry]]) -> int:
             _write(path, _worker_site.fiche(formation, entry))
         except Exception as exc:
             exc.add_note(f"fiche de la formation {entry.ref} ({path})")
+            raise
+    return len(batch)
+
+
+def _write_organismes(batch: list[tuple[str, OrganismeSummary, str]]) -> int:
+    assert _worker_site is not None
+    return _write_organisme_pages(_worker_site, batch)
+
+
+def _write_organisme_pages(site: Site, batch: list[tuple[str, OrganismeSummary, str]]) -> int:
+    for path, summary, address in batch:
+        try:
+            _write(path, site.organisme(summary, _adresse(address)))
+        except Exception as exc:
+            exc.add_note(f"page de l'organisme {summary.siret} ({path})")
             raise
     return len(batch)
 

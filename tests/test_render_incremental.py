@@ -459,3 +459,130 @@ def test_workers_do_not_hold_the_build_lock(tmp_path, small_batches, monkeypatch
     write(content / "a.xml", many(8))
     report = run(content, tmp_path / "build")
     assert report.published == 8 and small_batches
+
+
+# --------------------------------------------------------------------------
+# Organisme pages: keyed again only when one of their formations changed, rendered on the workers
+# --------------------------------------------------------------------------
+
+
+@pytest.fixture
+def keyed(monkeypatch) -> list[str]:
+    """The SIRETs whose organisme page had its inputs made (its memo key computed)."""
+    sirets: list[str] = []
+    inputs = Site.organisme_inputs
+
+    def spy(summary, adresse_json):
+        sirets.append(summary.siret)
+        return inputs(summary, adresse_json)
+
+    monkeypatch.setattr(Site, "organisme_inputs", staticmethod(spy))
+    return sirets
+
+
+def test_an_organisme_whose_formations_were_all_kept_is_not_keyed_again(tmp_path, keyed):
+    formations = before()
+    first = sink_build(tmp_path / "first", formations)
+    assert sorted(set(keyed)) == sorted({SIRET_TOULOUSE, SIRET_VEIGNE, SIRET_GONE})
+    keyed.clear()
+    refs = frozenset(f.numero for f in formations)
+    changed = [f.model_copy(update={"intitule_formation": "Cuisinier de collectivité"}) if f.numero == "07_AF_0006" else f
+               for f in formations]
+    second = sink_build(tmp_path / "second", changed, PreviousBuild(first, refs), refs - {"07_AF_0006"})
+    assert keyed == [SIRET_VEIGNE]
+    assert same_file(first / "site" / "organismes" / f"{SIRET_TOULOUSE}.html", second / "site" / "organismes" / f"{SIRET_TOULOUSE}.html")
+    assert "Cuisinier de collectivité" in (second / "site" / "organismes" / f"{SIRET_VEIGNE}.html").read_text()
+    full = sink_build(tmp_path / "full", changed)
+    assert digest(second / "site") == digest(full / "site")
+
+
+def test_an_organisme_that_lost_a_formation_is_keyed_again(tmp_path, keyed):
+    # Its other formations are all kept: only their count tells that its page changes.
+    first = sink_build(tmp_path / "first", before())
+    keyed.clear()
+    refs = frozenset(f.numero for f in before())
+    formations = [f for f in before() if f.numero != "15_AF_0004"]
+    second = sink_build(tmp_path / "second", formations, PreviousBuild(first, refs), refs)
+    assert keyed == [SIRET_TOULOUSE]
+    assert "15_AF_0004" not in (second / "site" / "organismes" / f"{SIRET_TOULOUSE}.html").read_text()
+    assert digest(second / "site") == digest(sink_build(tmp_path / "full", formations) / "site")
+
+
+def siret(number: int) -> str:
+    """A valid SIRET (Luhn key) ending the 13 digits ``1300280260NNN``."""
+    body = f"1300280260{number:03d}"
+    for key in "0123456789":
+        digits = [int(c) for c in body + key]
+        if sum(d if i % 2 == 0 else (d * 2 - 9 if d > 4 else d * 2) for i, d in enumerate(reversed(digits))) % 10 == 0:
+            return body + key
+    raise AssertionError(body)
+
+
+def organismes(count: int) -> list[Formation]:
+    """``count`` formations, each of its own organisme."""
+    return [
+        make_formation(numero=f"15_AF_{i:04d}", intitule=f"Formation numéro {i}",
+                       org=organisme(siret=siret(i), nom=f"Organisme {i}"))
+        for i in range(count)
+    ]
+
+
+@pytest.fixture
+def rendered_by(monkeypatch, tmp_path) -> Callable[[], list[tuple[int, str]]]:
+    """(process id, SIRET) of every organisme page rendered, whichever process rendered it."""
+    log = tmp_path / "rendered"
+    page = Site.organisme
+
+    def spy(self, summary, adresse=None):
+        with open(log, "a") as out:
+            out.write(f"{os.getpid()} {summary.siret}\n")
+        return page(self, summary, adresse)
+
+    monkeypatch.setattr(Site, "organisme", spy)  # before the fork: the workers inherit it
+    monkeypatch.setattr(render, "ORGANISME_BATCH", 1)
+    monkeypatch.setattr(render, "ORGANISMES_FOR_WORKERS", 1)
+
+    def read() -> list[tuple[int, str]]:
+        lines = log.read_text().split() if log.exists() else []
+        return [(int(pid), siret) for pid, siret in zip(lines[::2], lines[1::2])]
+
+    return read
+
+
+def test_organisme_pages_rendered_by_the_workers_are_the_serial_ones(tmp_path, monkeypatch, rendered_by):
+    formations = organismes(12)
+    serial = sink_build(tmp_path / "serial", formations, workers=0)
+    assert {pid for pid, _ in rendered_by()} == {os.getpid()}
+    listing = SiteSink._listing_pages
+
+    def after_a_worker_started(self, catalog, organismes):
+        # The build takes back the batches no worker started: wait until one did, so that both render pages.
+        deadline = dt.datetime.now() + dt.timedelta(seconds=30)
+        while not any(pid != os.getpid() for pid, _ in rendered_by()) and dt.datetime.now() < deadline:
+            threading.Event().wait(0.01)
+        listing(self, catalog, organismes)
+
+    monkeypatch.setattr(SiteSink, "_listing_pages", after_a_worker_started)
+    (tmp_path / "rendered").unlink()
+    parallel = sink_build(tmp_path / "parallel", formations, workers=1)  # no fiche batch: started for the pages
+    assert tree(parallel / "site") == tree(serial / "site")
+    pages = rendered_by()
+    assert sorted(siret for _, siret in pages) == sorted(f.organisme_formation_responsable.siret_organisme_formation
+                                                          for f in formations)  # each page once
+    assert len({pid for pid, _ in pages} - {os.getpid()}) == 1
+
+
+def test_an_error_in_an_organisme_page_on_a_worker_is_raised_by_the_build(tmp_path, monkeypatch, rendered_by):
+    page = Site.organisme
+
+    def failing(self, summary, adresse=None):
+        if summary.siret == siret(5):
+            raise ValueError("gabarit cassé")
+        return page(self, summary, adresse)
+
+    monkeypatch.setattr(Site, "organisme", failing)
+    existing = {p.pid for p in multiprocessing.active_children()}
+    error = in_thread(lambda: sink_build(tmp_path / "b", organismes(12), workers=1))
+    assert isinstance(error, ValueError) and "gabarit cassé" in str(error)
+    assert any(siret(5) in note for note in getattr(error, "__notes__", []))
+    assert our_children(existing) == []
