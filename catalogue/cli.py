@@ -300,11 +300,14 @@ def search(query, build_dir, as_json, **filters) -> None:
 @click.option("--port", type=click.IntRange(1, 65535), default=8000, show_default=True)
 @click.option("--workers", type=click.IntRange(1, 64), default=None,
               help="Processus serveurs (défaut : un par cœur, 8 au plus).")
-def serve(build_dir, host, port, workers) -> None:
+@click.option("--search-wait-ms", type=click.IntRange(1, 60_000), default=None,
+              help="Attente maximale d'une recherche avant de commencer ; au-delà, réponse 429 "
+                   "avec Retry-After (défaut : 30).")
+def serve(build_dir, host, port, workers, search_wait_ms) -> None:
     """Servir BUILD/site et l'API JSON (/api/search, /api/formations/{ref})."""
     from .server import run
 
-    run(build_dir, host=host, port=port, workers=workers)
+    run(build_dir, host=host, port=port, workers=workers, search_wait_ms=search_wait_ms)
 
 
 @main.command()

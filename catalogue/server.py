@@ -11,10 +11,12 @@ new build is served as soon as it is published, without a restart. Every
 response carries the security headers of :data:`SECURITY_HEADERS`.
 
 Under load (``bench/load.py``): :func:`run` starts one process per core, each on
-its own socket; in each, searches run one at a time on a dedicated thread
-(:func:`search_endpoint`) and everything else — refused parameters, a formation's
-JSON, the site's files — is answered on the event loop without waiting for a
-thread, so a refusal never queues behind searches.
+its own socket, with uvicorn's httptools parser on uvloop; in each, searches run one
+at a time on a dedicated thread (:class:`SearchQueue`) and everything else — refused
+parameters, a formation's JSON, the site's files — is answered on the event loop
+without waiting for a thread, so a refusal never queues behind searches. A search that
+could not start within :data:`SEARCH_WAIT_BUDGET_S` is refused at once with a 429 and
+``Retry-After`` instead of waiting: every answer comes quickly, even overloaded.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ import mimetypes
 import os
 import re
 import secrets
+import time
 from concurrent.futures import Executor, ThreadPoolExecutor
 from pathlib import Path
 from typing import Annotated, Optional
@@ -38,6 +41,7 @@ from pydantic import BaseModel, ValidationError
 from starlette.datastructures import QueryParams
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from uvicorn.protocols.http.h11_impl import H11Protocol
+from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 from .model import REF_PATTERN
 from .search.index import INDEX_DIR, IndexMissing, SearchError, open_index
@@ -53,6 +57,7 @@ SECURITY_HEADERS = {
     "referrer-policy": "strict-origin-when-cross-origin",
     "x-frame-options": "DENY",
 }
+_SECURITY_RAW = [(name.encode(), value.encode()) for name, value in SECURITY_HEADERS.items()]
 #: The API docs page loads Swagger UI from its CDN and runs one inline script (allowed by nonce).
 SWAGGER_CDN = "https://cdn.jsdelivr.net"
 
@@ -69,6 +74,15 @@ class ErrorDetail(BaseModel):
 
     detail: str
 
+
+#: A search that cannot start within this many seconds is refused at once (429) rather than queued
+#: (``catalogue serve --search-wait-ms``): with the search itself and the event loop's own delays,
+#: every answer stays within 100 ms under ``bench/load.py``.
+SEARCH_WAIT_BUDGET_S = 0.030
+#: What a refused client is asked to wait before trying again (``Retry-After``, whole seconds).
+RETRY_AFTER_S = 1
+#: The 429's message.
+OVERLOADED = "serveur surchargé : trop de recherches en attente ; réessayez dans une seconde"
 
 _UNAVAILABLE = {503: {"model": ErrorDetail, "description": "Aucun index publié, ou index endommagé : lancez « catalogue build »"}}
 
@@ -88,9 +102,7 @@ class SecurityHeaders:
             if message["type"] == "http.response.start":
                 headers = list(message.get("headers", []))
                 present = {name.lower() for name, _ in headers}
-                for name, value in SECURITY_HEADERS.items():
-                    if name.encode() not in present:
-                        headers.append((name.encode(), value.encode()))
+                headers.extend(header for header in _SECURITY_RAW if header[0] not in present)
                 message = {**message, "headers": headers}
             await send(message)
 
@@ -132,7 +144,69 @@ def _nothing_to_search(build_dir: Path, params: SearchParams) -> bool:
     return bool(params.q) and not any(c.isalnum() for c in params.q) and os.path.isdir(build_dir / INDEX_DIR)
 
 
-def search_endpoint(build_dir: Path, searcher: Optional[Executor] = None):
+class SearchQueue:
+    """The searches of one process: one at a time on one thread, in arrival order, none waiting long.
+
+    A search is admitted when its estimated wait — the searches ahead of it (the running one
+    included) times the mean duration of a search, plus how far the running one has overrun
+    that mean — is within ``budget``; otherwise :meth:`run` returns ``None`` at once and the
+    caller answers 429. An admitted search that still could not start within ``budget`` (a
+    slow one ran ahead of it) is refused when its turn comes rather than run late. The mean is
+    measured on the thread (wall time, so it includes the GIL shared with the event loop) and
+    follows the load: a moving average over roughly the last ten searches.
+
+    The counters are only touched on the event loop; the thread sets the timing attributes.
+    """
+
+    def __init__(self, budget: float = SEARCH_WAIT_BUDGET_S, executor: Optional[Executor] = None,
+                 estimate: float = 0.005):
+        self.budget = budget
+        self.executor = executor or ThreadPoolExecutor(1, "search")
+        self.mean = estimate  # seconds a search takes on the thread (moving average)
+        self.pending = 0  # admitted and not finished, the running one included
+        self.running_since: Optional[float] = None
+        self.refused = 0
+
+    def estimated_wait(self) -> float:
+        wait = self.pending * self.mean
+        since = self.running_since
+        if since is not None:
+            wait += max(0.0, time.perf_counter() - since - self.mean)
+        return wait
+
+    async def run(self, function, *args):
+        """``function(*args)`` on the thread, or ``None`` when the search cannot start within the budget."""
+        if self.pending and self.estimated_wait() > self.budget:
+            self.refused += 1
+            return None
+        self.pending += 1
+        try:
+            result = await asyncio.get_running_loop().run_in_executor(
+                self.executor, self._timed, time.perf_counter(), function, args)
+        finally:
+            self.pending -= 1
+        if result is None:
+            self.refused += 1
+        return result
+
+    def _timed(self, queued: float, function, args):
+        start = time.perf_counter()
+        if start - queued > self.budget:
+            return None
+        self.running_since = start
+        try:
+            return function(*args)
+        finally:
+            self.running_since = None
+            self.mean += 0.1 * (time.perf_counter() - start - self.mean)
+
+
+def overloaded() -> JSONResponse:
+    """The answer to a search refused by :class:`SearchQueue`."""
+    return JSONResponse({"detail": OVERLOADED}, status_code=429, headers={"retry-after": str(RETRY_AFTER_S)})
+
+
+def search_endpoint(build_dir: Path, searcher: Optional[SearchQueue] = None):
     """The ASGI app answering ``GET /api/search``, without FastAPI's per-request machinery.
 
     FastAPI's route stays for the OpenAPI description; this replaces its handler. Under
@@ -141,9 +215,10 @@ def search_endpoint(build_dir: Path, searcher: Optional[Executor] = None):
     where 40 threads took turns at the GIL with the event loop. Here the parameters are
     validated by pydantic alone and a refusal (422), like a query with nothing to search
     (:func:`_nothing_to_search`), is answered at once on the event loop;
-    searches run one at a time, in arrival order, on ``searcher`` (a single thread: the
-    CPU is the limit, more threads would only take turns), or on the event loop itself
-    when it is ``None``. Either way nothing else of the app waits for a thread of the pool.
+    searches run one at a time, in arrival order, on ``searcher``'s thread (the CPU is the
+    limit, more threads would only take turns) — or a 429 at once when they could not start
+    soon enough — or on the event loop itself when it is ``None``. Either way nothing else of
+    the app waits for a thread.
     """
 
     async def endpoint(scope, receive, send) -> None:
@@ -158,17 +233,19 @@ def search_endpoint(build_dir: Path, searcher: Optional[Executor] = None):
             elif searcher is None:
                 response = _search_answer(build_dir, params)
             else:
-                response = await asyncio.get_running_loop().run_in_executor(searcher, _search_answer, build_dir, params)
+                answer = await searcher.run(_search_answer, build_dir, params)
+                response = overloaded() if answer is None else answer
         await response(scope, receive, send)
 
     return endpoint
 
 
-def create_app(build_dir: Path, fast_search: bool = True) -> FastAPI:
+def create_app(build_dir: Path, fast_search: bool = True, searcher: Optional[SearchQueue] = None) -> FastAPI:
     """The application serving ``build_dir`` (its ``site`` and ``index``, re-resolved per request).
 
     ``fast_search=False`` leaves ``GET /api/search`` to FastAPI's own handling (the tests
-    check that :func:`search_endpoint` answers exactly as it does).
+    check that :func:`search_endpoint` answers exactly as it does). ``searcher``: where the
+    searches run (default: a new :class:`SearchQueue`).
     """
     build_dir = Path(build_dir)
     app = FastAPI(
@@ -194,6 +271,10 @@ def create_app(build_dir: Path, fast_search: bool = True) -> FastAPI:
         tags=["recherche"],
         responses={
             400: {"model": ErrorDetail, "description": "Requête impossible (ville inconnue, trop de mots…)"},
+            429: {"model": ErrorDetail,
+                  "description": "Serveur surchargé : la recherche n'a pas pu commencer assez vite ; "
+                                 "réessayer après le délai de Retry-After",
+                  "headers": {"Retry-After": {"description": "secondes à attendre", "schema": {"type": "integer"}}}},
             **_UNAVAILABLE,
         },
     )
@@ -247,9 +328,10 @@ def create_app(build_dir: Path, fast_search: bool = True) -> FastAPI:
         return _inline(_static(build_dir, path, request), request)
 
     if fast_search:
+        searcher = searcher or SearchQueue()
         for route in app.routes:
             if isinstance(route, APIRoute) and route.path == "/api/search":
-                route.app = search_endpoint(build_dir, ThreadPoolExecutor(1, "search"))
+                route.app = search_endpoint(build_dir, searcher)
     app.add_middleware(SecurityHeaders)
     return app
 
@@ -361,18 +443,64 @@ class SecureH11Protocol(H11Protocol):
         self.transport.close()
 
 
+#: The most bytes of a request's line and headers :class:`SecureHttpToolsProtocol` reads before its 400
+#: (httptools itself has no limit; h11's was about the same).
+MAX_REQUEST_HEAD_BYTES = 64 * 1024
+
+
+class SecureHttpToolsProtocol(HttpToolsProtocol):
+    """uvicorn's protocol on the httptools parser (about twice as fast as h11 under ``bench/load.py``),
+    with the same two guards as :class:`SecureH11Protocol`: its own 400 carries
+    :data:`SECURITY_HEADERS`, and a request line and headers over :data:`MAX_REQUEST_HEAD_BYTES`
+    get that 400 instead of being read whole into memory."""
+
+    _head_bytes = 0
+    _in_body = False
+
+    def data_received(self, data: bytes) -> None:
+        if not self._in_body:
+            self._head_bytes += len(data)
+            if self._head_bytes > MAX_REQUEST_HEAD_BYTES:
+                self._head_bytes = 0
+                self.send_400_response("Request line or headers too long.")
+                return
+        super().data_received(data)
+
+    def on_headers_complete(self) -> None:
+        self._in_body, self._head_bytes = True, 0
+        super().on_headers_complete()
+
+    def on_message_complete(self) -> None:
+        self._in_body = False
+        super().on_message_complete()
+
+    def send_400_response(self, msg: str) -> None:
+        body = msg.encode("ascii", "replace")
+        content = [b"HTTP/1.1 400 Bad Request\r\n", b"content-type: text/plain; charset=utf-8\r\n",
+                   b"content-length: " + str(len(body)).encode() + b"\r\n", b"connection: close\r\n"]
+        content += [name + b": " + value + b"\r\n" for name, value in _SECURITY_RAW]
+        self.transport.write(b"".join(content) + b"\r\n" + body)
+        self.transport.close()
+
+
 def http_protocol():
-    """:class:`SecureH11Protocol`, for ``uvicorn.Config(http=...)``."""
-    return SecureH11Protocol
+    """:class:`SecureHttpToolsProtocol`, for ``uvicorn.Config(http=...)``."""
+    return SecureHttpToolsProtocol
 
 
 #: The environment variable through which :func:`run` hands the build folder to its worker processes.
 BUILD_ENV = "CATALOGUE_SERVE_BUILD"
 
 
+#: ... and the search wait budget, in milliseconds.
+WAIT_ENV = "CATALOGUE_SERVE_SEARCH_WAIT_MS"
+
+
 def app_from_environment() -> FastAPI:
     """The app of one worker process of :func:`run` (uvicorn imports it by name in each)."""
-    return create_app(Path(os.environ[BUILD_ENV]))
+    wait_ms = os.environ.get(WAIT_ENV)
+    budget = SEARCH_WAIT_BUDGET_S if not wait_ms else int(wait_ms) / 1000
+    return create_app(Path(os.environ[BUILD_ENV]), searcher=SearchQueue(budget=budget))
 
 
 def default_workers() -> int:
@@ -384,9 +512,11 @@ def default_workers() -> int:
     return max(1, min(cores, 8))
 
 
-def run(build_dir: Path, host: str = "127.0.0.1", port: int = 8000, workers: Optional[int] = None) -> None:
+def run(build_dir: Path, host: str = "127.0.0.1", port: int = 8000, workers: Optional[int] = None,
+        search_wait_ms: Optional[int] = None) -> None:
     """Serve ``build_dir`` with uvicorn until interrupted, in ``workers`` processes
-    (:func:`default_workers` when ``None``).
+    (:func:`default_workers` when ``None``); a search that could not start within ``search_wait_ms``
+    is refused with a 429 (:class:`SearchQueue`; default :data:`SEARCH_WAIT_BUDGET_S`).
 
     Each process answers on its event loop, runs its searches one at a time in a thread, and
     opens the published index itself, again after each new build
@@ -396,6 +526,7 @@ def run(build_dir: Path, host: str = "127.0.0.1", port: int = 8000, workers: Opt
     most of the keep-alive connections (44 against 17 under ``bench/load.py``).
     """
     os.environ[BUILD_ENV] = str(Path(build_dir).resolve())
+    os.environ[WAIT_ENV] = str(round(SEARCH_WAIT_BUDGET_S * 1000) if search_wait_ms is None else search_wait_ms)
     workers = workers or default_workers()
     if workers == 1:
         import uvicorn
@@ -407,7 +538,7 @@ def run(build_dir: Path, host: str = "127.0.0.1", port: int = 8000, workers: Opt
 
 def _uvicorn_options(host: str, port: int) -> dict:
     return dict(app=f"{__name__}:app_from_environment", factory=True, host=host, port=port, server_header=False,
-                log_level="info", http=f"{__name__}:SecureH11Protocol")
+                log_level="info", http=f"{__name__}:SecureHttpToolsProtocol", loop="uvloop")
 
 
 def _listening_socket(host: str, port: int):

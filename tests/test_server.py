@@ -145,6 +145,93 @@ def test_fast_search_answers_as_fastapi_would(build_dir, client, query):
     assert ours.status_code in (200, 400, 422)
 
 
+def _held_search(monkeypatch, held_query: str):
+    """A test double of search(): the query ``held_query`` holds the search thread until released."""
+    import threading
+
+    from catalogue import server
+
+    started, release = threading.Event(), threading.Event()
+    real = server.search
+
+    def search(build_dir, params):
+        if params.q == held_query:
+            started.set()
+            if not release.wait(10):  # a search queued behind this one: it never answers normally
+                raise RuntimeError("never released")
+        return real(build_dir, params)
+
+    monkeypatch.setattr(server, "search", search)
+    return started, release
+
+
+async def _while_held(app, started, release, *queries):
+    """Answers to ``queries`` sent while the first holds the search thread, then one sent once it is free."""
+    import httpx
+
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://test") as c:
+        held = asyncio.create_task(c.get("/api/search", params=queries[0]))
+        assert await asyncio.to_thread(started.wait, 30)
+        during = [await c.get("/api/search", params=q) for q in queries[1:]]
+        release.set()
+        first = await held
+        after = await c.get("/api/search", params=queries[-1])
+    return first, during, after
+
+
+def test_a_search_that_cannot_start_soon_is_refused_with_429(build_dir, monkeypatch):
+    """While the search thread is held, a search is refused at once (429, Retry-After, French JSON);
+    refusals and queries without a word still answer normally; once the thread is free, the same
+    search is answered normally."""
+    from catalogue.server import OVERLOADED, RETRY_AFTER_S, SearchQueue
+
+    started, release = _held_search(monkeypatch, "comptabilité")
+    queue = SearchQueue(budget=1.0, estimate=10.0)  # a search is taken to last 10 s: one ahead is too many
+    app = create_app(build_dir, searcher=queue)
+    first, during, after = asyncio.run(_while_held(
+        app, started, release, {"q": "comptabilité"}, {"limit": "0"}, {"q": "!!!"}, {"q": "cuisine"}))
+    refusal, empty, refused = during
+    assert refusal.status_code == 422 and empty.status_code == 200 and empty.json()["total"] == 0
+    assert refused.status_code == 429
+    assert refused.headers["retry-after"] == str(RETRY_AFTER_S)
+    assert refused.headers["content-type"] == "application/json"
+    assert refused.json() == {"detail": OVERLOADED} and "surchargé" in OVERLOADED
+    for name, value in SECURITY_HEADERS.items():
+        assert refused.headers[name] == value
+    assert first.status_code == 200 and first.json()["results"][0]["ref"] == COMPTA
+    assert after.status_code == 200 and [r["ref"] for r in after.json()["results"]] == [CUISINE]
+    assert queue.refused == 1 and queue.pending == 0
+
+
+def test_a_search_running_far_past_its_mean_makes_the_next_wait_too_long(build_dir, monkeypatch):
+    """Searches usually take 0.1 ms here, but the one running has overrun that by more than the budget:
+    the next cannot be promised a start within it."""
+    import time
+
+    from catalogue.server import SearchQueue
+
+    started, release = _held_search(monkeypatch, "comptabilité")
+    queue = SearchQueue(budget=0.02, estimate=0.0001)
+    app = create_app(build_dir, searcher=queue)
+
+    original = queue.estimated_wait
+
+    def estimated_wait():
+        time.sleep(0.05)  # the held search has now run for more than budget + mean
+        return original()
+
+    queue.estimated_wait = estimated_wait
+    first, (refused,), after = asyncio.run(_while_held(app, started, release, {"q": "comptabilité"},
+                                                        {"q": "cuisine"}))
+    assert refused.status_code == 429
+    assert first.status_code == 200 and after.status_code == 200
+
+
+def test_openapi_documents_the_429(client):
+    responses = client.get("/api/openapi.json").json()["paths"]["/api/search"]["get"]["responses"]
+    assert "Retry-After" in responses["429"]["headers"]
+
+
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(q=st.text(st.characters(exclude_categories=("L", "N", "Cs")), min_size=1, max_size=40),
        filters=st.sampled_from([{}, {"include_archived": "true"}, {"departement": "34"}, {"cpf": "oui"}]))
@@ -251,11 +338,14 @@ def test_serve_runs_one_worker_process_per_core(build_dir, monkeypatch):
     monkeypatch.setattr(server, "_supervise", lambda workers, host, port: supervised.append((workers, host, port)))
     monkeypatch.setattr(uvicorn, "run", lambda **options: single.append(options))
     monkeypatch.delenv(server.BUILD_ENV, raising=False)
+    monkeypatch.delenv(server.WAIT_ENV, raising=False)
     runner = CliRunner()
     assert runner.invoke(main, ["serve", "--build", str(build_dir)]).exit_code == 0
     assert runner.invoke(main, ["serve", "--build", str(build_dir), "--workers", "3", "--port", "8123"]).exit_code == 0
     assert runner.invoke(main, ["serve", "--build", str(build_dir), "--workers", "1"]).exit_code == 0
+    assert os.environ[server.WAIT_ENV] == str(round(server.SEARCH_WAIT_BUDGET_S * 1000))
     assert runner.invoke(main, ["serve", "--build", str(build_dir), "--workers", "0"]).exit_code == 2
+    assert runner.invoke(main, ["serve", "--build", str(build_dir), "--search-wait-ms", "0"]).exit_code == 2
     cores = min(len(os.sched_getaffinity(0)), 8)
     assert server.default_workers() == cores
     assert supervised[-1] == (3, "127.0.0.1", 8123)
@@ -263,9 +353,16 @@ def test_serve_runs_one_worker_process_per_core(build_dir, monkeypatch):
     # Every process imports the app by name and builds it for the same folder.
     options = single[-1]
     assert options["factory"] is True and options["app"] == "catalogue.server:app_from_environment"
-    assert options["http"] == "catalogue.server:SecureH11Protocol"
+    assert options["http"] == "catalogue.server:SecureHttpToolsProtocol" and options["loop"] == "uvloop"
     assert os.environ[server.BUILD_ENV] == str(build_dir.resolve())
     assert TestClient(server.app_from_environment()).get(f"/api/formations/{COMPTA}").status_code == 200
+    # The search wait budget reaches every process.
+    assert runner.invoke(main, ["serve", "--build", str(build_dir), "--workers", "3", "--search-wait-ms", "30"]
+                         ).exit_code == 0
+    budgets, real_queue = [], server.SearchQueue
+    monkeypatch.setattr(server, "SearchQueue", lambda budget: budgets.append(budget) or real_queue(budget))
+    server.app_from_environment()
+    assert budgets == [0.03]
 
 
 def test_every_worker_process_serves_the_new_build(tmp_path):
@@ -475,18 +572,31 @@ def test_new_build_served_without_restart(tmp_path):
     assert client.get("/api/formations/15_AF_1").status_code == 404
 
 
-def test_uvicorns_own_400_carries_the_security_headers(build_dir):
-    """A request line over uvicorn's limit never reaches the application: its 400 must still be ours."""
+_LONG_LINE = b"GET /api/search?q=" + b"a" * 2_000_000 + b" HTTP/1.1\r\nHost: x\r\n\r\n"  # 2 MB
+
+
+@pytest.mark.parametrize("protocol, request_head", [
+    ("SecureHttpToolsProtocol", _LONG_LINE),
+    # A query of 100,000 characters (h11, the old protocol, let it through to the 422 of the app).
+    ("SecureHttpToolsProtocol", b"GET /api/search?q=" + b"a" * 100_000 + b" HTTP/1.1\r\nHost: x\r\n\r\n"),
+    ("SecureHttpToolsProtocol", b"GET / HTTP/1.1\r\nHost: x\r\nX-Big: " + b"b" * 1_000_000 + b"\r\n\r\n"),
+    ("SecureH11Protocol", _LONG_LINE),
+])
+def test_uvicorns_own_400_carries_the_security_headers(build_dir, protocol, request_head):
+    """A request line or headers over the protocol's limit never reach the application (httptools has
+    no limit of its own: ours is MAX_REQUEST_HEAD_BYTES): the 400 must still be ours."""
     import socket
     import threading
     import time
 
     import uvicorn
 
+    from catalogue import server as catalogue_server
     from catalogue.server import http_protocol
 
-    config = uvicorn.Config(create_app(build_dir), host="127.0.0.1", port=0, http=http_protocol(),
-                            log_level="error", lifespan="off")
+    assert http_protocol() is catalogue_server.SecureHttpToolsProtocol
+    config = uvicorn.Config(create_app(build_dir), host="127.0.0.1", port=0,
+                            http=getattr(catalogue_server, protocol), log_level="error", lifespan="off")
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
@@ -501,7 +611,7 @@ def test_uvicorns_own_400_carries_the_security_headers(build_dir):
             # so the answer is read while the request is still being sent.
             def send() -> None:
                 try:
-                    connection.sendall(b"GET /api/search?q=" + b"a" * 2_000_000 + b" HTTP/1.1\r\nHost: x\r\n\r\n")
+                    connection.sendall(request_head)
                 except OSError:
                     pass
 
@@ -521,6 +631,43 @@ def test_uvicorns_own_400_carries_the_security_headers(build_dir):
     assert head.startswith("http/1.1 400")
     for name, value in SECURITY_HEADERS.items():
         assert f"{name}: {value.lower()}" in head
+
+
+def test_the_httptools_protocol_serves_requests_one_after_another_on_a_connection(build_dir):
+    """The request-head limit counts each request's own head: a keep-alive connection carrying more
+    than the limit in all is served to the end, with the security headers."""
+    import http.client
+    import threading
+    import time
+
+    import uvicorn
+
+    from catalogue.server import MAX_REQUEST_HEAD_BYTES, http_protocol
+
+    config = uvicorn.Config(create_app(build_dir), host="127.0.0.1", port=0, http=http_protocol(),
+                            loop="uvloop", log_level="error", lifespan="off")
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    try:
+        for _ in range(200):
+            if server.started:
+                break
+            time.sleep(0.02)
+        port = server.servers[0].sockets[0].getsockname()[1]
+        connection = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+        padding = "p" * 8000
+        for i in range(2 * MAX_REQUEST_HEAD_BYTES // len(padding)):
+            connection.request("GET", f"/api/search?q=cuisine&limit={1 + i % 5}", headers={"X-Padding": padding})
+            response = connection.getresponse()
+            body = response.read()
+            assert response.status == 200, body
+            assert response.getheader("content-security-policy") == CSP
+            assert b'"07_AF_0000000003"' in body
+        connection.close()
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
 
 
 @pytest.mark.parametrize("fast", [True, False])
