@@ -16,7 +16,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from test_lheo_chunks import BLANKS, FORMATION_KINDS, NS22, NS23, document, formation
 
-from catalogue.sources import lheo_cut
+from catalogue.sources import lheo, lheo_cut
 from catalogue.sources.lheo import split_lheo
 from catalogue.sources.lheo_cut import cut_lheo
 
@@ -65,8 +65,11 @@ def _runs_at(remembered, chunks):
     assert index == len(chunks)
 
 
-@pytest.fixture
-def small_runs(monkeypatch):
+@pytest.fixture(params=["read", "mapped"])
+def small_runs(monkeypatch, request):
+    """Runs of 3 formations, in a file read into memory or mapped (as from 32 MB on)."""
+    if request.param == "mapped":
+        monkeypatch.setattr(lheo, "MMAP_MIN", 0)
     monkeypatch.setattr(lheo_cut, "RUN", 3)
 
 
@@ -109,7 +112,7 @@ def test_one_change_scans_one_run(tmp_path, monkeypatch):
     assert seen == [] and all(a is b for a, b in zip(again.runs, after.runs))
 
 
-def test_insertions_and_deletions_find_the_runs_after(tmp_path, monkeypatch):
+def test_insertions_and_deletions_find_the_runs_after(tmp_path, monkeypatch, small_runs):
     monkeypatch.setattr(lheo_cut, "RUN", 4)
     pieces = numbered(40)
     before = assert_cut_as_scanned(write(tmp_path / "a.xml", document(*pieces)))
@@ -198,14 +201,15 @@ def files_and_edits(draw):
     tail = draw(st.sampled_from(["", "<extras><extra>x</extra></extras>"]))
     before = document(*pieces, between=between)
     after = document(*edited, between=blanks if blanks is not None else between, tail=tail)
-    return before, after, draw(st.sampled_from([1, 2, 3, 32]))
+    return before, after, draw(st.sampled_from([1, 2, 3, 32])), draw(st.booleans())
 
 
 @settings(max_examples=200, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(files_and_edits())
 def test_random_edits_cut_as_the_scan_does(tmp_path, monkeypatch, case):
-    before, after, run = case
+    before, after, run, mapped = case
     monkeypatch.setattr(lheo_cut, "RUN", run)
+    monkeypatch.setattr(lheo, "MMAP_MIN", 0 if mapped else 32 * 1024 * 1024)
     remembered = assert_cut_as_scanned(write(tmp_path / "r.xml", before))
     assert_cut_as_scanned(write(tmp_path / "r.xml", after), remembered)
 

@@ -182,7 +182,7 @@ class _Cutter:
                 break
             if data[end:following].strip(_WS):
                 return None
-            line += runs[expected].newlines + data.count(b"\n", end, following)
+            line += runs[expected].newlines + _newlines(data, end, following)
             start = following
             expected += 1
         if not _frame_ok(data[: head.end()], data[self.chunks[-1].end :], prefix):
