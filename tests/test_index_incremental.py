@@ -189,9 +189,13 @@ def statistics(build_dir: Path) -> dict:
 
 
 def store_rows(build: PreviousBuild) -> dict:
+    """The store's rows; each formation's JSON as stored (compressed with the store's own preset dictionary:
+    an incremental build keeps its previous build's)."""
     with closing(sqlite3.connect(build.folder / INDEX_DIR / STORE_FILE)) as db:
+        zdict = index_module.read_zdict(db)
         return {
-            "formation": sorted(db.execute("SELECT ref, json FROM formation")),
+            "formation": sorted((ref, index_module.decompress_json(blob, zdict))
+                                for ref, blob in db.execute("SELECT ref, json FROM formation")),
             "number": sorted(db.execute("SELECT id, ref FROM number")),
             "place": sorted(db.execute("SELECT * FROM place")),
             "vocabulary": sorted(db.execute("SELECT word, stem, formations FROM vocabulary")),

@@ -7,6 +7,7 @@ import dataclasses
 import errno
 import gc
 import sqlite3
+import zlib
 from contextlib import closing
 
 import pytest
@@ -134,3 +135,48 @@ def test_id_terms_are_those_of_the_entry_asked_about():
     assert id_terms(other) == index_module._id_terms(other) != expected_first
     assert "12345678900011" in id_terms(other)
     assert id_terms(first) == expected_first
+
+
+def test_the_json_is_compressed_with_the_stores_own_dictionary(tmp_path, monkeypatch):
+    """A preset dictionary from the first formations, kept in the store; an incremental build keeps using it;
+    the API's JSON is the formation's, whatever the dictionary."""
+    from test_index_incremental import catalogue_v2, incremental
+
+    from catalogue.search.index import decompress_json, open_index, read_zdict
+
+    monkeypatch.setattr(index_module, "STORE_PROCESS", True)
+    v1 = run_sink(tmp_path / "v1", catalogue_v1())
+    v2 = incremental(tmp_path / "v2", catalogue_v2(), catalogue_v1(), v1)
+    with closing(sqlite3.connect(v1.folder / INDEX_DIR / STORE_FILE)) as db:
+        zdict = read_zdict(db)
+        ref, blob = db.execute("SELECT ref, json FROM formation ORDER BY rowid LIMIT 1").fetchone()
+    assert zdict and len(zdict) <= index_module.ZDICT_SIZE
+    with pytest.raises(zlib.error):
+        zlib.decompress(blob)  # not without the dictionary
+    first = catalogue_v1()[0]
+    assert decompress_json(blob, zdict) == first.model_dump_json(exclude_none=True).encode()
+    with closing(sqlite3.connect(v2.folder / INDEX_DIR / STORE_FILE)) as db:
+        assert read_zdict(db) == zdict
+    index = open_index(served(v2))
+    for f in catalogue_v2():
+        assert index.formation_bytes(f.numero) == f.model_dump_json(exclude_none=True).encode()
+    assert index.formation_bytes("15_AF_00001") is None  # removed
+
+
+def test_fewer_formations_than_the_dictionary_takes(tmp_path, monkeypatch):
+    monkeypatch.setattr(index_module, "STORE_PROCESS", True)
+    formations = catalogue_v1()[:3]
+    build = run_sink(tmp_path / "b", formations)
+    index = index_module.open_index(served(build))
+    assert [index.formation_json(f.numero)["numero"] for f in formations] == [f.numero for f in formations]
+
+
+def test_a_store_without_a_dictionary_is_read(tmp_path):
+    """Stores written before the dictionary: plain zlib, no ``meta`` table."""
+    from catalogue.search.index import compress_json, decompress_json, read_zdict
+
+    data = b'{"numero": "15_AF_1"}'
+    assert decompress_json(compress_json(data, None), None) == data == zlib.decompress(compress_json(data, None))
+    assert decompress_json(compress_json(data, b"numero"), b"numero") == data
+    with closing(sqlite3.connect(tmp_path / "old.sqlite")) as db:
+        assert read_zdict(db) is None

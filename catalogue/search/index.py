@@ -11,7 +11,7 @@ with the site in one rename):
   Ref; every place of training with coordinates, for the radius filter; and the
   vocabulary (folded, unstemmed words → stem, and how many formations hold
   each) searched with spelling tolerance. One file for 100,000 formations,
-  written in one transaction.
+  written in one transaction (by a process of its own in a full build: :class:`StoreProcess`).
 
 An incremental build starts from the previous build's index rather than from
 nothing (:class:`IndexSink`): each document keeps what it holds in its ``terms``
@@ -97,6 +97,13 @@ STORE_PROCESS = True
 #: Formations per message to that process, and messages waiting at most (bounds memory).
 STORE_BATCH = 128
 STORE_QUEUE = 16
+#: Each formation's JSON is compressed with a preset dictionary: the end of the JSON of the
+#: first formations written (kept in the store's ``meta`` table, and used by the incremental
+#: builds that update the store). Formations share their keys and much of their wording: the
+#: store is about two fifths smaller than compressed alone (copied faster by incremental
+#: builds), and compressing is no slower.
+ZDICT_FORMATIONS = 16
+ZDICT_SIZE = 32_768
 #: Merging in incremental builds (see :func:`segments_to_merge`): segments whose live documents
 #: are within the same power of MERGE_FACTOR form a tier, merged once it has MERGE_FACTOR of them...
 MERGE_FACTOR = 8
@@ -727,8 +734,13 @@ class FormationStoreWriter:
                                           PRIMARY KEY (segment, field, term)) WITHOUT ROWID;
                 CREATE TABLE excess_length (segment TEXT NOT NULL, field TEXT NOT NULL, length INTEGER NOT NULL,
                                             PRIMARY KEY (segment, field)) WITHOUT ROWID;
+                CREATE TABLE meta (key TEXT PRIMARY KEY, value BLOB NOT NULL) WITHOUT ROWID;
                 """
             )
+        #: The JSON's preset dictionary: chosen once :data:`ZDICT_FORMATIONS` are there (a new
+        #: store; until then they wait), or the previous build's (an updated one).
+        self.zdict: Optional[bytes] = None if create else read_zdict(self.db)
+        self.waiting: list[StoreRows] = []
         self.next_rowid = {
             table: self.db.execute(f"SELECT COALESCE(MAX(rowid), 0) + 1 FROM {table}").fetchone()[0]
             for table in ("number", "place")
@@ -746,10 +758,28 @@ class FormationStoreWriter:
 
     def add_rows(self, rows: "StoreRows") -> None:
         """The rows of :func:`store_rows`."""
+        if self.created and self.zdict is None:
+            self.waiting.append(rows)
+            if len(self.waiting) >= ZDICT_FORMATIONS:
+                self._flush_waiting()
+            return
+        self._write_rows(rows)
+
+    def _flush_waiting(self) -> None:
+        """Choose the preset dictionary from the formations waiting, and write them."""
+        if not self.created or self.zdict is not None:
+            return
+        self.zdict = b"".join(rows[1] for rows in self.waiting)[-ZDICT_SIZE:]
+        self.db.execute("INSERT INTO meta VALUES ('zdict', ?)", (self.zdict,))
+        waiting, self.waiting = self.waiting, []
+        for rows in waiting:
+            self._write_rows(rows)
+
+    def _write_rows(self, rows: "StoreRows") -> None:
         ref, data, numbers, places = rows
         if not self.created:
             self._delete(ref)
-        blob = zlib.compress(data, 1)
+        blob = compress_json(data, self.zdict)
         number_range = self._insert("number", [(number, ref) for number in numbers])
         place_range = self._insert("place", places)
         self.db.execute("INSERT INTO formation VALUES (?, ?, ?, ?, ?, ?)", (ref, blob, *number_range, *place_range))
@@ -780,12 +810,14 @@ class FormationStoreWriter:
 
     def remove(self, refs: Iterable[str]) -> None:
         """Take out the rows of formations no longer published."""
+        self._flush_waiting()
         for ref in refs:
             self._delete(ref)
 
     def add_vocabulary(self, counts: Counter[str]) -> None:
         """The folded, unstemmed words searched with spelling tolerance, their stems, and how many
         formations hold each (for the next build: a word no formation holds any more leaves)."""
+        self._flush_waiting()
         self.db.executemany(
             "INSERT INTO vocabulary VALUES (?, ?, ?)", ((w, stem(w), n) for w, n in sorted(counts.items()) if n > 0)
         )
@@ -829,6 +861,7 @@ class FormationStoreWriter:
 
     def close(self) -> None:
         if self.db is not None:
+            self._flush_waiting()
             if self.created:
                 # One sort at the end rather than a B-tree insert per row.
                 self.db.execute("CREATE UNIQUE INDEX formation_ref ON formation (ref)")
@@ -836,6 +869,29 @@ class FormationStoreWriter:
             self.db.commit()
             self.db.close()
             self.db = None
+
+
+def read_zdict(db: sqlite3.Connection) -> Optional[bytes]:
+    """The store's preset dictionary for the formations' JSON (``None``: a store written without one)."""
+    try:
+        row = db.execute("SELECT value FROM meta WHERE key = 'zdict'").fetchone()
+    except sqlite3.OperationalError:  # a store written before the table
+        return None
+    return row[0] if row else None
+
+
+def compress_json(data: bytes, zdict: Optional[bytes]) -> bytes:
+    if not zdict:
+        return zlib.compress(data, 1)
+    compressor = zlib.compressobj(1, zlib.DEFLATED, zlib.MAX_WBITS, 8, zlib.Z_DEFAULT_STRATEGY, zdict)
+    return compressor.compress(data) + compressor.flush()
+
+
+def decompress_json(blob: bytes, zdict: Optional[bytes]) -> bytes:
+    if not zdict:
+        return zlib.decompress(blob)
+    decompressor = zlib.decompressobj(zlib.MAX_WBITS, zdict)
+    return decompressor.decompress(blob) + decompressor.flush()
 
 
 #: A formation as the store keeps it: Ref, JSON (UTF-8, uncompressed), numbers (:func:`id_terms`),
@@ -1053,6 +1109,7 @@ class SearchIndex:
         self._places: Optional[Places] = None
         self._vocabulary: Optional[tuple[list[str], list[str]]] = None
         self._excess_stats: Optional[tuple[frozenset[int], dict[tuple[str, str], int], dict[str, int]]] = None
+        self._zdict: Optional[tuple[Optional[bytes]]] = None  # (the store's preset dictionary,) once read
 
     def is_current(self) -> bool:
         """Whether the folder still holds the generation opened (a rebuild in place makes a new one)."""
@@ -1232,8 +1289,13 @@ class SearchIndex:
 
     def formation_bytes(self, ref: str) -> Optional[bytes]:
         """The whole formation as JSON (UTF-8), as stored at build time, or ``None`` for an unknown Ref."""
-        row = self.store().execute("SELECT json FROM formation WHERE ref = ?", (ref,)).fetchone()
-        return zlib.decompress(row[0]) if row else None
+        store = self.store()
+        row = store.execute("SELECT json FROM formation WHERE ref = ?", (ref,)).fetchone()
+        if row is None:
+            return None
+        if self._zdict is None:
+            self._zdict = (read_zdict(store),)
+        return decompress_json(row[0], self._zdict[0])
 
     def formation_json(self, ref: str) -> Optional[dict]:
         data = self.formation_bytes(ref)
