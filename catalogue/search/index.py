@@ -927,12 +927,14 @@ class StoreProcess:
 
     def __init__(self, path: Path):
         self.path = path
-        self.jobs = multiprocessing.Queue(STORE_QUEUE)
+        # Forked, as the build's other helpers: a child forked during a build dies with it.
+        context = multiprocessing.get_context("fork")
+        self.jobs = context.Queue(STORE_QUEUE)
         # At exit, do not wait for rows a dead process will never read (close() waits for its answer,
         # which comes after it read them all).
         self.jobs.cancel_join_thread()
-        self.results = multiprocessing.Queue()
-        self.process = multiprocessing.Process(
+        self.results = context.Queue()
+        self.process = context.Process(
             target=_write_store, args=(str(path), self.jobs, self.results), name="catalogue-store", daemon=True
         )
         self.process.start()
