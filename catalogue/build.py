@@ -299,9 +299,10 @@ def _build_into(
     staging = _new_staging(build_dir)
     active: list[Sink] = []
     try:
-        context = SinkContext(staging, settings, options.today, load_geo(), previous[0] if previous else None)
 
         def open_sinks() -> list[Sink]:
+            # Made here: a build where nothing changed never loads the communes.
+            context = SinkContext(staging, settings, options.today, load_geo(), previous[0] if previous else None)
             for name in names:
                 active.append(SINKS[name](context))
             return active
@@ -362,7 +363,6 @@ def _read_and_emit(
     the previous build left it (same outcome objects, nothing added, moved or
     removed): then the sinks were never opened.
     """
-    geo = load_geo()
     known = previous[1] if previous is not None else None
     state = _ReadState(report, Manifest(key, options.today, {}, {}))
     duplicates = DuplicateFinder()
@@ -377,7 +377,7 @@ def _read_and_emit(
         start = clock()
         item = next(items, None)
         if isinstance(item, Fresh):
-            outcome = _evaluate(item, options, settings, geo)
+            outcome = _evaluate(item, options, settings, load_geo())
         read_time += clock() - start
         if item is None:
             break

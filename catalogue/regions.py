@@ -12,7 +12,7 @@ import csv
 from dataclasses import dataclass
 from functools import lru_cache
 from importlib import resources
-from typing import Optional
+from typing import Iterator, NamedTuple, Optional
 
 from .model import Adresse
 
@@ -41,8 +41,9 @@ class Departement:
     region: str
 
 
-@dataclass(frozen=True)
-class Commune:
+class Commune(NamedTuple):
+    # A named tuple: 37,000 of them are made by every build that reads a formation, five times
+    # faster than frozen dataclasses.
     code_insee: str
     nom: str
     codes_postaux: tuple[str, ...]
@@ -120,17 +121,29 @@ def departement_of_postcode(codepostal: str) -> str:
     return codepostal[:2]
 
 
-def _rows(name: str):
+def _rows(name: str) -> Iterator[dict[str, str]]:
     with resources.files("catalogue").joinpath("data", "geo", name).open(encoding="utf-8", newline="") as handle:
         yield from csv.DictReader(handle)
+
+
+def _communes() -> list[Commune]:
+    """Current communes first, then delegated and associated ones (which share their code), each in file order."""
+    with resources.files("catalogue").joinpath("data", "geo", "communes.csv").open(encoding="utf-8", newline="") as handle:
+        rows = csv.reader(handle)
+        column = {name: number for number, name in enumerate(next(rows))}
+        code, nom, kind, postcodes, departement, region = (
+            column[name] for name in ("code_insee", "nom", "type", "codes_postaux", "departement", "region")
+        )
+        current: list[Commune] = []
+        others: list[Commune] = []
+        for row in rows:
+            commune = Commune(row[code], row[nom], tuple(row[postcodes].split()), row[departement], row[region])
+            (current if row[kind] == "commune-actuelle" else others).append(commune)
+    return current + others
 
 
 @lru_cache(maxsize=1)
 def geo() -> Geo:
     regions = {r["code"]: Region(r["code"], r["nom"]) for r in _rows("regions.csv")}
     departements = {d["code"]: Departement(d["code"], d["nom"], d["region"]) for d in _rows("departements.csv")}
-    rows = sorted(_rows("communes.csv"), key=lambda r: r["type"] != "commune-actuelle")
-    communes = [
-        Commune(r["code_insee"], r["nom"], tuple(r["codes_postaux"].split()), r["departement"], r["region"]) for r in rows
-    ]
-    return Geo(regions, departements, communes)
+    return Geo(regions, departements, _communes())
