@@ -15,6 +15,12 @@
    at most 2 requests and 10 KB; a two-word query in 150 KB in all.
 3. ``--agreement`` also builds the Whoosh index and prints, per query, whether
    the top 5 Refs of the static shards equal those of ``catalogue.search.query``.
+4. ``--runs N`` (N ≥ 1) instead measures the sink's cost N times, alternating a full
+   build in its worker process (the default) and in the build's own process
+   (``worker=False``), each followed by a rebuild where 1 % of the formations
+   changed (every hundredth's ``intitule`` edited): medians of the build process's
+   CPU in ``add()`` (what the reading waits for), of the wall time of ``finish()``,
+   of the worker's CPU, and their ratios; the two ways' files are compared byte for byte.
 
 Bytes are raw (no compression assumed).
 """
@@ -51,6 +57,95 @@ def static_defaults():
     from catalogue.search.static import ShardOptions
 
     return ShardOptions()
+
+
+def child_costs(build_dir: Path, count: int, worker: bool) -> dict:
+    """A full build of the sink alone (in its worker or not), then a 1 % rebuild; their costs."""
+    import resource
+
+    from catalogue import build as build_module
+    from catalogue.build import PreviousBuild, SinkContext
+    from catalogue.catalog import Catalog, summarize
+    from catalogue.generate import generate_formations
+    from catalogue.model import Statut
+    from catalogue.problems import Origin
+    from catalogue.regions import geo
+    from catalogue.search import static
+    from catalogue.settings import Settings
+
+    settings, places = Settings(), geo()
+    formations = list(generate_formations(count, seed=0, reference=TODAY))
+
+    def entry_of(i, formation):
+        return summarize(formation, origin=Origin("generate", i + 1), statut=Statut.VALIDEE, today=TODAY,
+                         settings=settings, geo=places)
+
+    entries = [entry_of(i, f) for i, f in enumerate(formations)]
+    if build_dir.exists():
+        shutil.rmtree(build_dir)
+    build_dir.mkdir(parents=True)
+    result = {}
+
+    def run(name, previous, changed):
+        staging = build_module._new_staging(build_dir)
+        context = SinkContext(staging, settings, TODAY, places, previous)
+        sink = static.StaticSearchSink(context, worker=worker if previous is None else False)
+        cpu, start = time.process_time(), time.perf_counter()
+        for i, formation in enumerate(formations):
+            if changed is None or i in changed:
+                sink.add(formation, entries[i])
+            else:
+                sink.keep(entries[i])
+        result[f"{name}_add_cpu"] = time.process_time() - cpu
+        result[f"{name}_add_s"] = time.perf_counter() - start
+        start = time.perf_counter()
+        sink.finish(Catalog.of(entries, TODAY))
+        result[f"{name}_finish_s"] = time.perf_counter() - start
+        build_module._publish(build_dir, staging)
+        return staging
+
+    first = run("full", None, None)
+    children = resource.getrusage(resource.RUSAGE_CHILDREN)
+    result["worker_cpu"] = children.ru_utime + children.ru_stime
+    changed = set(range(0, count, 100))
+    for i in changed:
+        formations[i] = formations[i].model_copy(update={"intitule_formation": formations[i].intitule_formation + " (modifiee)"})
+        entries[i] = entry_of(i, formations[i])
+    run("percent", PreviousBuild(first, frozenset(e.ref for e in entries)), changed)
+    return result
+
+
+def compare_runs(args) -> None:
+    """``--runs``: the sink in its worker and in the build's process, alternating; medians."""
+    import statistics
+
+    n = args.formations
+    print(f"# static search sink, {n:,} formations: worker process vs the build's own process, {args.runs} runs each, alternating")
+    runs: dict[bool, list[dict]] = {True: [], False: []}
+    for number in range(args.runs):
+        for worker in (True, False):
+            out = subprocess.run([sys.executable, __file__, "--costs", str(args.work / f"costs-{int(worker)}"),
+                                  "--formations", str(n)] + ([] if worker else ["--inprocess"]),
+                                 check=True, capture_output=True, text=True, cwd=ROOT)
+            runs[worker].append(json.loads(out.stdout.strip().splitlines()[-1]))
+        same = tree_digests(args.work / "costs-1" / "site") == tree_digests(args.work / "costs-0" / "site")
+        print(f"run {number + 1}: worker {runs[True][-1]}\n       in process {runs[False][-1]}\n"
+              f"       files after the 1 % rebuild: {'identical' if same else 'DIFFERENT'}")
+    print(f"{'figure (medians)':<44} {'worker':>9} {'in process':>11} {'ratio':>7}")
+    for key, label in [("full_add_cpu", "full build: build process CPU in add() (s)"),
+                       ("full_add_s", "full build: add() wall (s)"),
+                       ("full_finish_s", "full build: finish() wall (s)"),
+                       ("worker_cpu", "full build: worker CPU (s)"),
+                       ("percent_finish_s", "1 % rebuild: finish() wall (s)")]:
+        a = statistics.median(r[key] for r in runs[True])
+        b = statistics.median(r[key] for r in runs[False])
+        print(f"{label:<44} {a:>9.2f} {b:>11.2f} {a / b if b else float('nan'):>7.2f}")
+
+
+def tree_digests(root: Path) -> dict[str, str]:
+    import hashlib
+
+    return {p.relative_to(root).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest() for p in root.rglob("*") if p.is_file()}
 
 
 def child_build(build_dir: Path, count: int, sinks: list[str], top_k: int, digits: int, shard_bytes: int) -> dict:
@@ -236,8 +331,18 @@ def main(argv=None) -> None:
     parser.add_argument("--term-shard-bytes", type=int, default=static_defaults().term_shard_bytes)
     parser.add_argument("--agreement", action="store_true", help="also build the Whoosh index and compare top 5")
     parser.add_argument("--sinks", default="static-search")
+    parser.add_argument("--runs", type=int, default=0, help="compare the worker process and the build's process, N runs each")
     parser.add_argument("--child", type=Path, help=argparse.SUPPRESS)
+    parser.add_argument("--costs", type=Path, help=argparse.SUPPRESS)
+    parser.add_argument("--inprocess", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+
+    if args.costs:
+        print(json.dumps(child_costs(args.costs, args.formations, not args.inprocess)))
+        return
+    if args.runs:
+        compare_runs(args)
+        return
 
     if args.child:
         sinks = [s for s in args.sinks.split(",") if s]

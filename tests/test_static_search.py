@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
+import marshal
 import random
 import re
 from pathlib import Path
@@ -59,10 +60,10 @@ def formations():
     ]
 
 
-def feed(root: Path, items, options: ShardOptions = ShardOptions()) -> Path:
+def feed(root: Path, items, options: ShardOptions = ShardOptions(), worker=None) -> Path:
     """Feed formations straight to the sink (no LHEO); returns the site folder."""
     context = SinkContext(root, Settings(), TODAY, geo())
-    sink = StaticSearchSink(context, options)
+    sink = StaticSearchSink(context, options, worker=worker)
     entries = []
     for i, formation in enumerate(items):
         entry = summarize(
@@ -352,6 +353,49 @@ def test_same_input_same_bytes_whatever_the_input_order(tmp_path):
     first = feed(tmp_path / "a", formations())
     second = feed(tmp_path / "b", list(reversed(formations())))
     assert tree(first / "recherche") == tree(second / "recherche")
+
+
+def test_the_worker_process_writes_what_the_build_process_would(tmp_path):
+    """A full build runs the sink in a process of its own: same files, same cache, byte for byte."""
+    from catalogue.generate import generate_formations
+
+    items = list(generate_formations(400, seed=3, reference=TODAY)) + formations()
+    # Small shards: many number buckets, keys with files of their own, split term prefixes.
+    options = ShardOptions(top_k=20, top_k_archived=5, number_shard_bytes=600, big_key_codes=4, term_shard_bytes=2000)
+    inline = feed(tmp_path / "inline", items, options, worker=False)
+    forked = feed(tmp_path / "forked", items, options, worker=True)
+    files = tree(inline / "recherche")
+    assert len(files) > 300 and any(re.match(r"n/g[0-9a-f]{8}\.json", f) for f in files)
+    assert tree(forked / "recherche") == files
+    # The cache holds the same values (marshal may share equal strings differently: its bytes may differ).
+    caches = [folder / ".cache" / "static-search" for folder in (tmp_path / "inline", tmp_path / "forked")]
+    names = tree(caches[0]).keys()
+    assert names == tree(caches[1]).keys() and "meta" in names
+    for name in names:
+        assert marshal.loads((caches[0] / name).read_bytes()) == marshal.loads((caches[1] / name).read_bytes()), name
+
+
+def test_the_worker_process_is_used_and_its_error_stops_the_build(tmp_path, monkeypatch):
+    context = SinkContext(tmp_path / "ok", Settings(), TODAY, geo())
+    sink = StaticSearchSink(context)
+    assert sink._worker is not None and sink._worker._process.is_alive()  # a full build forks its worker
+    sink.abort()
+    assert not sink._worker._process.is_alive()
+
+    def broken(*args):
+        raise ValueError("analyse impossible")
+
+    monkeypatch.setattr(static, "_make_record", broken)  # the worker is forked: it inherits the patch
+    sink = StaticSearchSink(SinkContext(tmp_path / "ko", Settings(), TODAY, geo()))
+    entries = []
+    for i, formation in enumerate(formations()):
+        entry = summarize(formation, origin=Origin("test", i + 1), statut=Statut.VALIDEE, today=TODAY,
+                          settings=Settings(), geo=geo())
+        entries.append(entry)
+        sink.add(formation, entry)
+    with pytest.raises(RuntimeError, match="static-search : .*analyse impossible"):
+        sink.finish(Catalog.of(entries, TODAY))
+    assert not sink._worker._process.is_alive() if sink._worker else True
 
 
 def test_file_names_are_computed_never_raw_input(site):

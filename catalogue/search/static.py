@@ -353,7 +353,13 @@ Record = tuple
 def make_record(formation: Formation, entry: Entry) -> Record:
     """What the shards need of a formation, analysed once (kept in the cache for the next build)."""
     texts = field_texts(formation, entry)
-    analysed = [analyse(texts[name]) for name in FIELDS]
+    return _make_record([texts[name] for name in FIELDS], number_keys(entry), entry)
+
+
+def _make_record(texts: list[str], keys: list[str], entry) -> Record:
+    """:func:`make_record` from the fields' texts (in FIELDS order) and the number keys; ``entry``
+    an :class:`Entry` or a :class:`_Row` (what the worker process knows of it)."""
+    analysed = [analyse(text) for text in texts]
     # The text first, in one go: most terms are there only (its shift is 0).
     codes = {term: tf for term, tf in Counter(analysed[-1]).items()}
     if codes and max(codes.values()) > _MAX_TF:
@@ -361,7 +367,6 @@ def make_record(formation: Formation, entry: Entry) -> Record:
     for terms, shift in zip(analysed[:-1], _SHIFTS):
         for term, tf in Counter(terms).items():
             codes[term] = codes.get(term, 0) | min(tf, _MAX_TF) << shift
-    keys = number_keys(entry)
     weight = sum(len(k) + 8 for k in keys) + _row_weight(entry)
     lengths = tuple(len(terms) for terms in analysed)
     return (entry.ref, int(entry.archived), lengths, tuple(codes), tuple(codes.values()), "\n".join(keys), weight)
@@ -693,7 +698,7 @@ class StaticSearchSink:
     and N with them every idf), it rewrites everything from the cache.
     """
 
-    def __init__(self, context: SinkContext, options: ShardOptions = ShardOptions()):
+    def __init__(self, context: SinkContext, options: ShardOptions = ShardOptions(), worker: Optional[bool] = None):
         self.context = context
         self.options = options
         self.root = context.staging / "site" / SITE_DIR
@@ -717,14 +722,27 @@ class StaticSearchSink:
         # Full build: term → postings, ``signature id << 32 | input index``.
         self._postings: dict[str, array] = {}
         self._sig_ids: dict[tuple, int] = {}
+        # A full build hands the analysis and the shards to a process of its own (the build's
+        # own process reads and feeds every sink: the bottleneck); an incremental one has little to do.
+        if worker is None:
+            worker = WORKER and self.previous is None
+        self._worker: Optional[_Worker] = _Worker(context, options) if worker and self.previous is None else None
 
     # -- add / keep ---------------------------------------------------------------
 
     def add(self, formation: Formation, entry: Entry) -> None:
+        if self._worker is not None:
+            texts = field_texts(formation, entry)
+            self._worker.add(([texts[name] for name in FIELDS], number_keys(entry), _Row.of(entry)))
+            return
         record = make_record(formation, entry)
         if self.previous is not None:
             self._records.append(record)
             return
+        self._add_record(record)
+
+    def _add_record(self, record: Record) -> None:
+        """Full build: a formation's postings, and its record to the cache."""
         doc = len(self._refs)
         self._refs.append(record[0])
         self._keys.append(record[5])
@@ -758,7 +776,15 @@ class StaticSearchSink:
 
     # -- finish --------------------------------------------------------------------
 
+    def abort(self) -> None:
+        if self._worker is not None:
+            self._worker.stop()
+
     def finish(self, catalog: Catalog) -> None:
+        if self._worker is not None:
+            self._worker.finish([e.ref for e in catalog.entries])
+            self._worker = None
+            return
         if self.root.exists():
             shutil.rmtree(self.root)
         self.root.mkdir(parents=True)
@@ -849,6 +875,126 @@ class StaticSearchSink:
 
         file_of = _update_records(self.cache, refs_of, changed, removed)
         _write_all(self, entries, terms(), vocabulary, keys, totals, file_of)
+
+
+# --------------------------------------------------------------------------
+# The worker process of a full build
+# --------------------------------------------------------------------------
+
+#: Whether a full build runs the sink in a process of its own (tests compare both ways).
+WORKER = True
+#: Formations sent to the worker at once.
+WORKER_BATCH = 256
+
+
+class _Row:
+    """What the shards need of an :class:`Entry` (its row, weight and Ref), as the worker gets it."""
+
+    __slots__ = ("ref", "intitule", "organisme", "ville", "codepostal", "archived", "datemaj", "row_text", "key_crcs")
+
+    def __init__(self, ref, intitule, organisme, ville, codepostal, archived, datemaj):
+        self.ref, self.intitule, self.organisme = ref, intitule, organisme
+        self.ville, self.codepostal, self.archived, self.datemaj = ville, codepostal, archived, datemaj
+        # Computed as the formation comes, while the worker waits for the next ones.
+        self.row_text: Optional[str] = None
+        self.key_crcs: Optional[array] = None
+
+    @property
+    def place(self) -> "_Row":
+        return self  # ville and codepostal ("" when absent): row_of and _row_weight read them here
+
+    @staticmethod
+    def of(entry: Entry) -> tuple:
+        return tuple(row_of(entry))
+
+
+class _Worker:
+    """A forked process running the sink of a full build: the build's process only sends each
+    formation's texts, number keys and row (a twentieth of the sink's CPU), in batches."""
+
+    def __init__(self, context: SinkContext, options: ShardOptions):
+        import multiprocessing
+
+        mp = multiprocessing.get_context("fork")
+        self._conn, child = mp.Pipe()
+        worker_context = SinkContext(context.staging, context.settings, context.today, context.geo, None)
+        self._process = mp.Process(target=_worker_main, args=(child, worker_context, options), daemon=True,
+                                   name="catalogue-static-search")
+        self._process.start()
+        child.close()
+        self._batch: list[tuple] = []
+
+    def add(self, item: tuple) -> None:
+        self._batch.append(item)
+        if len(self._batch) >= WORKER_BATCH:
+            self._send(("add", self._batch))
+            self._batch = []
+
+    def _send(self, message: tuple) -> None:
+        try:
+            self._conn.send(message)
+        except (BrokenPipeError, ConnectionResetError, EOFError):
+            self._raise()
+
+    def finish(self, refs: list[str]) -> None:
+        if self._batch:
+            self._send(("add", self._batch))
+            self._batch = []
+        self._send(("finish", refs))
+        self._raise()
+
+    def _raise(self) -> None:
+        """The worker's answer: nothing when it finished, its error otherwise."""
+        try:
+            kind, detail = self._conn.recv()
+        except (EOFError, OSError):
+            kind, detail = "error", f"le processus s'est arrêté (code {self._process.exitcode})"
+        self._process.join(timeout=60)
+        self._conn.close()
+        if kind != "done":
+            raise RuntimeError(f"static-search : {detail}")
+
+    def stop(self) -> None:
+        if self._process.is_alive():
+            self._process.terminate()
+        self._process.join(timeout=10)
+        self._conn.close()
+
+
+def _worker_main(conn, context: SinkContext, options: ShardOptions) -> None:
+    import gc
+    import traceback
+
+    # The collector would walk every object inherited from the build: they are never freed here.
+    gc.freeze()
+    try:
+        sink = StaticSearchSink(context, options, worker=False)
+        rows: dict[str, _Row] = {}
+        while True:
+            try:
+                kind, payload = conn.recv()
+            except EOFError:
+                return  # the build stopped without finishing
+            if kind == "add":
+                for texts, keys, values in payload:
+                    row = _Row(*values)
+                    rows[row.ref] = row
+                    record = _make_record(texts, keys, row)
+                    sink._add_record(record)
+                    row.row_text = _dumps(values)
+                    row.key_crcs = _crcs(record[5])
+            else:
+                if len(payload) != len(rows):
+                    raise ValueError(f"{len(rows)} formations reçues, {len(payload)} dans le catalogue")
+                sink.finish(Catalog([rows[ref] for ref in payload], context.today))
+                conn.send(("done", None))
+                return
+    except BaseException as exc:
+        traceback.print_exc()  # the whole story on the build's stderr; its last line to the build
+        try:
+            conn.send(("error", "".join(traceback.format_exception_only(exc)).strip()))
+        except OSError:
+            pass
 
 
 def _update_records(
@@ -1072,9 +1218,9 @@ def _write_or_link(sink: StaticSearchSink, name: str, text: str) -> None:
 def _write_docs(output: _Output, entries: list[Entry], shards: Iterable[int], options: ShardOptions) -> None:
     size = options.docs_per_shard
     for k in shards:
-        rows = [row_of(e) for e in entries[k * size : (k + 1) * size]]
+        rows = [_row_text(e) for e in entries[k * size : (k + 1) * size]]
         if rows:
-            output.write(f"d/{k}.json", _dumps(rows))
+            output.write(f"d/{k}.json", "[" + ",".join(rows) + "]")  # as _dumps writes the list of rows
         else:
             output.drop(f"d/{k}.json")
 
@@ -1198,11 +1344,12 @@ def _big_names(keys: Iterable[str], buckets: int) -> dict[str, str]:
     return names
 
 
-def _bucket_text(keys: dict[str, list[int]], texted: Iterable[str], rows: dict[int, list], big: dict[str, str]) -> str:
-    table = {key: big.get(key, codes) for key, codes in keys.items()}  # codes are kept ascending
+def _bucket_text(keys: dict[str, list[int]], texted: Iterable[str], rows: dict[int, str], big: dict[str, str]) -> str:
+    """A number shard; ``rows``: docnum → its row, serialised."""
+    table = {key: big.get(key, codes) for key, codes in keys.items()} if big else keys  # codes are kept ascending
     head = _dumps({"k": table, "t": sorted(texted)})
     # Rows are spliced in serialised, in docnum order.
-    body = ",".join(f'"{d}":{_dumps(rows[d])}' for d in sorted(rows))
+    body = ",".join(f'"{d}":{rows[d]}' for d in sorted(rows))
     return head[:-1] + ',"r":{' + body + "}}"
 
 
@@ -1215,28 +1362,23 @@ def _write_numbers(
     each formation's keys: a million keys at 100,000 formations take arrays of ints, not
     a million strings.
     """
-    where = array("I")  # each key's bucket: formations in docnum order, keys in their order
-    starts = array("I")  # each formation's first key in ``where``
-    for joined in keys:
-        starts.append(len(where))
-        known: dict[str, int] = {}  # a formation's keys share their canonical part
-        for key in _split_keys(joined):
-            part = canonical(key)
-            bucket = known.get(part)
-            if bucket is None:
-                bucket = known[part] = zlib.crc32(part.encode("utf-8")) % buckets
-            where.append(bucket)
-    starts.append(len(where))
-    counts = Counter(where)
-    position: dict[int, int] = {}
-    total = 0
-    for bucket in sorted(counts):
-        position[bucket] = total
-        total += counts[bucket]
-    order = array("I", bytes(4 * len(where)))  # key indexes, by bucket, then docnum
-    for i, bucket in enumerate(where):
-        order[position[bucket]] = i
-        position[bucket] += 1
+    # Each key's index (formations in docnum order, keys in their order), by bucket: a key's
+    # bucket is its canonical part's; a formation's keys mostly share one (its Ref's).
+    by_bucket: dict[int, array] = {}
+    starts = array("I")  # each formation's first key index
+    index = 0
+    mask = buckets - 1  # a power of 2
+    for docnum, joined in enumerate(keys):
+        starts.append(index)
+        crcs = _key_crcs(entries[docnum], joined)
+        for crc in crcs:
+            bucket = crc & mask
+            try:
+                by_bucket[bucket].append(index)
+            except KeyError:
+                by_bucket[bucket] = array("I", (index,))
+            index += 1
+    starts.append(index)
     rows_of: dict[int, list[int]] = {}
     for docnum, entry in enumerate(entries):
         rows_of.setdefault(bucket_of(entry.ref, buckets), []).append(docnum)
@@ -1245,31 +1387,62 @@ def _write_numbers(
         texted_of.setdefault(bucket_of(query, buckets), []).append(query)
     big: dict[str, str] = {}
     used: set[str] = set()
+    limit = options.big_key_codes
 
     def write(bucket: int, table: dict[str, list[int]]) -> None:
         for key in sorted(table):
-            if len(table[key]) > options.big_key_codes:
+            if len(table[key]) > limit:
                 name = "g" + format(zlib.crc32(key.encode("utf-8")), "08x")
                 while name in used:
                     name += "x"
                 used.add(name)
                 big[key] = name
                 output.write(f"n/{name}.json", _dumps({"c": table[key]}))
-        rows = {d: row_of(entries[d]) for d in rows_of.pop(bucket, [])}
+        rows = {d: _row_text(entries[d]) for d in rows_of.pop(bucket, [])}
         output.write(f"n/{bucket:x}.json", _bucket_text(table, texted_of.pop(bucket, []), rows, big))
 
-    start = 0
-    for bucket in sorted(counts):
+    for bucket in sorted(by_bucket):
         table: dict[str, list[int]] = {}
-        for i in order[start : start + counts[bucket]]:
-            docnum = bisect_right(starts, i) - 1
-            key = _split_keys(keys[docnum])[i - starts[docnum]]
-            table.setdefault(key, []).append(docnum * 2 + int(entries[docnum].archived))
+        docnum, split, first, code = -1, [], 0, 0
+        for i in by_bucket.pop(bucket):
+            if not first <= i < starts[docnum + 1]:  # another formation's key (indexes ascend)
+                docnum = bisect_right(starts, i) - 1
+                split, first = _split_keys(keys[docnum]), starts[docnum]
+                code = docnum * 2 + int(entries[docnum].archived)
+            key = split[i - first]
+            try:
+                table[key].append(code)
+            except KeyError:
+                table[key] = [code]
         write(bucket, table)
-        start += counts[bucket]
     for bucket in sorted(texted_of):  # a bare RNCP code's bucket may hold no key
         write(bucket, {})
     return big
+
+
+def _row_text(entry) -> str:
+    """A formation's row, serialised (the worker serialises it as the formation comes)."""
+    text = getattr(entry, "row_text", None)
+    return text if text is not None else _dumps(row_of(entry))
+
+
+def _key_crcs(entry, joined: str) -> Iterable[int]:
+    """The crc32 of each key's canonical part (the worker computes them as the formation comes)."""
+    crcs = getattr(entry, "key_crcs", None)
+    return crcs if crcs is not None else _crcs(joined)
+
+
+def _crcs(joined: str) -> array:
+    """The crc32 of the canonical part of each of a formation's keys (joined by newlines); they share parts."""
+    known: dict[str, int] = {}
+    result = []
+    for key in _split_keys(joined):
+        part = canonical(key)
+        crc = known.get(part)
+        if crc is None:
+            crc = known[part] = zlib.crc32(part.encode("utf-8"))
+        result.append(crc)
+    return array("I", result)
 
 
 def _row_weight(entry: Entry) -> int:
@@ -1648,7 +1821,7 @@ class _NumberShards:
             for key in keys:
                 if key in names:
                     self.output.write(f"n/{names[key]}.json", _dumps({"c": sorted(keys[key])}))
-            self.output.write(relative, _bucket_text(keys, texted, rows, names))
+            self.output.write(relative, _bucket_text(keys, texted, {d: _dumps(row) for d, row in rows.items()}, names))
         for name in set(self.big.values()) - set(names.values()):
             self.output.drop(f"n/{name}.json")
         return names
