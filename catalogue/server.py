@@ -150,8 +150,9 @@ class SearchQueue:
     A search is admitted when its estimated wait — the searches ahead of it (the running one
     included) times the mean duration of a search, plus how far the running one has overrun
     that mean — is within ``budget``; otherwise :meth:`run` returns ``None`` at once and the
-    caller answers 429. An admitted search that still could not start within ``budget`` (a
-    slow one ran ahead of it) is refused when its turn comes rather than run late. The mean is
+    caller answers 429. An admitted search that still could not start within ``budget`` because
+    of the searches ahead (a slow one) is refused when its turn comes rather than run late; one
+    that had none ahead always runs (then only the machine was slow to start the thread). The mean is
     measured on the thread (wall time, so it includes the GIL shared with the event loop) and
     follows the load: a moving average over roughly the last ten searches.
 
@@ -179,20 +180,21 @@ class SearchQueue:
         if self.pending and self.estimated_wait() > self.budget:
             self.refused += 1
             return None
+        ahead = self.pending
         self.pending += 1
         try:
             result = await asyncio.get_running_loop().run_in_executor(
-                self.executor, self._timed, time.perf_counter(), function, args)
+                self.executor, self._timed, time.perf_counter(), ahead, function, args)
         finally:
             self.pending -= 1
         if result is None:
             self.refused += 1
         return result
 
-    def _timed(self, queued: float, function, args):
+    def _timed(self, queued: float, ahead: int, function, args):
         start = time.perf_counter()
-        if start - queued > self.budget:
-            return None
+        if ahead and start - queued > self.budget:
+            return None  # late because of the searches ahead (alone, it was only the machine: it runs)
         self.running_since = start
         try:
             return function(*args)
