@@ -105,9 +105,8 @@ class DuplicateFinder:
         Linear in the number of formations: a file of 20,000 copies gives 19,999
         warnings, not one per pair.
         """
-        for _, entries in sorted(self._groups.items()):
-            if len(entries) < 2:
-                continue
+        # Only groups of two or more are sorted: a hundred thousand single ones cost a second to sort.
+        for _, entries in sorted((key, group) for key, group in self._groups.items() if len(group) > 1):
             first_at: dict[tuple[Optional[str], str], Entry] = {}
             for entry in sorted(entries, key=lambda e: e.ref):
                 keys = _place_keys(entry)
