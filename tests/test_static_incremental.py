@@ -362,3 +362,31 @@ def test_terms_sharing_a_page_file(tmp_path, monkeypatch):
     second = builds.check(changed, first, {items[10].numero})
     found = ShardReader(second / "site").search("soudeur chaudronnier")
     assert found and found[0].ref == items[10].numero
+
+
+def test_a_term_whose_formations_stay_keeps_its_members_without_encoding_them(tmp_path, monkeypatch):
+    """An intitulé that gets longer moves the scores of its terms, not which formations hold them:
+    the b/ members of those terms stay the previous build's (not encoded again), and the bytes are a full build's."""
+    builds = Builds(tmp_path, ShardOptions(top_k=3, top_k_archived=1, max_pages=3))
+    items = catalogue()
+    first = builds.full(items)
+    members = first / "site" / SITE_DIR / "b" / f"{static.page_file('format', 0)}.json"
+    assert "format" in json.loads(members.read_text())  # a term of every title, paged with its members
+    changed = list(items)
+    for i in (7, 22):
+        changed[i] = retitled(items[i], items[i].intitule_formation + " formation")
+    calls = []
+    encode = static.encode_set
+    monkeypatch.setattr(static, "encode_set", lambda docnums, n: calls.append(n) or encode(docnums, n))
+    second = builds.incremental(changed, first, {items[7].numero, items[22].numero})
+    assert calls == []
+    monkeypatch.setattr(static, "encode_set", encode)
+    assert tree(second) == tree(builds.full(changed))
+    assert os.path.samefile(second / "site" / SITE_DIR / "b" / members.name, members)
+    # A formation leaving the term (its title without the word): the members are encoded again.
+    changed[7] = retitled(items[7], "Soudure")
+    monkeypatch.setattr(static, "encode_set", lambda docnums, n: calls.append(n) or encode(docnums, n))
+    third = builds.incremental(changed, second, {items[7].numero})
+    assert calls
+    monkeypatch.setattr(static, "encode_set", encode)
+    assert tree(third) == tree(builds.full(changed))

@@ -431,7 +431,9 @@ class _Scorer:
         self.options = options
         self.boosts = [FIELD_BOOSTS[f] for f in FIELDS]
 
-    def output(self, groups: Groups) -> _TermOutput:
+    def output(self, groups: Groups, members: bool = True) -> _TermOutput:
+        """``members=False``: the term's formations are those of the previous build (same N): its
+        ``b/`` values are kept as they were (:data:`_KEPT`), not encoded again."""
         nf = len(FIELDS)
         df = [0] * nf
         for sig, docs in groups:
@@ -455,17 +457,22 @@ class _Scorer:
         pages = min(needed, self.options.max_pages)
         current, old = _runs(ranked[0], k, pages), _runs(ranked[1], ka, pages)
         groups_of = [_page_groups(current[p], old[p]) for p in range(pages)]
-        members = None
+        held = None
         if needed > 1:
             # Which formations hold the term, scores aside: what an AND needs beyond the pages.
-            members = (encode_set(_all_docs(ranked[0]), self.n), encode_set(_all_docs(ranked[1]), self.n))
+            held = (encode_set(_all_docs(ranked[0]), self.n), encode_set(_all_docs(ranked[1]), self.n)) if members else _KEPT
         if needed == 1:
             entry = _dumps(groups_of[0])
         else:
             # More pages: a leading {"p": pages stored, "c": 1 when postings beyond them were dropped}.
             head = {"p": pages, "c": 1} if needed > pages else {"p": pages}
             entry = _dumps([head, *groups_of[0]])
-        return _TermOutput(entry, [_dumps(g) for g in groups_of[1:]], members)
+        return _TermOutput(entry, [_dumps(g) for g in groups_of[1:]], held)
+
+
+#: The members of a term whose formations did not change (an incremental build): its ``b/``
+#: values stay the previous build's (a third of the cost of scoring a common term again).
+_KEPT = ("", "")
 
 
 def _ranked(by_score: dict[float, list[list[int]]]) -> list[tuple[float, list[int]]]:
@@ -1117,7 +1124,7 @@ def _unpack(packed: list) -> Groups:
 
 def _page_values(term: str, out: _TermOutput) -> Iterator[tuple[str, str]]:
     """The term's values in the merged files: ``p/`` pages 2.., ``b/`` members."""
-    if out.members is not None:
+    if out.members is not None and out.members is not _KEPT:
         # b/<crc>-0: current formations, b/<crc>-1: archived ones (fetched only when asked).
         for which, members in enumerate(out.members):
             yield f"b/{page_file(term, which)}.json", json.dumps(members)
@@ -1549,7 +1556,12 @@ class _Update:
             self.cache.write(name, dict(sorted(self._term_files[name].items())))
 
         scorer = _Scorer(n, averages, options)
-        outputs = {term: (scorer.output(groups) if groups else None) for term, groups in groups_of.items()}
+        # Same N: a term whose formations are the same (current and archived) keeps its members.
+        had_members = {term for term, (_, members) in meta["paged"].items() if members}
+        outputs = {
+            term: (scorer.output(groups, members=term in members_changed or term not in had_members) if groups else None)
+            for term, groups in groups_of.items()
+        }
         paged: dict[str, tuple[int, bool]] = dict(meta["paged"])
         self._write_pages(outputs, paged)
         for term, out in outputs.items():
@@ -1595,9 +1607,11 @@ class _Update:
             else:
                 paged.pop(term, None)
         merged: dict[str, dict[str, str]] = {}
+        kept = {t for t, out in outputs.items() if out is not None and out.members is _KEPT}
         for name in names:
             previous = self.output.previous_json(name) or {}
-            merged[name] = {t: _dumps(v) for t, v in previous.items() if t not in outputs}
+            keep = kept if name.startswith("b/") else set()
+            merged[name] = {t: _dumps(v) for t, v in previous.items() if t not in outputs or t in keep}
         for term, out in outputs.items():
             if out is not None:
                 for name, value in _page_values(term, out):
