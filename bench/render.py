@@ -155,6 +155,8 @@ def main(argv=None) -> None:
     parser.add_argument("--old", default="HEAD")
     parser.add_argument("--work", type=Path, default=Path("/tmp/render/bench"))
     parser.add_argument("--profile", action="store_true")
+    parser.add_argument("--reuse-bases", action="store_true",
+                        help="keep the full builds of a previous run of the same codes (WORK/<code>/base)")
     parser.add_argument("--no-reference", action="store_true",
                         help="skip the full build of the 1 %% input (at 100,000 formations, minutes)")
     args = parser.parse_args(argv)
@@ -179,6 +181,9 @@ def main(argv=None) -> None:
     full_builds = {}
     for label, folder in codes.items():
         base = work / label / "base"
+        if args.reuse_bases and (base / "current").exists():
+            print(f"{label}: full build of a previous run reused", flush=True)
+            continue
         shutil.rmtree(work / label, ignore_errors=True)
         base.mkdir(parents=True)
         content = work / label / "input.xml"
@@ -186,8 +191,9 @@ def main(argv=None) -> None:
         full_builds[label] = run_child(folder, content, base, full=True)
         print(f"{label}: full build {full_builds[label]['build_s']:.1f} s, "
               f"finish:site {full_builds[label]['timings']['finish:site']:.2f} s", flush=True)
-    print("full builds' sites, old against new: files differing:",
-          compare(published_site(work / "old" / "base"), published_site(work / "new" / "base")), flush=True)
+    if not args.reuse_bases:
+        print("full builds' sites, old against new: files differing:",
+              compare(published_site(work / "old" / "base"), published_site(work / "new" / "base")), flush=True)
 
     results: dict[tuple[str, str], list[dict]] = {}
     for number in range(args.runs):
