@@ -229,7 +229,7 @@ def build(
     names = list(SINKS) if sinks is None else sinks
     build_dir = options.build_dir
     build_dir.mkdir(parents=True, exist_ok=True)
-    with _lock(build_dir):
+    with _lock(build_dir), _collector_for_builds():
         key = build_key(settings, names)
         # A sink that cannot reuse its files (no keep()) makes every build a full one.
         reusable = all(hasattr(SINKS[name], "keep") for name in names)
@@ -247,6 +247,28 @@ def build(
             gc.unfreeze()  # also what loading the manifest froze when it could not be used
         _prune_later(build_dir)
     return report
+
+
+#: Allocations between two collections of the youngest generation during a build (Python's default: 700).
+BUILD_GC_THRESHOLD = 50_000
+
+
+@contextmanager
+def _collector_for_builds() -> Iterator[None]:
+    """Collect garbage less often while building.
+
+    A build makes millions of objects that live as long as it does (entries,
+    outcomes, indexes being written) and few cycles: with Python's default
+    threshold the collector runs about 190 times per thousand formations and
+    walks what the build keeps again and again (5 to 6 % of a full build at
+    10,000 formations, more as the catalogue grows). Forked workers inherit it.
+    """
+    before = gc.get_threshold()
+    gc.set_threshold(BUILD_GC_THRESHOLD, before[1], before[2])
+    try:
+        yield
+    finally:
+        gc.set_threshold(*before)
 
 
 class PreviousBuildDamaged(Exception):

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from catalogue import build as build_module
-from catalogue.build import SINKS, BuildOptions, build, published_build
+from catalogue.build import BUILD_GC_THRESHOLD, SINKS, BuildOptions, build, published_build
 from catalogue.incremental import BUCKETS, Manifest, link_file, link_tree, valid_until
 from catalogue.lheo_export import write_lheo
 from catalogue.settings import Settings
@@ -92,6 +92,17 @@ def test_a_second_build_of_the_same_input_writes_nothing(tmp_path, recorder):
     assert published_build(tmp_path / "build") == published
     assert [p.name for p in (tmp_path / "build" / ".builds").iterdir()] == [published.name]
     assert second.published == 5 and second.read == 5
+
+
+def test_the_collector_runs_less_often_during_a_build_only(tmp_path, recorder, monkeypatch):
+    import gc
+
+    seen = []
+    monkeypatch.setattr(recorder, "add", lambda self, formation, entry: seen.append(gc.get_threshold()[0]), raising=False)
+    before = gc.get_threshold()
+    run(write(tmp_path / "content" / "a.xml", formations(2)), tmp_path / "build")
+    assert seen == [BUILD_GC_THRESHOLD] * 2 and BUILD_GC_THRESHOLD > before[0]
+    assert gc.get_threshold() == before
 
 
 def test_a_build_where_nothing_changed_does_not_load_the_communes(tmp_path, recorder):
