@@ -47,6 +47,7 @@ CURRENT = "current"
 PUBLISHED_DIRS = ("site", "index")
 #: What BUILD/ shows of the published build, each through BUILD/current.
 PUBLISHED = PUBLISHED_DIRS + REPORT_FILES
+TEMPLATES_CACHE = ".templates"  # compiled Jinja2 templates, shared by the builds of this folder
 PUBLISHED_MARK = ".published"  # in a build folder once it has been published
 KEEP_BUILDS = 2  # the published one and the one before, still open by slow readers
 
@@ -229,6 +230,9 @@ def build(
     names = list(SINKS) if sinks is None else sinks
     build_dir = options.build_dir
     build_dir.mkdir(parents=True, exist_ok=True)
+    from .render import keep_compiled_templates
+
+    keep_compiled_templates(build_dir / TEMPLATES_CACHE)
     with _lock(build_dir), _collector_for_builds():
         key = build_key(settings, names)
         # A sink that cannot reuse its files (no keep()) makes every build a full one.

@@ -368,3 +368,26 @@ def test_the_cli_summary_says_what_was_reused(tmp_path):
     assert "Build complet : 3 formation(s) rendue(s)" in full.output
     quiet = CliRunner().invoke(main, args + ["--full", "--quiet"])
     assert quiet.exit_code == 0 and quiet.output == ""
+
+
+def test_templates_compiled_by_a_build_are_not_compiled_again(tmp_path, monkeypatch):
+    from jinja2 import Environment, FileSystemLoader
+
+    content = tmp_path / "content"
+    write(content / "a.xml", formations(3))
+    run(content, tmp_path / "build", sinks=None)
+    assert any((tmp_path / "build" / ".templates").iterdir())
+    compiled = []
+    original = Environment.compile
+    monkeypatch.setattr(Environment, "compile", lambda self, *a, **k: compiled.append(a) or original(self, *a, **k))
+    write(content / "a.xml", formations(3, changed={1: "Soudeur"}))
+    assert not run(content, tmp_path / "build", sinks=None).unchanged
+    assert compiled == []
+    # A template whose source changed is compiled again, not taken from the cache.
+    source = FileSystemLoader.get_source
+    monkeypatch.setattr(FileSystemLoader, "get_source",
+                        lambda self, env, name: (source(self, env, name)[0] + "\n", None, lambda: True))
+    write(content / "a.xml", formations(3, changed={1: "Soudeur", 2: "Maçon"}))
+    run(content, tmp_path / "build", sinks=None, full=True)
+    assert compiled
+
