@@ -391,3 +391,32 @@ def test_templates_compiled_by_a_build_are_not_compiled_again(tmp_path, monkeypa
     run(content, tmp_path / "build", sinks=None, full=True)
     assert compiled
 
+
+
+def test_a_rebuild_takes_over_the_fiches_of_the_build_before_the_published_one(tmp_path):
+    """The third build and later take the fiches folder of the build before the published one (no link per fiche)
+    and fix what changed since: the result is still a full build's, and the published build is never touched."""
+    content = tmp_path / "content"
+    builds = tmp_path / "inc" / ".builds"
+    write(content / "a.xml", formations(8))
+    run(content, tmp_path / "inc", sinks=None)
+    versions = [
+        formations(8, changed={1: "Soudeur"}),  # the second build links every fiche
+        formations(8, changed={1: "Soudeur", 2: "Maçon"})[:7] + [make_formation(numero="15_AF_0900")],
+        formations(8, changed={2: "Maçon", 5: "Couvreur"})[:6],
+        formations(8, changed={2: "Maçon", 5: "Couvreur"})[:6],  # nothing changed: no new build
+        formations(8),
+    ]
+    for number, items in enumerate(versions):
+        oldest = sorted(builds.iterdir())[0]
+        folder = (oldest / "site" / "formations").stat().st_ino
+        published = published_build(tmp_path / "inc")
+        before = tree_digest(published / "site")
+        write(content / "a.xml", items)
+        report = run(content, tmp_path / "inc", sinks=None)
+        assert tree_digest(published / "site") == before  # the published build stays as it was
+        full = run(content, tmp_path / f"full{number}", sinks=None)
+        assert tree_digest(published_build(tmp_path / "inc") / "site") == tree_digest(published_build(tmp_path / f"full{number}") / "site")
+        if number >= 1 and not report.unchanged:  # the oldest build's folder, taken over
+            assert (published_build(tmp_path / "inc") / "site" / "formations").stat().st_ino == folder
+        assert report.incremental and not full.incremental
