@@ -377,7 +377,7 @@ def test_the_worker_process_writes_what_the_build_process_would(tmp_path):
 
 def test_the_worker_process_is_used_and_its_error_stops_the_build(tmp_path, monkeypatch):
     context = SinkContext(tmp_path / "ok", Settings(), TODAY, geo())
-    sink = StaticSearchSink(context)
+    sink = StaticSearchSink(context, worker=True)
     assert sink._worker is not None and sink._worker._process.is_alive()  # a full build forks its worker
     sink.abort()
     assert not sink._worker._process.is_alive()
@@ -386,7 +386,7 @@ def test_the_worker_process_is_used_and_its_error_stops_the_build(tmp_path, monk
         raise ValueError("analyse impossible")
 
     monkeypatch.setattr(static, "_make_record", broken)  # the worker is forked: it inherits the patch
-    sink = StaticSearchSink(SinkContext(tmp_path / "ko", Settings(), TODAY, geo()))
+    sink = StaticSearchSink(SinkContext(tmp_path / "ko", Settings(), TODAY, geo()), worker=True)
     entries = []
     for i, formation in enumerate(formations()):
         entry = summarize(formation, origin=Origin("test", i + 1), statut=Statut.VALIDEE, today=TODAY,
