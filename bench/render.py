@@ -43,9 +43,9 @@ from pathlib import Path
 from typing import Optional
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "bench"))
+from build import edited_copy  # noqa: E402  (the same edits as bench/build.py)
 TODAY = dt.date(2026, 11, 29)
-EDIT = b" (modifiee)"
-INTITULE_END = b"</intitule-formation>"
 SCENARIOS = ("one", "percent")
 
 
@@ -92,17 +92,6 @@ def run_child(code: Path, content: Path, build_dir: Path, full: bool = False,
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
-def edited_copy(source: Path, target: Path, every: Optional[int], only: int) -> int:
-    edited = index = 0
-    with open(source, "rb") as src, open(target, "wb") as dst:
-        for line in src:
-            if INTITULE_END in line:
-                if index == only or (every and index % every == only % every):
-                    line = line.replace(INTITULE_END, EDIT + INTITULE_END, 1)
-                    edited += 1
-                index += 1
-            dst.write(line)
-    return edited
 
 
 def snapshot(dest: Path, old: str, new: bool) -> None:

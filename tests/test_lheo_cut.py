@@ -9,6 +9,7 @@ scan little.
 from __future__ import annotations
 
 import hashlib
+import sys
 from pathlib import Path
 
 import pytest
@@ -85,13 +86,14 @@ def numbered(count: int, **parts) -> list[str]:
 def scans(monkeypatch) -> list[int]:
     """Counts the formations found by the scan (not taken from a previous run)."""
     seen: list[int] = []
-    step = lheo_cut._step
+    step = lheo._step
 
     def counting(data, start):
-        seen.append(start)
+        if sys._getframe(1).f_globals is vars(lheo_cut):  # not the plain scan the test compares with
+            seen.append(start)
         return step(data, start)
 
-    monkeypatch.setattr(lheo_cut, "_step", counting)
+    monkeypatch.setattr(lheo, "_step", counting)
     return seen
 
 

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Iterator
 
 import pytest
 from fastapi.testclient import TestClient
@@ -598,7 +600,6 @@ def test_uvicorns_own_400_carries_the_security_headers(build_dir, protocol, requ
     no limit of its own: ours is MAX_REQUEST_HEAD_BYTES): the 400 must still be ours."""
     import socket
     import threading
-    import time
 
     import uvicorn
 
@@ -608,15 +609,7 @@ def test_uvicorns_own_400_carries_the_security_headers(build_dir, protocol, requ
     assert http_protocol() is catalogue_server.SecureHttpToolsProtocol
     config = uvicorn.Config(create_app(build_dir), host="127.0.0.1", port=0,
                             http=getattr(catalogue_server, protocol), log_level="error", lifespan="off")
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    try:
-        for _ in range(200):
-            if server.started:
-                break
-            time.sleep(0.02)
-        port = server.servers[0].sockets[0].getsockname()[1]
+    with _serving(config) as port:
         with socket.create_connection(("127.0.0.1", port), timeout=10) as connection:
             # Far over uvicorn's limit: it answers before reading it all, then resets the connection,
             # so the answer is read while the request is still being sent.
@@ -635,9 +628,6 @@ def test_uvicorns_own_400_carries_the_security_headers(build_dir, protocol, requ
             except ConnectionResetError:
                 pass
             sender.join(timeout=10)
-    finally:
-        server.should_exit = True
-        thread.join(timeout=10)
     head = answer.split(b"\r\n\r\n", 1)[0].decode("latin-1").lower()
     assert head.startswith("http/1.1 400")
     for name, value in SECURITY_HEADERS.items():
@@ -648,8 +638,6 @@ def test_the_httptools_protocol_serves_requests_one_after_another_on_a_connectio
     """The request-head limit counts each request's own head: a keep-alive connection carrying more
     than the limit in all is served to the end, with the security headers."""
     import http.client
-    import threading
-    import time
 
     import uvicorn
 
@@ -657,15 +645,7 @@ def test_the_httptools_protocol_serves_requests_one_after_another_on_a_connectio
 
     config = uvicorn.Config(create_app(build_dir), host="127.0.0.1", port=0, http=http_protocol(),
                             loop="uvloop", log_level="error", lifespan="off")
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    try:
-        for _ in range(200):
-            if server.started:
-                break
-            time.sleep(0.02)
-        port = server.servers[0].sockets[0].getsockname()[1]
+    with _serving(config) as port:
         connection = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
         padding = "p" * 8000
         for i in range(2 * MAX_REQUEST_HEAD_BYTES // len(padding)):
@@ -676,6 +656,25 @@ def test_the_httptools_protocol_serves_requests_one_after_another_on_a_connectio
             assert response.getheader("content-security-policy") == CSP
             assert b'"07_AF_0000000003"' in body
         connection.close()
+
+
+@contextmanager
+def _serving(config) -> Iterator[int]:
+    """A real uvicorn server on a thread, for as long as the block runs: its port."""
+    import threading
+    import time
+
+    import uvicorn
+
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    try:
+        for _ in range(200):
+            if server.started:
+                break
+            time.sleep(0.02)
+        yield server.servers[0].sockets[0].getsockname()[1]
     finally:
         server.should_exit = True
         thread.join(timeout=10)

@@ -1233,20 +1233,32 @@ def _scan(data: Union[bytes, mmap.mmap], body: int) -> Optional[list[Chunk]]:
     chunks = []
     pages = _Pages(data)
     while True:
-        if start + 10 >= len(data) or data[start + 10] not in _NAME_END:
+        step = _step(data, start)
+        if step is None:
             return None
-        following = data.find(b"<formation", start + 10)
-        piece = data[start:following] if following != -1 else data[start:]
-        close = piece.rfind(b"</formation")
-        found = _CLOSE.match(piece, close) if close != -1 else None
-        if found is None or not _opaque_closed(piece, close) or (following != -1 and piece[found.end() :].strip(_WS)):
-            return None
-        chunks.append(Chunk(start, start + found.end(), line))
+        end, following, newlines = step
+        chunks.append(Chunk(start, end, line))
         if following == -1:
             return chunks
-        line += piece.count(b"\n")
+        line += newlines
         start = following
         pages.reading(start)
+
+
+def _step(data: Union[bytes, mmap.mmap], start: int) -> Optional[tuple[int, int, int]]:
+    """The formation at ``start``: (its end, the next '<formation' or -1, newlines up to that).
+
+    None when the scan gives up on the file there (see :func:`_scan`).
+    """
+    if start + 10 >= len(data) or data[start + 10] not in _NAME_END:
+        return None
+    following = data.find(b"<formation", start + 10)
+    piece = data[start:following] if following != -1 else data[start:]
+    close = piece.rfind(b"</formation")
+    found = _CLOSE.match(piece, close) if close != -1 else None
+    if found is None or not _opaque_closed(piece, close) or (following != -1 and piece[found.end() :].strip(_WS)):
+        return None
+    return start + found.end(), following, piece.count(b"\n")
 
 
 def _opaque_closed(piece: bytes, end: int) -> bool:

@@ -25,10 +25,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional, Union
 
+from . import lheo
 from .lheo import (
-    _CLOSE,
     _HEAD,
-    _NAME_END,
     _WS,
     PROLOG_BYTES,
     SUFFIX,
@@ -38,7 +37,6 @@ from .lheo import (
     _frame_ok,
     _load,
     _newlines,
-    _opaque_closed,
     _Pages,
     _split,
 )
@@ -138,8 +136,8 @@ class _Cutter:
         head = _HEAD.match(data[:PROLOG_BYTES])
         if head is None or not _ascii_compatible(head.group(2)):
             return None
-        bom, declaration, lheo, offres = head.groups()
-        prefix = (bom or b"") + (declaration + b"\n" if declaration else b"") + lheo + b"\n" + offres
+        bom, declaration, root, offres = head.groups()
+        prefix = (bom or b"") + (declaration + b"\n" if declaration else b"") + root + b"\n" + offres
         start = data.find(b"<formation", head.end())
         if start == -1 or data[head.end() : start].strip(_WS):
             return None
@@ -155,7 +153,7 @@ class _Cutter:
             pages.reading(start)
             taken = self._take(runs[expected], start, line) if expected is not None and expected < len(runs) else None
             if taken is None:
-                step = _step(data, start)
+                step = lheo._step(data, start)
                 if step is None:
                     return None
                 end, following, newlines = step
@@ -202,22 +200,6 @@ class _Cutter:
             self.chunks.append(Chunk(start + begin, start + finish, line + lines))
             self.digests.append(digests[number * DIGEST : (number + 1) * DIGEST])
         return end, data.find(b"<formation", end)
-
-
-def _step(data: Union[bytes, mmap.mmap], start: int) -> Optional[tuple[int, int, int]]:
-    """The formation at ``start`` as the scan finds it: (its end, the next '<formation' or -1, newlines up to it).
-
-    None when the scan would give up on the file there.
-    """
-    if start + 10 >= len(data) or data[start + 10] not in _NAME_END:
-        return None
-    following = data.find(b"<formation", start + 10)
-    piece = data[start:following] if following != -1 else data[start:]
-    close = piece.rfind(b"</formation")
-    found = _CLOSE.match(piece, close) if close != -1 else None
-    if found is None or not _opaque_closed(piece, close) or (following != -1 and piece[found.end() :].strip(_WS)):
-        return None
-    return start + found.end(), following, piece.count(b"\n")
 
 
 def _remember(
