@@ -238,3 +238,9 @@ def test_a_build_hands_its_cuts_to_the_next(tmp_path, monkeypatch):
     assert [item.digest for item in second] != [item.digest for item in first]
     assert sum(a.digest != b.digest for a, b in zip(first, second)) == 1
     assert sum(run in cuts[str(path)].runs for run in again[str(path)].runs) == 4
+
+
+def test_a_previous_cut_of_another_shape_is_ignored(tmp_path):
+    path = write(tmp_path / "a.xml", document(*numbered(4)))
+    for previous in ({"runs": []}, ("prefix", ()), "x"):
+        assert_cut_as_scanned(path, previous)

@@ -96,6 +96,8 @@ def cut_lheo(path: Path, previous: Optional[Cut] = None) -> Optional[Cutting]:
     data = _load(path)
     if data is None:
         return None
+    if not isinstance(previous, Cut):
+        previous = None  # nothing, or not what this code saves: cut from scratch
     try:
         cutting = _Cutter(path, data, previous).cut()
         if cutting is None:
