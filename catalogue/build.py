@@ -325,9 +325,8 @@ def _build_into(
     staging = _new_staging(build_dir)
     active: list[Sink] = []
     try:
-
+        # The sinks' context is made when they open: a build where nothing changed never loads the communes.
         def open_sinks() -> list[Sink]:
-            # Made here: a build where nothing changed never loads the communes.
             context = SinkContext(staging, settings, options.today, load_geo(), previous[0] if previous else None)
             for name in names:
                 active.append(SINKS[name](context))

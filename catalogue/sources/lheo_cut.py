@@ -45,7 +45,7 @@ from .lheo import (
 #: (1 % of formations changed leaves 72 % of the runs of 32), large enough that the
 #: work per run (a hash, a find) is nothing beside the formations' own.
 RUN = 32
-DIGEST = 16  # bytes kept of each SHA-256
+DIGEST = 16  # bytes kept of each SHA-256 (with the CPU's SHA extensions, twice as fast as BLAKE2b over 900 MB)
 
 
 @dataclass(frozen=True)
