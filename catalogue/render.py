@@ -1179,13 +1179,32 @@ def _recycle_fiches(published: Path, target: Path) -> Optional[_Recycled]:
         current = os.path.join(published, "site", "formations")
         if os.stat(source).st_dev != os.stat(current).st_dev or target.exists():
             return None
-        inodes = {entry.name: entry.inode() for entry in os.scandir(current)}
-        present = {entry.name: entry.inode() for entry in os.scandir(source)}
+        inodes, present = _inodes(current), _inodes(source)
+        if inodes is None or present is None:
+            return None
         target.parent.mkdir(parents=True, exist_ok=True)
         os.rename(source, target)
     except OSError:
         return None
     return _Recycled(set(present), {name for name, inode in present.items() if inodes.get(name) == inode})
+
+
+def _inodes(folder: str) -> Optional[dict[str, int]]:
+    """Each file's inode, as the folder's listing gives it (no stat per file); None if the listing's can't be trusted.
+
+    Some file systems (an overlay over several layers, without ``xino``) list
+    inodes that are not the files' own: one file's is checked against its stat.
+    """
+    inodes: dict[str, int] = {}
+    checked = False
+    with os.scandir(folder) as entries:
+        for entry in entries:
+            inodes[entry.name] = entry.inode()
+            if not checked:
+                if entry.inode() != entry.stat(follow_symlinks=False).st_ino:
+                    return None
+                checked = True
+    return inodes
 
 
 def _write(path: Path | str, content: str) -> None:

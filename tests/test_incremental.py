@@ -420,3 +420,53 @@ def test_a_rebuild_takes_over_the_fiches_of_the_build_before_the_published_one(t
         if number >= 1 and not report.unchanged:  # the oldest build's folder, taken over
             assert (published_build(tmp_path / "inc") / "site" / "formations").stat().st_ino == folder
         assert report.incremental and not full.incremental
+
+
+def test_fiches_are_linked_when_the_listing_inodes_cannot_be_trusted(tmp_path, monkeypatch):
+    """A file system whose listing gives other inodes than stat (an overlay without xino): no folder is
+    taken over, every fiche is linked, and the result is a full build's."""
+    import os
+
+    from catalogue import render
+
+    folder = tmp_path / "listed"
+    folder.mkdir()
+    (folder / "a.html").write_text("a")
+    assert render._inodes(str(folder)) == {"a.html": (folder / "a.html").stat().st_ino}
+    real = os.scandir
+
+    class Entry:
+        def __init__(self, entry):
+            self._entry, self.name = entry, entry.name
+
+        def inode(self):
+            return self._entry.inode() + 1  # not the file's own
+
+        def stat(self, **kwargs):
+            return self._entry.stat(**kwargs)
+
+    class Listing:
+        def __init__(self, path):
+            self._listing = real(path)
+
+        def __enter__(self):
+            return (Entry(e) for e in self._listing)
+
+        def __exit__(self, *exc):
+            self._listing.close()
+
+    with monkeypatch.context() as patch:
+        patch.setattr(os, "scandir", Listing)
+        assert render._inodes(str(folder)) is None
+
+    monkeypatch.setattr(render, "_inodes", lambda folder: None)
+    content = tmp_path / "content"
+    for changed in ({}, {1: "Soudeur"}, {1: "Soudeur", 2: "Maçon"}):
+        if (tmp_path / "inc").exists():  # the fiches folder the third build would take over
+            taken = (sorted((tmp_path / "inc" / ".builds").iterdir())[0] / "site" / "formations").stat().st_ino
+        write(content / "a.xml", formations(4, changed=changed))
+        run(content, tmp_path / "inc", sinks=None)
+    published = published_build(tmp_path / "inc")
+    assert (published / "site" / "formations").stat().st_ino != taken
+    run(content, tmp_path / "full", sinks=None)
+    assert tree_digest(published / "site") == tree_digest(published_build(tmp_path / "full") / "site")
