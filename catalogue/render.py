@@ -714,7 +714,7 @@ class Site:
         latest = heapq.nsmallest(LATEST_COUNT, current, key=lambda e: (-int(e.datemaj), e.ref))
         counts: dict[str, int] = {}
         for entry in current:
-            for region in {p.region for p in entry.places if p.region}:  # Entry.regions, unsorted
+            for region in entry.regions:
                 counts[region] = counts.get(region, 0) + 1
         regions = sorted(
             ((code, self.region_name(code) or code, count) for code, count in counts.items()),
@@ -780,8 +780,7 @@ class Site:
         for path in ("/", "/publier/", "/recherche/", "/organismes/", "/donnees/"):
             yield base + path, None
         for entry in catalog.entries:
-            datemaj = entry.datemaj
-            yield f"{base}/formations/{entry.ref}.html", f"{datemaj[:4]}-{datemaj[4:6]}-{datemaj[6:]}"  # Entry.url
+            yield base + entry.url, _iso_lheo(entry.datemaj)
         for siret, summary in catalog.organismes().items():
             yield f"{base}/organismes/{siret}.html", _iso_lheo(max([e.datemaj for e in summary.entries]))
 
@@ -1127,23 +1126,17 @@ class SiteSink:
     def _fiche(self, ref: str) -> Path:
         return self._fiches / f"{_safe_ref(ref)}.html"
 
-    def _page(self, *parts: str) -> Path:
-        return self._file(*parts, "index.html")
-
     @staticmethod
     def _name(*parts: str) -> str:
         """A path under site/, as a string, each part one plain name."""
+        # No resolve(): 70 µs a path, and the folder is new, without links.
         for part in parts:
             if not part or part in (".", "..") or "/" in part or "\0" in part:
                 raise ValueError(f"chemin hors du site : {'/'.join(parts)}")
         return "/".join(parts)
 
     def _file(self, *parts: str) -> Path:
-        # Each part one plain name (no resolve(): 70 µs a path, and the folder is new, without links).
-        for part in parts:
-            if not part or part in (".", "..") or "/" in part or "\0" in part:
-                raise ValueError(f"chemin hors du site : {'/'.join(parts)}")
-        return self.root.joinpath(*parts)
+        return self.root / self._name(*parts)
 
 
 @dataclass(frozen=True)

@@ -1194,14 +1194,19 @@ def _split(path: Path, data: Union[bytes, mmap.mmap]) -> Optional[SplitFile]:
     head = _HEAD.match(data[:PROLOG_BYTES])
     if head is None or not _ascii_compatible(head.group(2)):
         return None
-    bom, declaration, lheo, offres = head.groups()
     chunks = _scan(data, head.end())
     if chunks is None:
         return None
-    prefix = (bom or b"") + (declaration + b"\n" if declaration else b"") + lheo + b"\n" + offres
+    prefix = _prefix(head)
     if not _frame_ok(data[: head.end()], data[chunks[-1].end :], prefix):
         return None
     return SplitFile(path, data, prefix, SUFFIX, chunks)
+
+
+def _prefix(head: re.Match) -> bytes:
+    """What each formation is read inside: the BOM and declaration, ``<lheo ...>`` and ``<offres ...>``, as in the file."""
+    bom, declaration, lheo, offres = head.groups()
+    return (bom or b"") + (declaration + b"\n" if declaration else b"") + lheo + b"\n" + offres
 
 
 def _ascii_compatible(declaration: Optional[bytes]) -> bool:

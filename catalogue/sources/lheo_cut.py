@@ -38,6 +38,7 @@ from .lheo import (
     _load,
     _newlines,
     _Pages,
+    _prefix,
     _split,
 )
 
@@ -138,8 +139,7 @@ class _Cutter:
         head = _HEAD.match(data[:PROLOG_BYTES])
         if head is None or not _ascii_compatible(head.group(2)):
             return None
-        bom, declaration, root, offres = head.groups()
-        prefix = (bom or b"") + (declaration + b"\n" if declaration else b"") + root + b"\n" + offres
+        prefix = _prefix(head)
         start = data.find(b"<formation", head.end())
         if start == -1 or data[head.end() : start].strip(_WS):
             return None
