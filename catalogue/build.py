@@ -32,7 +32,7 @@ from pathlib import Path
 from typing import Callable, Iterator, Optional, Protocol
 
 from .catalog import Catalog, Entry, summarize
-from .incremental import Fresh, Manifest, Outcome, Reused, build_key, read_incremental, valid_until
+from .incremental import Fresh, Manifest, ManifestUnreadable, Outcome, Reused, build_key, read_incremental, valid_until
 from .model import Formation
 from .problems import InvalidInput, Origin, Problem
 from .regions import Geo, geo as load_geo
@@ -97,6 +97,9 @@ class Sink(Protocol):
 
     def keep(self, entry: Entry) -> None:
         """A formation unchanged since ``context.previous``: reuse what was written for it there."""
+
+    # Optional: ``keep_all(entries)``, the same as ``keep()`` of each in turn, for a sink that can take a
+    # stretch of unchanged formations at once (most of a rebuild's 100,000 formations are such stretches).
 
     def finish(self, catalog: Catalog) -> None: ...
 
@@ -244,10 +247,14 @@ def build(
             gc.freeze()
         try:
             report = _build_into(options, settings, names, key, previous, progress)
-        except PreviousBuildDamaged:
+        except (PreviousBuildDamaged, ManifestUnreadable):
             # A file of the published build went missing: rebuild everything rather than fail.
+            if previous is not None:
+                previous[1].settle()
             report = _build_into(options, settings, names, key, None, progress)
         finally:
+            if previous is not None:
+                previous[1].settle()  # its thread may still be reading when the build stopped early
             gc.unfreeze()  # also what loading the manifest froze when it could not be used
         _prune_later(build_dir)
     return report
@@ -282,7 +289,7 @@ class PreviousBuildDamaged(Exception):
 def _previous(build_dir: Path, key: str, sinks: list[str]) -> Optional[tuple[PreviousBuild, Manifest]]:
     """The published build to start from, when it was made alike and is still whole."""
     folder = published_build(build_dir)
-    manifest = Manifest.load(folder, key) if folder is not None else None
+    manifest = Manifest.open(folder, key) if folder is not None else None
     if manifest is None or not _intact(folder, manifest, sinks):
         return None
     return PreviousBuild(folder, frozenset(manifest.published)), manifest
@@ -343,6 +350,7 @@ def _build_into(
             report.output = build_dir / "site"
             return report
         emitter.open()
+        emitter.flush()
         if previous is not None:
             report.removed = len(previous[0].refs - manifest.published.keys())
         for name, sink in zip(names, active):
@@ -459,6 +467,7 @@ class _Emitter:
         self._open_sinks = open_sinks
         self._timer = timer
         self.sinks: Optional[list[Sink]] = None
+        #: Unchanged formations not yet given to the sinks: each stretch goes at once, before the next add.
         self._pending: list[Entry] = []
         self._phases: list[str] = []  # "emit:<module>" of each sink, for the timings
         if not lazy:
@@ -468,20 +477,32 @@ class _Emitter:
         if self.sinks is None:
             self.sinks = self._open_sinks()
             self._phases = [f"emit:{_sink_name(sink)}" for sink in self.sinks]
-            pending, self._pending = self._pending, []
-            for entry in pending:
-                self.keep(entry)
         return self.sinks
 
     def keep(self, entry: Entry) -> None:
-        if self.sinks is None:
-            self._pending.append(entry)
-            return
-        self._each("keep", entry)
+        self._pending.append(entry)
 
     def add(self, formation: Formation, entry: Entry) -> None:
         self.open()
+        self.flush()
         self._each("add", formation, entry)
+
+    def flush(self) -> None:
+        """Give the sinks the unchanged formations waiting (the build calls it once the read is done)."""
+        if self._pending and self.sinks is not None:
+            pending, self._pending = self._pending, []
+            timings = self._timer.report.timings
+            clock = time.perf_counter
+            for sink, phase in zip(self.sinks, self._phases):
+                start = clock()
+                keep_all = getattr(sink, "keep_all", None)
+                if keep_all is not None:
+                    keep_all(pending)
+                else:
+                    keep = sink.keep
+                    for entry in pending:
+                        keep(entry)
+                timings[phase] = timings.get(phase, 0.0) + clock() - start
 
     def _each(self, method: str, *args) -> None:
         """Call ``method`` of every sink, timing each (by hand: a context manager per call costs more)."""

@@ -17,6 +17,8 @@ import pickle
 import shutil
 import sys
 import zlib
+from concurrent import futures
+from concurrent.futures import Future
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from importlib import metadata
@@ -190,11 +192,27 @@ class Manifest:
 
     key: str
     today: dt.date
-    outcomes: dict[bytes, Outcome]
+    _outcomes: dict[bytes, Outcome]
     #: Ref -> digest of the formations it published (sinks' keep() relies on these).
     published: dict[str, bytes]
     #: How each LHEO file was cut into formations, by its path as given (see :mod:`.sources.lheo_cut`).
     cuts: dict[str, "Cut"] = field(default_factory=dict)
+    #: The outcomes still being read by :meth:`open`'s thread.
+    _loading: Optional[Future] = field(default=None, repr=False, compare=False)
+
+    @property
+    def outcomes(self) -> dict[bytes, Outcome]:
+        """The outcome of every formation by digest (waits for :meth:`open`'s thread; raises
+        :class:`ManifestUnreadable` when it could not read them)."""
+        if self._loading is not None:
+            loading, self._loading = self._loading, None
+            self._outcomes = loading.result()
+        return self._outcomes
+
+    def settle(self) -> None:
+        """Wait for :meth:`open`'s thread, whatever it gave: a build that stops early leaves nothing running."""
+        if self._loading is not None:
+            futures.wait([self._loading])
 
     def save(self, staging: Path, previous: Optional[tuple[Path, "Manifest"]] = None) -> None:
         """Write into ``staging``; buckets equal to ``previous``'s (its folder and manifest) are linked."""
@@ -214,21 +232,50 @@ class Manifest:
     @classmethod
     def load(cls, folder: Path, key: str) -> Optional["Manifest"]:
         """The manifest of a build folder when it was made with the same ``key``; None otherwise."""
+        try:
+            return cls.open(folder, key, background=False)
+        except ManifestUnreadable:
+            return None  # an unreadable one: a full build repairs it
+
+    @classmethod
+    def open(cls, folder: Path, key: str, background: bool = True) -> Optional["Manifest"]:
+        """Like :meth:`load`, but the outcomes are read on a thread of their own while the build goes on.
+
+        Unpickling 100,000 outcomes holds the GIL for about a second; the cut that comes next mostly
+        hashes, without it, so the two overlap. None when there is no manifest or another ``key``'s.
+        """
         path = folder / CACHE_DIR / MANIFEST_DIR
         try:
             with _no_gc(freeze=True):
                 version, saved_key, today, published = _load(path / "manifest.pickle")
-                if version != MANIFEST_VERSION or saved_key != key:
-                    return None
-                outcomes: dict[bytes, Outcome] = {}
-                for number in range(BUCKETS):
-                    outcomes.update(_load(path / f"outcomes-{number:02d}.pickle"))
         except _UNREADABLE:
             return None  # no manifest, or an unreadable one: a full build repairs it
-        return cls(key, today, outcomes, published, _load_cuts(path))
+        if version != MANIFEST_VERSION or saved_key != key:
+            return None
+        if not background:
+            return cls(key, today, _load_outcomes(path), published, _load_cuts(path))
+        executor = futures.ThreadPoolExecutor(1, thread_name_prefix="manifest")
+        loading = executor.submit(_load_outcomes, path)
+        executor.shutdown(wait=False)  # the thread ends with its one task
+        return cls(key, today, {}, published, _load_cuts(path), loading)
 
 
 _UNREADABLE = (OSError, EOFError, pickle.UnpicklingError, ValueError, TypeError, AttributeError, ImportError)
+
+
+class ManifestUnreadable(Exception):
+    """The previous build's outcomes could not be read: the build starts again as a full one."""
+
+
+def _load_outcomes(path: Path) -> dict[bytes, Outcome]:
+    outcomes: dict[bytes, Outcome] = {}
+    try:
+        with _no_gc(freeze=True):
+            for number in range(BUCKETS):
+                outcomes.update(_load(path / f"outcomes-{number:02d}.pickle"))
+    except _UNREADABLE as exc:
+        raise ManifestUnreadable(f"{path}: {exc}") from exc
+    return outcomes
 
 
 def _load_cuts(path: Path) -> dict[str, "Cut"]:
@@ -326,10 +373,12 @@ def read_incremental(
     from .sources.lheo import ChunkError, read_chunk, read_from
     from .sources.lheo_cut import cut_lheo
 
-    outcomes = previous.outcomes if previous is not None else {}
+    outcomes: Optional[dict[bytes, Outcome]] = None if previous is not None else {}
     known_cuts = previous.cuts if previous is not None else {}
     for path in discover(paths):
         cutting = cut_lheo(path, known_cuts.get(str(path))) if path.suffix.lower() in XML_SUFFIXES and path.is_file() else None
+        if outcomes is None:
+            outcomes = previous.outcomes  # only now: they may still be loading while the file is cut
         if cutting is None:
             yield from _read_whole(read_file(path))
             if progress is not None:

@@ -194,8 +194,12 @@ class _Cutter:
         """Take ``run`` at ``start`` when its bytes are there: (its end, the next '<formation' or -1)."""
         end = start + run.length
         data = self.data
-        if end > len(data) or hashlib.sha256(data[start:end]).digest()[:DIGEST] != run.digest:
+        if end > len(data):
             return None
+        # Hashed through a view: slicing the file would copy every run once more (900 MB at 100,000).
+        with memoryview(data) as view, view[start:end] as span:
+            if hashlib.sha256(span).digest()[:DIGEST] != run.digest:
+                return None
         self.kept[len(self.chunks)] = run
         digests = run.digests
         for number, (begin, finish, lines) in enumerate(zip(run.starts, run.ends, run.lines)):
