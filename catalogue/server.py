@@ -356,6 +356,9 @@ def _static(build_dir: Path, path: str, request: Request) -> Response:
             # One URL per page: /organismes/A → /organismes/A/
             return RedirectResponse("/" + path.lstrip("/") + "/", status_code=308)
         target = target / "index.html"
+    elif path.endswith("/"):
+        # One URL per page: /formations/<Ref>.html/ would be the same page with its relative links broken.
+        return RedirectResponse("/" + path.strip("/"), status_code=301)
     if not target.is_file():
         return _not_found(site)
     return FileResponse(target, media_type=_media_type(target))

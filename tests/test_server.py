@@ -483,6 +483,14 @@ def test_folder_without_slash_redirects(client):
     assert response.headers["location"] == "/organismes/a/"
 
 
+@pytest.mark.parametrize("path", [f"/formations/{ELECTRICIEN}.html/", "/static/site.css/", "/static/app.js//"])
+def test_a_file_with_a_trailing_slash_moves_to_its_url(client, path):
+    response = client.get(path, follow_redirects=False)
+    assert response.status_code == 301
+    assert response.headers["location"] == path.rstrip("/")
+    assert client.get(path).status_code == 200
+
+
 @pytest.mark.parametrize("old, new", [
     (f"/formations/{ELECTRICIEN}/", f"/formations/{ELECTRICIEN}.html"),
     (f"/formations/{ELECTRICIEN}", f"/formations/{ELECTRICIEN}.html"),
