@@ -24,8 +24,10 @@ import datetime as dt
 import errno
 import gc
 import hashlib
+import bisect
 import heapq
 import json
+import marshal
 import multiprocessing
 import os
 import re
@@ -62,6 +64,8 @@ SITEMAP_MAX_URLS = 50_000
 ORGANISMES_PER_PAGE = 500
 #: Formations listed under "Dernières mises à jour" on the home page.
 LATEST_COUNT = 10
+#: The pages the sitemaps list first, before the fiches and the organismes.
+STATIC_URLS = ("/", "/publier/", "/recherche/", "/organismes/", "/donnees/")
 
 # --------------------------------------------------------------------------
 # LHEO dictionaries, in the words a counsellor reads (lheo-gml.xml, LHEO 2.3)
@@ -711,20 +715,25 @@ class Site:
     def home(self, catalog: Catalog) -> str:
         current = catalog.current
         # The first LATEST_COUNT of the sorted list (Refs are distinct: no ties), without sorting it all.
-        latest = heapq.nsmallest(LATEST_COUNT, current, key=lambda e: (-int(e.datemaj), e.ref))
+        latest = heapq.nsmallest(LATEST_COUNT, current, key=_latest_order)
         counts: dict[str, int] = {}
         for entry in current:
             for region in entry.regions:
                 counts[region] = counts.get(region, 0) + 1
+        return self.home_page(len(current), len(catalog.entries) - len(current), len(catalog.organismes()), latest, counts)
+
+    def home_page(self, current: int, archived: int, organismes: int, latest: list[Entry], counts: dict[str, int]) -> str:
+        """The home from its figures: formations current and archived, organismes, the latest formations
+        (in order), and current formations per région code."""
         regions = sorted(
             ((code, self.region_name(code) or code, count) for code, count in counts.items()),
             key=lambda r: (_fold(r[1]), r[0]),
         )
         return self._render(
             "index",
-            current=len(current),
-            archived=len(catalog.entries) - len(current),
-            organismes=len(catalog.organismes()),
+            current=current,
+            archived=archived,
+            organismes=organismes,
             latest=latest,
             regions=regions,
             canonical=self.url("/"),
@@ -766,7 +775,7 @@ class Site:
 
     def sitemap_chunks(self, catalog: Catalog, max_urls: int = SITEMAP_MAX_URLS) -> list[tuple[tuple[str, Optional[str]], ...]]:
         """The (URL, lastmod) pairs of each ``sitemaps/sitemap-N.xml``: at least one file, even empty."""
-        urls = tuple(self._sitemap_urls(catalog))
+        urls = tuple(self.sitemap_urls(catalog))
         return [urls[i : i + max_urls] for i in range(0, len(urls), max_urls)] or [()]
 
     def sitemap(self, kind: str, urls: Iterable[tuple[str, Optional[str]]]) -> str:
@@ -775,14 +784,23 @@ class Site:
     def sitemap_index(self, count: int) -> str:
         return self.sitemap("index", [(self.url(f"/sitemaps/sitemap-{n}.xml"), None) for n in range(1, count + 1)])
 
-    def _sitemap_urls(self, catalog: Catalog) -> Iterator[tuple[str, Optional[str]]]:
+    def sitemap_urls(
+        self, catalog: Catalog, start: int = 0, stop: Optional[int] = None
+    ) -> Iterator[tuple[str, Optional[str]]]:
+        """The (URL, lastmod) pairs of the sitemaps, in order: the fixed pages, the fiches, the organismes;
+        only those from position ``start`` to ``stop`` (excluded)."""
         base = self.url("")
-        for path in ("/", "/publier/", "/recherche/", "/organismes/", "/donnees/"):
+        entries, organismes = catalog.entries, catalog.organismes()
+        stop = len(STATIC_URLS) + len(entries) + len(organismes) if stop is None else stop
+        for path in STATIC_URLS[start:stop]:
             yield base + path, None
-        for entry in catalog.entries:
+        start, stop = max(0, start - len(STATIC_URLS)), max(0, stop - len(STATIC_URLS))
+        for entry in entries[start:stop]:
             yield base + entry.url, _iso_lheo(entry.datemaj)
-        for siret, summary in catalog.organismes().items():
-            yield f"{base}/organismes/{siret}.html", _iso_lheo(max([e.datemaj for e in summary.entries]))
+        start, stop = max(0, start - len(entries)), max(0, stop - len(entries))
+        if stop > 0:
+            for siret, summary in list(organismes.items())[start:stop]:
+                yield f"{base}/organismes/{siret}.html", _iso_lheo(max([e.datemaj for e in summary.entries]))
 
 
 _BLANK_LINES_RE = re.compile(r"\n[ \t]*(?=\n)")
@@ -801,6 +819,37 @@ def _organisme_row(o: OrganismeSummary) -> tuple[str, str, int, int]:
 
 def _iso_lheo(datemaj: str) -> str:
     return f"{datemaj[:4]}-{datemaj[4:6]}-{datemaj[6:]}"
+
+
+def _latest_order(entry: Entry) -> tuple[int, str]:
+    """The order of "Dernières mises à jour": the latest first, then by Ref (Refs are distinct: no ties)."""
+    return (-int(entry.datemaj), entry.ref)
+
+
+def _ref_of(entry: Entry) -> str:
+    return entry.ref
+
+
+def _facts(address: int, entry: Entry) -> tuple[int, bool, tuple[str, ...], str, str]:
+    """What the site sink notes of a formation for the next build: its organisme's address (an index), and
+    what the home and the sitemap show of it."""
+    return (address, entry.archived, entry.regions, entry.datemaj, entry.siret)
+
+
+def _row(summary: OrganismeSummary) -> tuple[str, int, int, str]:
+    """What the lists of organismes and the sitemap show of an organisme: its name, formations current and
+    archived, and its latest datemaj."""
+    archived = sum(1 for e in summary.entries if e.archived)
+    return (summary.nom, len(summary.entries) - archived, archived, max(e.datemaj for e in summary.entries))
+
+
+def _is_listing(name: str) -> bool:
+    """A page of the lists of organismes (``organismes/index.html``, ``organismes/<lettre>/[<page>/]index.html``)."""
+    return name.startswith("organismes/") and name.endswith("/index.html") or name == "organismes/index.html"
+
+
+#: Off: every listing page keyed from its inputs, as in a full build (tests compare both ways).
+_SHORTCUTS = True
 
 
 # --------------------------------------------------------------------------
@@ -823,8 +872,14 @@ ORGANISMES_FOR_WORKERS = 64
 
 #: Where the sink keeps, in a build's folder, what the next build reuses (never served).
 CACHE_DIR = Path(".cache") / "site"
-CACHE_FILE = "site.json"
-CACHE_VERSION = 2
+CACHE_FILE = "site.marshal"
+CACHE_VERSION = 3
+#: Under CACHE_DIR, a full build's spare copy (hard links) of the folders a later build takes over
+#: (:data:`TAKEN_OVER`): the first rebuild, which has no build before the published one, takes it.
+SPARE_DIR = "spare"
+#: The folders of site/ an incremental build takes over from an older build rather than link file by file.
+TAKEN_OVER = ("formations", "organismes")
+_TAKEN_OVER_PREFIXES = tuple(name + "/" for name in TAKEN_OVER)
 #: The address of an organisme without one, in the cache.
 NO_ADDRESS = "null"
 
@@ -852,8 +907,17 @@ class SiteSink:
         self._root_prefix = f"{self.root}{os.sep}"
         self._previous_site = f"{context.previous.folder / 'site'}{os.sep}" if context.previous is not None else ""
         self._fiches = self.root / "formations"
-        #: The fiches folder of the build before the published one, taken over (see :func:`_recycle_fiches`).
-        self._recycled = _recycle_fiches(context.previous.folder, self._fiches) if context.previous else None
+        #: The fiches and organismes folders of an older build, taken over (see :func:`_recycle_fiches`).
+        recycled = {
+            name: _recycle_fiches(context.previous.folder, self.root / name, name) if context.previous else None
+            for name in TAKEN_OVER
+        }
+        self._recycled = recycled["formations"]
+        self._recycled_organismes = recycled["organismes"]
+        #: A full build links every page of TAKEN_OVER into a spare folder too, off site/ (by whoever writes it).
+        self._spare_prefix = (
+            f"{context.staging / CACHE_DIR / SPARE_DIR}{os.sep}" if context.previous is None else ""
+        )
         self._kept: set[str] = set()  # names of the fiches kept, when a folder was taken over
         self._fiches.mkdir(parents=True, exist_ok=True)
         self._fiches_prefix = f"{self._fiches}{os.sep}"
@@ -872,30 +936,44 @@ class SiteSink:
         #: Per path under site/, the memo key the previous build wrote the page with.
         self._previous_pages: dict[str, str] = self._previous_state["pages"] if self._same_salt else {}
         self._pages: dict[str, str] = {}
-        #: Per SIRET, how many formations the previous build listed on the organisme's page.
-        self._previous_counts: dict[str, int] = self._previous_state["counts"] if self._same_salt else {}
-        #: The Refs given to add(): new or changed formations (every one, in a full build).
+        state = self._previous_state
+        #: What the previous build's listing pages were made of (see :meth:`_save_state`); empty: nothing reused.
+        self._previous_rows: dict[str, tuple] = state["rows"] if self._same_salt else {}
+        self._previous_refs: dict[str, tuple] = state["refs"] if state is not None else {}
+        self._previous_home: Optional[tuple] = tuple(state["home"]) if self._same_salt else None
+        self._previous_latest: frozenset[str] = frozenset(self._previous_home[3]) if self._previous_home else frozenset()
+        self._latest_kept: dict[str, Entry] = {}  # the previous home's latest formations, when kept
+        #: The Refs given to add(): new or changed formations (every one, in a full build), and their entries.
         self._added: set[str] = set()
-        # Per Ref, the organisme's address on that formation: an organisme's page shows the one of its smallest
-        # Ref, whichever formations a later build keeps, so every Ref's is noted (as JSON, each distinct one once).
-        self._address_of_ref: dict[str, int] = {}
-        self._addresses: list[str] = []
-        self._address_ids: dict[str, int] = {}
-        self._batch: list[tuple[Path, Formation, Entry]] = []
+        self._added_entries: list[Entry] = []
+        self._added_sirets: set[str] = set()
+        self._rows_redone: list[str] = []  # the SIRETs whose row was made again (not the previous build's)
+        # Per Ref, (address, archived, regions, datemaj, SIRET): the organisme's address on that formation (an
+        # organisme's page shows the one of its smallest Ref, whichever formations a later build keeps), and what
+        # the home and the sitemap show of it. Addresses as indexes in a table (each distinct JSON once), kept from
+        # build to build so that a kept formation's tuple is the previous build's.
+        self._refs: dict[str, tuple] = {}
+        self._addresses: list[str] = list(state["addresses"]) if state is not None else []
+        self._address_ids: Optional[dict[str, int]] = None  # made at the first add()
+        self._batch: list[tuple[Path, Optional[str], Formation, Entry]] = []
         self._pool: Optional[_FichePool] = None
 
     # -- fiches -------------------------------------------------------------
 
     def add(self, formation: Formation, entry: Entry) -> None:
         path = self._fiche(entry.ref)
+        spare = f"{self._spare_prefix}formations{os.sep}{path.name}" if self._spare_prefix else None
         self._added.add(entry.ref)
+        self._added_entries.append(entry)
+        self._added_sirets.add(entry.siret)
         coordonnees = formation.organisme_formation_responsable.coordonnees_organisme
         adresse = coordonnees.adresse if coordonnees else None
-        self._address_of_ref[entry.ref] = self._address_id(adresse.model_dump_json() if adresse else NO_ADDRESS)
+        address = self._address_id(adresse.model_dump_json() if adresse else NO_ADDRESS)
+        self._refs[entry.ref] = _facts(address, entry)
         if self.workers <= 0:
-            _write(path, self.site.fiche(formation, entry))
+            _write(path, self.site.fiche(formation, entry), spare)
             return
-        self._batch.append((path, formation, entry))
+        self._batch.append((path, spare, formation, entry))
         if len(self._batch) >= FICHE_BATCH:
             self._send_batch()
 
@@ -903,9 +981,8 @@ class SiteSink:
         """An unchanged formation: its fiche is the previous build's file, linked."""
         if self._previous is None:
             raise RuntimeError(f"formation {entry.ref} : keep() sans build précédent")
-        state = self._previous_state
-        address = state["refs"].get(entry.ref) if state else None
-        if address is None:
+        facts = self._previous_refs.get(entry.ref)
+        if facts is None:
             # Missing from the published build, as a fiche would be: the build then rebuilds everything.
             cache = self._previous.folder / CACHE_DIR / CACHE_FILE
             raise FileNotFoundError(errno.ENOENT, f"la formation {entry.ref} n'y est pas notée", str(cache))
@@ -924,7 +1001,10 @@ class SiteSink:
                 os.link(self._previous_fiches + name, self._fiches_prefix + name)
             except OSError:
                 link_file(Path(self._previous_fiches + name), Path(self._fiches_prefix + name))  # a copy, or the error
-        self._address_of_ref[entry.ref] = self._address_id(state["addresses"][address])
+        # The same entry as in the previous build: the same facts (made by the same code when the salt is the same).
+        self._refs[entry.ref] = facts if self._same_salt else _facts(facts[0], entry)
+        if entry.ref in self._previous_latest:
+            self._latest_kept[entry.ref] = entry
 
     def _drop_recycled(self) -> None:
         """Remove, from a folder taken over, the fiches of formations that are no longer published."""
@@ -937,6 +1017,8 @@ class SiteSink:
         self._recycled = None
 
     def _address_id(self, address: str) -> int:
+        if self._address_ids is None:
+            self._address_ids = {a: i for i, a in enumerate(self._addresses)}
         known = self._address_ids.get(address)
         if known is None:
             known = self._address_ids[address] = len(self._addresses)
@@ -957,8 +1039,8 @@ class SiteSink:
     def _flush_fiches(self) -> None:
         """The last fiches: to the workers when they run, else rendered here."""
         if self._batch and self._pool is None:
-            for path, formation, entry in self._batch:
-                _write(path, self.site.fiche(formation, entry))
+            for path, spare, formation, entry in self._batch:
+                _write(path, self.site.fiche(formation, entry), spare)
             self._batch = []
         elif self._batch:
             self._send_batch()
@@ -991,38 +1073,67 @@ class SiteSink:
         self._flush_fiches()
         self._drop_recycled()
         organismes = catalog.organismes()
-        jobs = self._send_organismes(self._organisme_pages(organismes))
+        rows: dict[str, tuple] = {}
+        jobs = self._send_organismes(self._organisme_pages(organismes, rows))
         try:
-            self._listing_pages(catalog, organismes)
+            home = self._listing_pages(catalog, organismes, rows)
             self._finish_organismes(jobs)
             self._join_workers()
         except BaseException:
             self.abort()
             raise
+        self._drop_recycled_organismes()
         self._copy_static()
-        self._save_state(catalog, organismes)
+        self._save_state(rows, home)
 
-    def _organisme_pages(self, organismes: dict[str, OrganismeSummary]) -> list[tuple[str, OrganismeSummary, str]]:
+    def _drop_recycled_organismes(self) -> None:
+        """Remove, from the organismes folder taken over, the pages this build does not have (and emptied folders)."""
+        recycled, self._recycled_organismes = self._recycled_organismes, None
+        if recycled is None:
+            return
+        pages = self._pages
+        folders = set()
+        for inner in recycled.present:
+            if "organismes/" + inner not in pages:
+                os.unlink(f"{self._root_prefix}organismes/{inner}")
+                folder = os.path.dirname(inner)
+                while folder:
+                    folders.add(folder)
+                    folder = os.path.dirname(folder)
+        for folder in sorted(folders, key=len, reverse=True):  # the deepest first
+            try:
+                os.rmdir(f"{self._root_prefix}organismes/{folder}")
+            except OSError:
+                pass  # not empty: a page of this build is in it
+
+    def _organisme_pages(
+        self, organismes: dict[str, OrganismeSummary], rows: dict[str, tuple]
+    ) -> list[tuple[str, OrganismeSummary, str]]:
         """Link the organisme pages the previous build wrote from the same inputs; the others, to render.
 
         An organisme none of whose formations was given to :meth:`add` (all kept: the same entries as in the
-        previous build), with as many formations as then, has the same Refs, hence the same page: its previous
-        key is taken as is, without making its inputs. Any other one is keyed by its inputs, as every page.
+        previous build), with as many formations as then, has the same Refs, hence the same page and row:
+        its previous key and row are taken as they are, without making its inputs. Any other one is keyed by
+        its inputs, as every page. ``rows`` gets each organisme's :func:`_row`, in SIRET order.
         """
         todo: list[tuple[str, OrganismeSummary, str]] = []
         previous_pages = self._previous_pages
-        previous_counts = self._previous_counts
-        address_of_ref = self._address_of_ref
-        added = self._added
+        previous_rows = self._previous_rows
+        refs = self._refs
+        added_sirets = self._added_sirets
         addresses = self._addresses
         for siret, summary in organismes.items():
             name = f"organismes/{_safe_siret(siret)}.html"
             entries = summary.entries
-            address = addresses[address_of_ref[entries[0].ref]]  # entries in Ref order
+            address = addresses[refs[entries[0].ref][0]]  # entries in Ref order
             key = previous_pages.get(name)
-            if key is None or previous_counts.get(siret) != len(entries) or not all(
-                e.ref in address_of_ref and e.ref not in added for e in entries
-            ):
+            row = previous_rows.get(siret)
+            if row is None or siret in added_sirets or row[1] + row[2] != len(entries):
+                row = _row(summary)
+                key = None
+                self._rows_redone.append(siret)
+            rows[siret] = row
+            if key is None:
                 key = _digest(self._salt, Site.organisme_inputs(summary, address))
             if not self._reuse(name, key):
                 todo.append((name, summary, address))
@@ -1041,8 +1152,16 @@ class SiteSink:
             self.abort()
             raise
 
-    def _organisme_jobs(self, batch: list[tuple[str, OrganismeSummary, str]]) -> list[tuple[str, OrganismeSummary, str]]:
-        return [(self._root_prefix + name, summary, address) for name, summary, address in batch]
+    def _organisme_jobs(
+        self, batch: list[tuple[str, OrganismeSummary, str]]
+    ) -> list[tuple[str, Optional[str], OrganismeSummary, str]]:
+        return [(self._root_prefix + name, self._spare(name), summary, address) for name, summary, address in batch]
+
+    def _spare(self, name: str) -> Optional[str]:
+        """Where a full build also links page ``name`` (a path under site/), if it is one of TAKEN_OVER's."""
+        if self._spare_prefix and name.startswith(_TAKEN_OVER_PREFIXES):
+            return self._spare_prefix + name
+        return None
 
     def _finish_organismes(self, jobs: list[tuple[Optional[Future], list]]) -> None:
         """Render the batches no worker took, the last first (the workers take them from the front)."""
@@ -1050,7 +1169,42 @@ class SiteSink:
             if future is None or future.cancel():
                 _write_organisme_pages(self.site, self._organisme_jobs(batch))
 
-    def _listing_pages(self, catalog: Catalog, organismes: dict[str, OrganismeSummary]) -> None:
+    def _listing_pages(
+        self, catalog: Catalog, organismes: dict[str, OrganismeSummary], rows: dict[str, tuple]
+    ) -> tuple:
+        """The lists of organismes, the home, the sitemaps and the small pages; returns the home's figures.
+
+        In an incremental build, what the previous build noted (its rows, home figures, facts per Ref) tells
+        which of them may change: the others are linked by their previous key without making their inputs.
+        """
+        previous_rows = self._previous_rows
+        # The same organismes, named and counted alike: every list of organismes is the previous build's. The
+        # rows not taken from the previous build are those _organisme_pages made again.
+        same_organismes = (
+            _SHORTCUTS
+            and self._same_salt
+            and self._previous_state["layout"] == self._layout()
+            and len(rows) == len(previous_rows)
+            and all(previous_rows.get(siret, ())[:3] == rows[siret][:3] for siret in self._rows_redone)
+        )
+        if same_organismes:
+            for name in self._previous_state["listing"]:
+                self._reuse(name, self._previous_pages[name])
+        else:
+            self._organismes_lists(organismes)
+        home = self._home_figures(catalog)
+        current, archived, counts, latest = home
+        self._emit_content("index.html", self.site.home_page(current, archived, len(organismes), latest, counts))
+        self._emit_content("publier/index.html", self.site.publier())
+        self._emit_content("404.html", self.site.not_found())
+        self._sitemaps(catalog, organismes, rows)
+        self._emit_content("robots.txt", f"User-agent: *\nAllow: /\nSitemap: {self.site.url('/sitemap.xml')}\n")
+        return home
+
+    def _layout(self) -> list[int]:
+        return [ORGANISMES_PER_PAGE, self.sitemap_max_urls]
+
+    def _organismes_lists(self, organismes: dict[str, OrganismeSummary]) -> None:
         letters = self.site.letters(organismes.values())
         total = len(organismes)
         self._emit(
@@ -1066,24 +1220,107 @@ class SiteSink:
                     Site.organismes_page_inputs(letters, letter, page, total),
                     lambda: self.site.organismes_page(letters, letter, page, total),
                 )
-        self._emit_content("index.html", self.site.home(catalog))
-        self._emit_content("publier/index.html", self.site.publier())
-        self._emit_content("404.html", self.site.not_found())
-        chunks = self.site.sitemap_chunks(catalog, self.sitemap_max_urls)
-        for position, chunk in enumerate(chunks, start=1):
-            self._emit(f"sitemaps/sitemap-{position}.xml", chunk, lambda: self.site.sitemap("urlset", chunk))
-        self._emit_content("sitemap.xml", self.site.sitemap_index(len(chunks)))
-        self._emit_content("robots.txt", f"User-agent: *\nAllow: /\nSitemap: {self.site.url('/sitemap.xml')}\n")
+
+    def _changes(self) -> Optional[tuple[set[str], set[str]]]:
+        """(Refs changed, Refs removed) since the previous build, with no Ref new; None when not known or a Ref
+        is new. A kept Ref was the previous build's, an added one may be."""
+        if not (_SHORTCUTS and self._same_salt):
+            return None
+        previous = self._previous_refs
+        changed = {ref for ref in self._added if ref in previous}
+        if len(changed) != len(self._added):
+            return None
+        if len(previous) == len(self._refs):
+            return changed, set()
+        return changed, previous.keys() - self._refs.keys()
+
+    def _home_figures(self, catalog: Catalog) -> tuple[int, int, dict[str, int], list[Entry]]:
+        """What the home shows: formations current and archived, current ones per région, the latest ones.
+
+        From the previous build's figures, less what the changed and removed formations counted then, plus
+        what the changed and new ones count now; the latest again from the whole catalogue only when one of
+        the previous ones changed or left.
+        """
+        previous = self._previous_home
+        if previous is not None and _SHORTCUTS:
+            before = self._previous_refs
+            gone = [before[ref] for ref in self._added if ref in before]  # the changed formations' facts then
+            kept = len(self._refs) - len(self._added)  # each a Ref of the previous build
+            if len(before) != kept + len(gone):  # some left
+                gone += [before[ref] for ref in before.keys() - self._refs.keys()]
+            current, archived, counts, latest_refs = previous[0], previous[1], dict(previous[2]), previous[3]
+            for sign, facts in [(-1, f) for f in gone] + [(1, self._refs[e.ref]) for e in self._added_entries]:
+                if facts[1]:
+                    archived += sign
+                    continue
+                current += sign
+                for region in facts[2]:
+                    counts[region] = counts.get(region, 0) + sign
+                    if not counts[region]:
+                        del counts[region]
+            if len(self._latest_kept) == len(latest_refs):
+                candidates = list(self._latest_kept.values()) + [e for e in self._added_entries if not e.archived]
+                latest = heapq.nsmallest(LATEST_COUNT, candidates, key=_latest_order)
+            else:
+                latest = heapq.nsmallest(LATEST_COUNT, catalog.current, key=_latest_order)
+            return current, archived, counts, latest
+        current_entries = catalog.current
+        counts = {}
+        refs = self._refs
+        for entry in current_entries:
+            for region in refs[entry.ref][2]:
+                counts[region] = counts.get(region, 0) + 1
+        latest = heapq.nsmallest(LATEST_COUNT, current_entries, key=_latest_order)
+        return len(current_entries), len(catalog.entries) - len(current_entries), counts, latest
+
+    def _sitemaps(self, catalog: Catalog, organismes: dict[str, OrganismeSummary], rows: dict[str, tuple]) -> None:
+        """``sitemaps/sitemap-N.xml`` and ``sitemap.xml``: only the files holding a URL whose lastmod changed are
+        made again when the URLs are the previous build's (no formation new or removed, the same organismes)."""
+        size = self.sitemap_max_urls
+        total = len(STATIC_URLS) + len(catalog.entries) + len(organismes)
+        count = max(1, -(-total // size))
+        changes = self._changes()
+        dirty: Optional[set[int]] = None
+        previous_rows = self._previous_rows
+        if (
+            changes is not None
+            and not changes[1]
+            and self._previous_state["layout"] == self._layout()
+            and len(rows) == len(previous_rows)
+            and all(siret in previous_rows for siret in self._rows_redone)
+        ):
+            dirty = set()
+            before = self._previous_refs
+            entries = catalog.entries
+            for ref in changes[0]:
+                if before[ref][3] != self._refs[ref][3]:
+                    position = len(STATIC_URLS) + bisect.bisect_left(entries, ref, key=_ref_of)
+                    dirty.add(position // size)
+            positions: Optional[dict[str, int]] = None
+            for siret in self._rows_redone:  # the others have the same formations as then
+                if rows[siret][3] != previous_rows[siret][3]:
+                    if positions is None:
+                        positions = {s: i for i, s in enumerate(organismes)}
+                    dirty.add((len(STATIC_URLS) + len(entries) + positions[siret]) // size)
+        for number in range(count):
+            name = f"sitemaps/sitemap-{number + 1}.xml"
+            key = self._previous_pages.get(name) if dirty is not None and number not in dirty else None
+            if key is not None:
+                self._reuse(name, key)
+                continue
+            chunk = tuple(self.site.sitemap_urls(catalog, number * size, (number + 1) * size))
+            self._emit(name, chunk, lambda: self.site.sitemap("urlset", chunk))
+        self._emit_content("sitemap.xml", self.site.sitemap_index(count))
 
     def _emit(self, name: str, inputs: Any, render: Callable[[], str]) -> None:
         """Write the page ``render()`` returns, or link the previous build's when made from the same ``inputs``."""
         if not self._reuse(name, _digest(self._salt, inputs)):
-            _write(self._root_prefix + name, render())
+            _write(self._root_prefix + name, render(), self._spare(name))
 
     def _emit_content(self, name: str, content: str) -> None:
         """A page cheap to render: linked from the previous build when its bytes are the same."""
         if not self._reuse(name, "=" + _digest(self._salt, content)):
-            _write(self._root_prefix + name, content)
+            _write(self._root_prefix + name, content, self._spare(name))
 
     def _reuse(self, name: str, key: str) -> bool:
         """Note ``key`` as the memo key of page ``name`` (a path under site/); link the previous build's page
@@ -1092,6 +1329,14 @@ class SiteSink:
         if self._previous_pages.get(name) != key:
             return False
         source, target = self._previous_site + name, self._root_prefix + name
+        recycled = self._recycled_organismes
+        if recycled is not None and name.startswith("organismes/"):
+            # In the organismes folder taken over: the published build's very file, or an older one to replace.
+            inner = name[len("organismes/") :]
+            if inner in recycled.same:
+                return True
+            if inner in recycled.present:
+                os.unlink(target)
         try:
             os.link(source, target)  # strings: pathlib's joins would cost as much as the link
         except OSError:
@@ -1109,17 +1354,31 @@ class SiteSink:
         elif STATIC_DIR.is_dir():
             shutil.copytree(STATIC_DIR, target, dirs_exist_ok=True)
 
-    def _save_state(self, catalog: Catalog, organismes: dict[str, OrganismeSummary]) -> None:
+    def _save_state(self, rows: dict[str, tuple], home: tuple) -> None:
+        """What the next build reuses: each page's key, each Ref's facts, each organisme's row, the home's figures."""
+        refs, addresses = self._refs, self._addresses
+        used = {facts[0] for facts in refs.values()}
+        if len(addresses) > 2 * len(used) + 64:  # addresses of formations gone: the table made anew
+            kept = sorted(used)
+            renumber = {old: new for new, old in enumerate(kept)}
+            addresses = [addresses[old] for old in kept]
+            refs = {ref: (renumber[facts[0]],) + tuple(facts[1:]) for ref, facts in refs.items()}
+        current, archived, counts, latest = home
         state = {
             "version": CACHE_VERSION,
             "salt": self._salt,
-            "addresses": self._addresses,
-            "refs": {e.ref: self._address_of_ref[e.ref] for e in catalog.entries},
+            "addresses": addresses,
+            # Every published Ref was given to add() or keep() once: the catalogue's Refs.
+            "refs": refs,
             "pages": self._pages,
-            "counts": {siret: len(summary.entries) for siret, summary in organismes.items()},
+            "rows": rows,
+            "home": (current, archived, counts, tuple(e.ref for e in latest)),
+            "listing": [name for name in self._pages if _is_listing(name)],
+            "layout": self._layout(),
         }
         self._cache_file.parent.mkdir(parents=True, exist_ok=True)
-        _write(self._cache_file, json.dumps(state, ensure_ascii=False, separators=(",", ":")))
+        # marshal: str, int, lists and dicts only, ten times quicker than JSON both ways; never read by anyone else.
+        _write_bytes(self._cache_file, marshal.dumps(state))
 
     # -- paths --------------------------------------------------------------
 
@@ -1147,29 +1406,33 @@ class _Recycled:
     same: set[str]  # names whose file is the published build's very file (one inode, linked)
 
 
-def _recycle_fiches(published: Path, target: Path) -> Optional[_Recycled]:
-    """Move the fiches folder of the build before ``published`` to ``target``, for an incremental build.
+def _recycle_fiches(published: Path, target: Path, name: str = "formations") -> Optional[_Recycled]:
+    """Take over, as ``target``, an older build's copy of the published build's folder ``site/<name>``.
 
     Linking 100,000 fiches into a new folder costs more than a second. The
-    build before the published one is kept only for readers still on it, and
-    goes once this build is published: its folder is taken over instead, and
-    only the fiches that differ from the published build's are unlinked and
-    linked again (:meth:`SiteSink.keep`). A file whose inode is the published
-    one's is that very file: same bytes. Files are never written into, so the
-    published build is never touched. None (link every fiche) when there is no
-    such build, it lost its folder already, or the folders are on two devices.
+    copy taken is the published build's spare (:data:`SPARE_DIR`, left by a full
+    build: hard links of its very files) or else the folder of the build before
+    the published one, kept only for readers still on it and gone once this build
+    is published. Only the files that differ from the published build's are then
+    unlinked and linked again (:meth:`SiteSink.keep`, :meth:`SiteSink._reuse`). A
+    file whose inode is the published one's is that very file: same bytes. Files
+    are never written into, so the published build is never touched. None (link
+    every file) when there is no such copy, or the folders are on two devices.
     """
-    builds = published.parent
     try:
-        older = [
-            entry.path
-            for entry in os.scandir(builds)
-            if entry.name < published.name and os.path.exists(os.path.join(entry.path, PUBLISHED_MARK))
-        ]
-        if not older:
-            return None
-        source = os.path.join(max(older), "site", "formations")
-        current = os.path.join(published, "site", "formations")
+        spare = os.path.join(published, CACHE_DIR, SPARE_DIR, name)
+        if os.path.isdir(spare):
+            source = spare
+        else:
+            older = [
+                entry.path
+                for entry in os.scandir(published.parent)
+                if entry.name < published.name and os.path.exists(os.path.join(entry.path, PUBLISHED_MARK))
+            ]
+            if not older:
+                return None
+            source = os.path.join(max(older), "site", name)
+        current = os.path.join(published, "site", name)
         if os.stat(source).st_dev != os.stat(current).st_dev or target.exists():
             return None
         inodes, present = _inodes(current), _inodes(source)
@@ -1183,26 +1446,50 @@ def _recycle_fiches(published: Path, target: Path) -> Optional[_Recycled]:
 
 
 def _inodes(folder: str) -> Optional[dict[str, int]]:
-    """Each file's inode, as the folder's listing gives it (no stat per file); None if the listing's can't be trusted.
+    """Each file's inode by its path under ``folder``, as the listings give it (no stat per file); None if the
+    listings can't be trusted.
 
     Some file systems (an overlay over several layers, without ``xino``) list
     inodes that are not the files' own: one file's is checked against its stat.
     """
     inodes: dict[str, int] = {}
+    folders = [(folder, "")]
     checked = False
-    with os.scandir(folder) as entries:
-        for entry in entries:
-            inodes[entry.name] = entry.inode()
-            if not checked:
-                if entry.inode() != entry.stat(follow_symlinks=False).st_ino:
-                    return None
-                checked = True
+    while folders:
+        path, prefix = folders.pop()
+        with os.scandir(path) as entries:
+            for entry in entries:
+                if entry.is_dir(follow_symlinks=False):
+                    folders.append((entry.path, prefix + entry.name + "/"))
+                    continue
+                inodes[prefix + entry.name] = entry.inode()
+                if not checked:
+                    if entry.inode() != entry.stat(follow_symlinks=False).st_ino:
+                        return None
+                    checked = True
     return inodes
 
 
-def _write(path: Path | str, content: str) -> None:
-    """Write ``content`` as a new file: never into an existing one, which may be linked to the published build."""
-    data = content.encode("utf-8")
+def _write(path: Path | str, content: str, spare: Optional[str] = None) -> None:
+    """Write ``content`` as a new file: never into an existing one, which may be linked to the published build.
+
+    ``spare``: also link it there (a full build's spare folder, see :data:`SPARE_DIR`), if it can be.
+    """
+    _write_bytes(path, content.encode("utf-8"))
+    if spare is not None:
+        try:
+            os.link(path, spare)
+        except FileNotFoundError:
+            try:
+                os.makedirs(os.path.dirname(spare), exist_ok=True)
+                os.link(path, spare)
+            except OSError:
+                pass
+        except OSError:
+            pass  # a spare short of a page has that page linked by the build that takes it over
+
+
+def _write_bytes(path: Path | str, data: bytes) -> None:
     try:
         handle = open(path, "xb")
     except FileNotFoundError:
@@ -1237,10 +1524,13 @@ def _salt(settings: Settings) -> str:
 def _load_state(folder: Path) -> Optional[dict[str, Any]]:
     """The cache a previous build left in its folder, or ``None`` when it has none it can read."""
     try:
-        state = json.loads((folder / CACHE_DIR / CACHE_FILE).read_bytes())
-    except (OSError, ValueError):
+        state = marshal.loads((folder / CACHE_DIR / CACHE_FILE).read_bytes())
+    except (OSError, ValueError, EOFError, TypeError):
         return None
-    shapes = {"version": int, "salt": str, "addresses": list, "refs": dict, "pages": dict, "counts": dict}
+    shapes = {
+        "version": int, "salt": str, "addresses": list, "refs": dict, "pages": dict, "rows": dict, "home": tuple,
+        "listing": list, "layout": list,
+    }
     if not isinstance(state, dict) or not all(isinstance(state.get(k), t) for k, t in shapes.items()):
         return None
     return state if state["version"] == CACHE_VERSION else None
@@ -1267,7 +1557,7 @@ class _FichePool:
         self._pending: deque[Future] = deque()
         self._limit = workers * BATCHES_IN_FLIGHT
 
-    def submit(self, batch: list[tuple[Path, Formation, Entry]]) -> None:
+    def submit(self, batch: list[tuple[Path, Optional[str], Formation, Entry]]) -> None:
         self._pending.append(self._executor.submit(_write_fiches, batch))
         if not self._processes:
             # Forked by the first submit; kept to stop them (ProcessPoolExecutor has no public way before 3.14).
@@ -1329,26 +1619,26 @@ def _start_fiche_worker(site: Site) -> None:
     gc.freeze()
 
 
-def _write_fiches(batch: list[tuple[Path, Formation, Entry]]) -> int:
+def _write_fiches(batch: list[tuple[Path, Optional[str], Formation, Entry]]) -> int:
     assert _worker_site is not None
-    for path, formation, entry in batch:
+    for path, spare, formation, entry in batch:
         try:
-            _write(path, _worker_site.fiche(formation, entry))
+            _write(path, _worker_site.fiche(formation, entry), spare)
         except Exception as exc:
             exc.add_note(f"fiche de la formation {entry.ref} ({path})")
             raise
     return len(batch)
 
 
-def _write_organismes(batch: list[tuple[str, OrganismeSummary, str]]) -> int:
+def _write_organismes(batch: list[tuple[str, Optional[str], OrganismeSummary, str]]) -> int:
     assert _worker_site is not None
     return _write_organisme_pages(_worker_site, batch)
 
 
-def _write_organisme_pages(site: Site, batch: list[tuple[str, OrganismeSummary, str]]) -> int:
-    for path, summary, address in batch:
+def _write_organisme_pages(site: Site, batch: list[tuple[str, Optional[str], OrganismeSummary, str]]) -> int:
+    for path, spare, summary, address in batch:
         try:
-            _write(path, site.organisme(summary, _adresse(address)))
+            _write(path, site.organisme(summary, _adresse(address)), spare)
         except Exception as exc:
             exc.add_note(f"page de l'organisme {summary.siret} ({path})")
             raise

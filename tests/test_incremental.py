@@ -437,7 +437,10 @@ def test_fiches_are_linked_when_the_listing_inodes_cannot_be_trusted(tmp_path, m
 
     class Entry:
         def __init__(self, entry):
-            self._entry, self.name = entry, entry.name
+            self._entry, self.name, self.path = entry, entry.name, entry.path
+
+        def is_dir(self, **kwargs):
+            return self._entry.is_dir(**kwargs)
 
         def inode(self):
             return self._entry.inode() + 1  # not the file's own
@@ -470,3 +473,50 @@ def test_fiches_are_linked_when_the_listing_inodes_cannot_be_trusted(tmp_path, m
     assert (published / "site" / "formations").stat().st_ino != taken
     run(content, tmp_path / "full", sinks=None)
     assert tree_digest(published / "site") == tree_digest(published_build(tmp_path / "full") / "site")
+
+
+def test_the_first_rebuild_takes_over_the_full_builds_spare_folders(tmp_path):
+    """A full build leaves hard links of its fiches and organisme pages outside its site; the first rebuild,
+    which has no build before the published one, takes them over instead of linking every file."""
+    from catalogue import render
+
+    content = tmp_path / "content"
+    write(content / "a.xml", formations(8) + [make_formation(numero="15_AF_0100", org=organisme(siret=OTHER_SIRET))])
+    run(content, tmp_path / "inc", sinks=None)
+    full_build = published_build(tmp_path / "inc")
+    spare = full_build / render.CACHE_DIR / render.SPARE_DIR
+    folders = {name: (spare / name).stat().st_ino for name in render.TAKEN_OVER}
+    assert {p.name for p in (spare / "formations").iterdir()} == {p.name for p in (full_build / "site" / "formations").iterdir()}
+    before = tree_digest(full_build / "site")
+    write(content / "a.xml", formations(8, changed={1: "Soudeur"}) + [make_formation(numero="15_AF_0200")])
+    report = run(content, tmp_path / "inc", sinks=None)
+    assert report.incremental and tree_digest(full_build / "site") == before  # the published build untouched
+    rebuilt = published_build(tmp_path / "inc") / "site"
+    assert {name: (rebuilt / name).stat().st_ino for name in render.TAKEN_OVER} == folders
+    assert not (spare / "formations").exists()
+    for ref in ("15_AF_0000", "15_AF_0002"):  # unchanged: the full build's very files
+        assert (rebuilt / "formations" / f"{ref}.html").stat().st_ino == (full_build / "site" / "formations" / f"{ref}.html").stat().st_ino
+    assert not (rebuilt / "organismes" / f"{OTHER_SIRET}.html").exists()  # its only formation left
+    run(content, tmp_path / "full", sinks=None)
+    assert tree_digest(rebuilt) == tree_digest(published_build(tmp_path / "full") / "site")
+
+
+def test_a_rebuild_failing_after_taking_over_the_spare_leaves_the_published_site_as_it_was(tmp_path, monkeypatch):
+    from catalogue import render
+
+    content = tmp_path / "content"
+    write(content / "a.xml", formations(6))
+    run(content, tmp_path / "inc", sinks=None)
+    published = published_build(tmp_path / "inc")
+    before = tree_digest(published / "site")
+    write(content / "a.xml", formations(6, changed={2: "Maçon"}))
+    with monkeypatch.context() as patch:
+        patch.setattr(render.SiteSink, "_save_state", lambda self, *a: (_ for _ in ()).throw(RuntimeError("tué")))
+        with pytest.raises(RuntimeError, match="tué"):
+            run(content, tmp_path / "inc", sinks=None)
+    assert published_build(tmp_path / "inc") == published and tree_digest(published / "site") == before
+    assert not (published / render.CACHE_DIR / render.SPARE_DIR / "formations").exists()  # gone with the failed build
+    run(content, tmp_path / "inc", sinks=None)  # every fiche linked, as without a spare
+    run(content, tmp_path / "full", sinks=None)
+    assert tree_digest(published_build(tmp_path / "inc") / "site") == tree_digest(published_build(tmp_path / "full") / "site")
+    assert tree_digest(published / "site") == before

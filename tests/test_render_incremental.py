@@ -182,9 +182,21 @@ def test_an_unchanged_catalogue_is_all_links(tmp_path):
     assert [n for n in names if not same_file(first / "site" / n, second / "site" / n)] == []
 
 
-def test_a_full_build_links_nothing(tmp_path):
+def test_a_full_build_links_nothing_but_its_spare_folders(tmp_path):
+    """A full build's pages are its own files; the fiches and organismes folders have a spare copy of links
+    outside the site, for the next build to take over."""
     first = sink_build(tmp_path / "first", before())
-    assert all(os.stat(p).st_nlink == 1 for p in (first / "site").rglob("*") if p.is_file())
+    spare = first / render.CACHE_DIR / render.SPARE_DIR
+    for path in (first / "site").rglob("*"):
+        if path.is_file():
+            name = path.relative_to(first / "site")
+            if name.parts[0] in render.TAKEN_OVER:
+                assert os.stat(path).st_nlink == 2 and same_file(path, spare / name), name
+            else:
+                assert os.stat(path).st_nlink == 1, name
+    assert {p.relative_to(spare) for p in spare.rglob("*") if p.is_file()} == {
+        p.relative_to(first / "site") for name in render.TAKEN_OVER for p in (first / "site" / name).rglob("*") if p.is_file()
+    }
 
 
 def test_the_cache_is_outside_the_site(tmp_path):
@@ -555,12 +567,12 @@ def test_organisme_pages_rendered_by_the_workers_are_the_serial_ones(tmp_path, m
     assert {pid for pid, _ in rendered_by()} == {os.getpid()}
     listing = SiteSink._listing_pages
 
-    def after_a_worker_started(self, catalog, organismes):
+    def after_a_worker_started(self, *args):
         # The build takes back the batches no worker started: wait until one did, so that both render pages.
         deadline = dt.datetime.now() + dt.timedelta(seconds=30)
         while not any(pid != os.getpid() for pid, _ in rendered_by()) and dt.datetime.now() < deadline:
             threading.Event().wait(0.01)
-        listing(self, catalog, organismes)
+        return listing(self, *args)
 
     monkeypatch.setattr(SiteSink, "_listing_pages", after_a_worker_started)
     (tmp_path / "rendered").unlink()
@@ -586,3 +598,95 @@ def test_an_error_in_an_organisme_page_on_a_worker_is_raised_by_the_build(tmp_pa
     assert isinstance(error, ValueError) and "gabarit cassé" in str(error)
     assert any(siret(5) in note for note in getattr(error, "__notes__", []))
     assert our_children(existing) == []
+
+
+# --------------------------------------------------------------------------
+# Listing pages, home and sitemaps keyed from what changed: the same keys as from the whole catalogue
+# --------------------------------------------------------------------------
+
+ENDED = [session(debut="20240101", fin="20240601")]
+
+
+def version(changes: dict[int, dict], count: int = 14) -> list[Formation]:
+    """``count`` formations over five organismes, with ``changes`` (by number) to their factory's arguments;
+    a number whose change is None is left out."""
+    formations = []
+    for i in list(range(count)) + sorted(n for n in changes if n >= count):
+        change = changes.get(i, {})
+        if change is None:
+            continue
+        owner = change.get("owner", i % 5)
+        fields = {
+            "numero": f"15_AF_{i:04d}",
+            "intitule": change.get("intitule", f"Formation numéro {i}"),
+            "datemaj": change.get("datemaj", f"202610{10 + i:02d}"),
+            "org": organisme(siret=siret(owner), nom=change.get("nom", f"Organisme {owner}")),
+            "actions": [action(sessions=change.get("sessions"), lieux=[change.get("lieu", ADRESSE_TOULOUSE if i % 2 else ADRESSE_TOURS)])],
+        }
+        formations.append(make_formation(**fields))
+    return formations
+
+
+STEPS = [
+    {},
+    {1: {"intitule": "Soudeur"}},  # one title: its fiche and organisme page only
+    {1: {"intitule": "Soudeur"}, 3: {"datemaj": "20261120"}},  # into the latest, a lastmod
+    {1: {"intitule": "Soudeur"}, 3: {"datemaj": "20261120"}, 5: {"lieu": ADRESSE_MONTPELLIER}},  # another région
+    {1: {"intitule": "Soudeur"}, 3: {"datemaj": "20261120"}, 6: {"sessions": ENDED}},  # archived
+    {3: {"datemaj": "20261120"}, 7: {"owner": 3}},  # to another organisme
+    {3: {"datemaj": "20261120"}, 7: {"owner": 3}, 2: {"nom": "Autre nom"}},  # an organisme renamed
+    {3: {"datemaj": "20261120"}, 13: None},  # the latest one removed
+    {3: {"datemaj": "20261120"}, 13: None, 20: {"owner": 7}},  # a new formation, a new organisme
+    {3: {"datemaj": "20261120"}, 13: None, 20: {"owner": 7, "intitule": "Maçon"}},
+    {3: {"datemaj": "20261121"}, 13: None, 20: {"owner": 7, "intitule": "Maçon"}, 11: {"datemaj": "20261001"}},
+]
+
+
+@pytest.mark.parametrize("workers", [0])
+def test_listing_pages_from_what_changed_are_the_full_builds(tmp_path, monkeypatch, workers):
+    """Each step rebuilt from the one before equals a full build, and notes the very keys, rows and home
+    figures that keying every page from the whole catalogue gives (render._SHORTCUTS off)."""
+    monkeypatch.setattr(render, "ORGANISMES_PER_PAGE", 2)
+    options = {"sitemap_max_urls": 4, "workers": workers}
+    previous, formations_before = None, None
+    for number, changes in enumerate(STEPS):
+        formations = version(changes)
+        unchanged = frozenset()
+        if previous is not None:
+            dumps = {f.numero: f.model_dump() for f in formations_before}
+            unchanged = frozenset(f.numero for f in formations if dumps.get(f.numero) == f.model_dump())
+        context = PreviousBuild(previous, frozenset(f.numero for f in formations_before)) if previous else None
+        with monkeypatch.context() as patch:
+            patch.setattr(render, "_SHORTCUTS", False)
+            slow = sink_build(tmp_path / f"slow{number}", formations, context, unchanged, **options)
+        fast = sink_build(tmp_path / f"step{number}", formations, context, unchanged, **options)
+        full = sink_build(tmp_path / f"full{number}", formations, **options)
+        assert digest(fast / "site") == digest(full / "site"), number
+        assert digest(slow / "site") == digest(full / "site"), number
+        state, expected = render._load_state(fast), render._load_state(slow)
+        for part in ("pages", "rows", "home", "listing", "refs"):
+            assert state[part] == expected[part], (number, part)
+        previous, formations_before = fast, formations
+
+
+def test_one_changed_title_rewrites_no_listing_page(tmp_path, monkeypatch):
+    """A title changed: the lists of organismes and every sitemap are linked, not keyed from their inputs."""
+    monkeypatch.setattr(render, "ORGANISMES_PER_PAGE", 2)
+    first = sink_build(tmp_path / "first", version({}), sitemap_max_urls=4)
+    made: list[str] = []
+    inputs, urls = Site.organismes_page_inputs, Site.sitemap_urls
+    monkeypatch.setattr(Site, "organismes_page_inputs", staticmethod(lambda *a: made.append("list") or inputs(*a)))
+    monkeypatch.setattr(Site, "sitemap_urls", lambda self, *a: made.append("sitemap") or urls(self, *a))
+    formations = version({1: {"intitule": "Soudeur"}})
+    refs = frozenset(f.numero for f in formations)
+    second = sink_build(tmp_path / "second", formations, PreviousBuild(first, refs), refs - {"15_AF_0001"},
+                        sitemap_max_urls=4)
+    assert made == []
+    listing = [n for n in tree(second / "site") if render._is_listing(n) or n.startswith("sitemaps/")]
+    assert len(listing) > 6 and all(same_file(first / "site" / n, second / "site" / n) for n in listing)
+    # A lastmod changed: only the sitemap holding it is made again.
+    formations = version({1: {"intitule": "Soudeur", "datemaj": "20261012"}})  # not its organisme's latest
+    third = sink_build(tmp_path / "third", formations, PreviousBuild(second, refs), refs - {"15_AF_0001"},
+                       sitemap_max_urls=4)
+    assert made == ["sitemap"]
+    assert digest(third / "site") == digest(sink_build(tmp_path / "full", formations, sitemap_max_urls=4) / "site")
