@@ -6,15 +6,17 @@ old code against new code in the same run.
 
 1. ``catalogue generate`` writes ``WORK/catalogue-N.xml`` (seed 0) unless it is there, and two edited copies:
    one formation's ``intitule-formation`` edited ("one"), and every hundredth formation's ("percent"), as
-   ``bench/build.py`` does.
+   ``bench/build.py`` does; "steady" is a third build: "one", then another formation edited ("one-b"), timed.
 2. Two snapshots of the code: "old" is ``git archive OLD catalogue templates``; "new" is the same tree with
    the working copy's ``catalogue/render.py`` and ``templates/`` (only this benchmark's subject differs,
    whatever else the tree holds uncommitted).
 3. Each code builds the catalogue once in full, with the site sink alone (``sinks=["site"]``), into
    ``WORK/<code>/base``. Then, for each run, alternating which code goes first, and for each of "one" and
    "percent": the base build folder is copied with hard links (``cp -al``: a build never writes into the
-   published folder) and rebuilt incrementally from the edited input, in a child process. The child prints
-   the build's phase timings; the figures are ``finish:site`` and the whole build (in-process).
+   published folder) and rebuilt incrementally from the edited input, in a child process: "one" and "percent"
+   are the first rebuild after a full build, "steady" the second (it takes over the full build's folders,
+   as every later one does). The child prints the build's phase timings; the figures are ``finish:site``,
+   ``emit:render``, the build's process CPU and the whole build (in-process).
 4. Byte-identical: each code's rebuild of "percent" is compared, file by file, with a full build of the
    same input by the old code (``--no-reference``: skipped), and the two codes' rebuilds with each other.
 
@@ -46,7 +48,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "bench"))
 from build import edited_copy  # noqa: E402  (the same edits as bench/build.py)
 TODAY = dt.date(2026, 11, 29)
-SCENARIOS = ("one", "percent")
+SCENARIOS = ("one", "percent", "steady")
 
 
 def child(code: Path, content: Path, build_dir: Path, full: bool, profile: Optional[Path]) -> None:
@@ -71,10 +73,12 @@ def child(code: Path, content: Path, build_dir: Path, full: bool, profile: Optio
                 profiler.dump_stats(str(profile))
 
         render.SiteSink.finish = profiled
-    start = time.perf_counter()
+    start, cpu = time.perf_counter(), time.process_time()
     report = build(BuildOptions(content=(content,), build_dir=build_dir, today=TODAY, full=full),
                    load_settings(None), sinks=["site"])
+    children = os.times()
     print(json.dumps({"build_s": time.perf_counter() - start, "timings": report.timings,
+                      "cpu_s": time.process_time() - cpu, "children_cpu_s": children[2] + children[3],
                       "incremental": report.incremental, "published": report.published}))
 
 
@@ -158,10 +162,10 @@ def main(argv=None) -> None:
         subprocess.run([str(ROOT / ".venv/bin/catalogue"), "generate", "--formations", str(n), "--out", str(source)],
                        check=True)
     variants = {"base": source}
-    for name, every in (("one", None), ("percent", 100)):
+    for name, every, index in (("one", None, n // 2), ("percent", 100, n // 2), ("one-b", None, n // 2 + 1)):
         target = work / f"catalogue-{n}-{name}.xml"
         if not target.exists():
-            edited_copy(source, target, every, n // 2)
+            edited_copy(source, target, every, index)
         variants[name] = target
 
     codes = {"old": work / "code-old", "new": work / "code-new"}
@@ -179,7 +183,9 @@ def main(argv=None) -> None:
         use_input(variants["base"], content)
         full_builds[label] = run_child(folder, content, base, full=True)
         print(f"{label}: full build {full_builds[label]['build_s']:.1f} s, "
-              f"finish:site {full_builds[label]['timings']['finish:site']:.2f} s", flush=True)
+              f"finish:site {full_builds[label]['timings']['finish:site']:.2f} s, "
+              f"CPU {full_builds[label]['cpu_s']:.1f} s + workers {full_builds[label]['children_cpu_s']:.1f} s",
+              flush=True)
     if not args.reuse_bases:
         print("full builds' sites, old against new: files differing:",
               compare(published_site(work / "old" / "base"), published_site(work / "new" / "base")), flush=True)
@@ -193,12 +199,16 @@ def main(argv=None) -> None:
                 shutil.rmtree(folder, ignore_errors=True)
                 subprocess.run(["cp", "-al", str(work / label / "base"), str(folder)], check=True)
                 content = work / label / "input.xml"
-                use_input(variants[scenario], content)
+                if scenario == "steady":  # the first rebuild, untimed
+                    use_input(variants["one"], content)
+                    run_child(codes[label], content, folder)
+                use_input(variants["one-b" if scenario == "steady" else scenario], content)
                 profile = work / f"{label}-{scenario}.prof" if args.profile and number == args.runs - 1 else None
                 result = run_child(codes[label], content, folder, profile=profile)
                 assert result["incremental"], result
                 results.setdefault((scenario, label), []).append(result)
                 print(f"run {number + 1} {scenario:8} {label}: finish:site {result['timings']['finish:site']:.3f} s, "
+                      f"emit:render {result['timings'].get('emit:render', 0):.3f} s, CPU {result['cpu_s']:.2f} s, "
                       f"build {result['build_s']:.2f} s", flush=True)
 
     for scenario in SCENARIOS:
@@ -219,7 +229,9 @@ def main(argv=None) -> None:
     print("| scenario | figure | old | new | old / new | median of per-run ratios |")
     print("|---|---|---|---|---|---|")
     for scenario in SCENARIOS:
-        for figure, get in (("finish:site", lambda r: r["timings"]["finish:site"]), ("build", lambda r: r["build_s"])):
+        for figure, get in (("finish:site", lambda r: r["timings"]["finish:site"]),
+                            ("emit:render", lambda r: r["timings"].get("emit:render", 0.0)),
+                            ("build CPU", lambda r: r["cpu_s"]), ("build", lambda r: r["build_s"])):
             old = [get(r) for r in results[(scenario, "old")]]
             new = [get(r) for r in results[(scenario, "new")]]
             ratios = [o / w for o, w in zip(old, new)]

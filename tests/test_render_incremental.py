@@ -690,3 +690,25 @@ def test_one_changed_title_rewrites_no_listing_page(tmp_path, monkeypatch):
                        sitemap_max_urls=4)
     assert made == ["sitemap"]
     assert digest(third / "site") == digest(sink_build(tmp_path / "full", formations, sitemap_max_urls=4) / "site")
+
+
+def test_the_address_table_is_made_anew_once_it_doubled(tmp_path):
+    """Each build adds the addresses it meets to the previous build's table; once the table doubled, the
+    addresses no formation has any more are dropped, and the pages are the same."""
+    formations = organismes(3)
+    previous = sink_build(tmp_path / "0", formations)
+    sizes = []
+    for number in range(1, 40):
+        moved = [make_formation(numero=f"15_AF_{i:04d}", intitule=f"Formation numéro {i}",
+                                org=organisme(siret=siret(i), nom=f"Organisme {i}",
+                                              adresse={**ADRESSE_TOURS, "lignes": [f"{number} rue {i}"]}))
+                 for i in range(3)]
+        refs = frozenset(f.numero for f in moved)
+        previous = sink_build(tmp_path / str(number), moved, PreviousBuild(previous, refs))
+        state = render._load_state(previous)
+        sizes.append(len(state["addresses"]))
+        assert {state["addresses"][render._address_of(facts)] for facts in state["refs"].values()} == {
+            f.organisme_formation_responsable.coordonnees_organisme.adresse.model_dump_json() for f in moved
+        }
+    assert max(sizes) <= 2 * 3 + 64 + 3 and sizes[-1] < max(sizes)  # made anew
+    assert digest(previous / "site") == digest(sink_build(tmp_path / "full", moved) / "site")
