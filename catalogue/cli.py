@@ -16,9 +16,11 @@ from typing import Optional
 
 import click
 
-from . import __version__
+from . import __version__, cli_french
 from .problems import InvalidInput, Problem
 from .settings import SettingsError, load_settings
+
+cli_french.install()  # before the options below are made: a path option words its kind when it is made
 
 EXIT_INVALID = 1
 EXIT_ENVIRONMENT = 3
@@ -66,7 +68,7 @@ build_dir_option = click.option(
 )
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(context_settings={"help_option_names": ["-h", "--help"]}, subcommand_metavar="COMMANDE [ARGUMENTS]...")
 @click.version_option(__version__, prog_name="catalogue")
 def main() -> None:
     """Catalogue public des actions de formation validées par les Carif-Oref."""

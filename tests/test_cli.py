@@ -151,3 +151,34 @@ def test_a_query_that_cannot_be_answered_is_a_usage_error(runner, tmp_path):
     runner.invoke(main, ["build", "--content", str(SAMPLES), "--build", str(build_dir), "-q"])
     result = runner.invoke(main, ["search", "", "--build", str(build_dir), "--near", "Atlantis"])
     assert result.exit_code == 2 and "Atlantis" in result.stderr
+
+
+@pytest.mark.parametrize("args, expected", [
+    (["build", "--nope"], "Erreur : Option inconnue : '--nope'."),
+    (["serch"], "Commande inconnue : 'serch'. (Vouliez-vous dire l'une de : 'search', 'serve' ?)"),
+    (["build", "--today"], "L'option '--today' attend une valeur."),
+    (["build", "--build", "README.md"], "Dossier 'README.md' est un fichier."),
+])
+def test_usage_errors_are_in_french(runner, args, expected):
+    result = runner.invoke(main, args)
+    assert result.exit_code == 2
+    assert expected in result.output
+    assert "Error" not in result.output and "Usage" not in result.output
+
+
+def test_help_is_in_french(runner):
+    result = runner.invoke(main, ["--help"])
+    assert "Utilisation : main [OPTIONS] COMMANDE [ARGUMENTS]..." in result.output
+    assert "Commandes:" in result.output and "Affiche cette aide et quitte." in result.output
+
+
+def test_every_translated_message_is_still_one_of_clicks():
+    """A newer Click that words a message anew would leave it in English: this says which."""
+    import click
+
+    from catalogue.cli_french import MESSAGES
+
+    sources = "".join(path.read_text() for path in Path(click.__file__).parent.glob("*.py"))
+    assert [message for message in MESSAGES if repr(message)[1:-1] not in sources and message not in sources] == []
+    for english, french in MESSAGES.items():
+        assert sorted(re.findall(r"\{[^}]*\}|%\(\w+\)s", english)) == sorted(re.findall(r"\{[^}]*\}|%\(\w+\)s", french))
