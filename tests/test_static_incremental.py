@@ -390,3 +390,54 @@ def test_a_term_whose_formations_stay_keeps_its_members_without_encoding_them(tm
     assert calls
     monkeypatch.setattr(static, "encode_set", encode)
     assert tree(third) == tree(builds.full(changed))
+
+
+def test_a_rebuild_takes_over_the_search_folder_and_cache_of_the_build_before_the_published_one(tmp_path):
+    """From the third build on, the search folder and the cache of the build before the published one are
+    renamed into the new build (not ~50,000 files linked one by one) and only what differs from the
+    published build is unlinked and linked or written again: each build still gives a full build's bytes,
+    the published build is never touched, and the older build's files left over are gone."""
+    from catalogue.build import BUILDS_DIR, PUBLISHED_MARK
+
+    content = tmp_path / "content"
+    content.mkdir()
+    items = catalogue()
+    build_dir = tmp_path / "build"
+    write_lheo(items, content / "a.xml")
+    run_build(content, build_dir)
+    soudeur = make_formation(numero="15_AF_0000000900", intitule="Soudeur tuyauteur",
+                             certifications=[{"code_rncp": "RNCP30001"}])
+    versions = [
+        [retitled(f, f.intitule_formation + " bis") if i == 25 else f for i, f in enumerate(items)],  # links, as before
+        [retitled(f, "Maçon coffreur") if i == 3 else f for i, f in enumerate(items)],  # 25 back, 3 changed
+        [f for i, f in enumerate(items) if i != 7] + [soudeur],  # formations added and removed: every file again
+        [f for i, f in enumerate(items) if i != 7] + [retitled(soudeur, "Soudeur")],
+        items,
+    ]
+    taken = 0
+    for number, version in enumerate(versions):
+        published = (build_dir / "current").resolve()
+        older = [p for p in sorted((build_dir / BUILDS_DIR).iterdir()) if p.name < published.name and (p / PUBLISHED_MARK).exists()]
+        inodes = [(older[-1] / sub).stat().st_ino for sub in ("site/" + SITE_DIR, CACHE_DIR)] if older else None
+        left = {p.relative_to(older[-1] / "site" / SITE_DIR).as_posix() for p in (older[-1] / "site" / SITE_DIR).rglob("*")
+                if p.is_file()} if older else set()
+        before = tree(published)
+        cache_before = {p: p.read_bytes() for p in (published / CACHE_DIR).rglob("*") if p.is_file()}
+        write_lheo(version, content / "a.xml")
+        report = run_build(content, build_dir)
+        assert report.incremental
+        assert tree(published) == before  # the published build's files were not written to
+        assert all(p.read_bytes() == data for p, data in cache_before.items())
+        current = (build_dir / "current").resolve()
+        full_dir = tmp_path / f"full{number}"
+        run_build(content, full_dir, full=True)
+        assert tree(current) == tree((full_dir / "current").resolve())
+        if inodes is not None:
+            assert [(current / sub).stat().st_ino for sub in ("site/" + SITE_DIR, CACHE_DIR)] == inodes
+            taken += 1
+            # The files that did not change are the published build's very files (the older build's
+            # copies were replaced by links); the older build's files this one lacks are gone (tree above).
+            assert left
+            if number in (1, 3):  # the same Refs: a few files written
+                assert len(rewritten(current, published)) < len(tree(current)) / 2
+    assert taken == len(versions) - 1

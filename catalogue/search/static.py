@@ -574,10 +574,24 @@ class _Cache:
         self.previous = previous
         self.written: set[str] = set()
         self.dropped: set[str] = set()
+        #: The cache folder of the build before the previous one, taken over (:meth:`take_over`).
+        self.taken: Optional[_Taken] = None
+        if previous is None:
+            self._folders()
+
+    def _folders(self) -> None:
         for sub in ("records", "terms"):
-            (folder / sub).mkdir(parents=True, exist_ok=True)
+            (self.folder / sub).mkdir(parents=True, exist_ok=True)
+
+    def take_over(self, published: Path) -> None:
+        """An incremental build, before its first write: the folder of the build before ``published``
+        if it can be taken over (:func:`_take_over`), else a new one."""
+        self.taken = _take_over(published, CACHE_DIR, self.folder)
+        self._folders()
 
     def write(self, name: str, data) -> None:
+        if self.taken is not None:
+            self.taken.discard(self.folder, name)
         (self.folder / name).write_bytes(marshal.dumps(data))
         self.written.add(name)
 
@@ -602,7 +616,7 @@ class _Cache:
                 name = f"{sub}/{entry.name}" if sub else entry.name
                 if entry.is_file() and name not in self.written and name not in self.dropped:
                     names.append(name)
-        _link_all(self.previous, self.folder, names)
+        _settle(self.previous, self.folder, names, self.taken)
 
 
 class _Output:
@@ -613,9 +627,12 @@ class _Output:
     again that comes out as it was is linked too.
     """
 
-    def __init__(self, root: Path, previous: Optional[Path], digests: dict[str, str], keep: bool = True):
+    def __init__(
+        self, root: Path, previous: Optional[Path], digests: dict[str, str], keep: bool = True, taken: Optional[_Taken] = None
+    ):
         self.root = root
         self.previous = previous
+        self.taken = taken  # the folder of the build before the previous one, taken over
         self.before = dict(digests)  # the previous build's files
         self.digests = dict(digests) if keep else {}  # keep=False: each file is written again (or linked if the same)
         self.written: set[str] = set()
@@ -634,6 +651,8 @@ class _Output:
         if path.parent not in self._folders:
             path.parent.mkdir(parents=True, exist_ok=True)
             self._folders.add(path.parent)
+        if self.taken is not None:
+            self.taken.discard(self.root, relative)  # an older build's file: unlinked, never written into
         path.write_bytes(data)
         self.written.add(relative)
 
@@ -656,7 +675,7 @@ class _Output:
 
     def link_rest(self) -> int:
         """Link the previous build's files that were neither written anew nor dropped."""
-        return _link_all(self.previous, self.root, [r for r in self.digests if r not in self.written])
+        return _settle(self.previous, self.root, [r for r in self.digests if r not in self.written], self.taken)
 
     def version(self) -> str:
         text = "\n".join(f"{name} {digest}" for name, digest in sorted(self.digests.items()))
@@ -680,6 +699,118 @@ def _link_all(source: Path, target: Path, names: list[str]) -> int:
         except OSError:
             link_file(source / name, target / name)
     return len(names)
+
+
+@dataclass
+class _Taken:
+    """A folder of the build before the published one, taken over by this build (:func:`_take_over`)."""
+
+    #: Each file left in it (path relative to the folder) → whether it is the published build's very file.
+    files: dict[str, bool]
+    folders: list[str]  # its subfolders
+
+    def discard(self, root: Path, relative: str) -> None:
+        """Unlink the file ``relative`` before this build writes its own there."""
+        if self.files.pop(relative, None) is not None:
+            os.unlink(os.path.join(root, relative))
+
+
+def _take_over(published: Path, relative: Path, target: Path) -> Optional[_Taken]:
+    """Move the folder ``relative`` of the build before ``published`` to ``target``, for an incremental build.
+
+    The site sink does the same with its fiches (:func:`catalogue.render._recycle_fiches`):
+    that build is kept only for readers still on it and goes once this build is published,
+    so its folder is taken over instead of linking tens of thousands of files into a new
+    one. A file whose inode is the published build's is that very file (same bytes) and
+    stays; :func:`_settle` replaces the others by links and unlinks those not wanted;
+    a file this build writes is unlinked first. Files are never written into, so the
+    published build is never touched. The files at the folder's top (a few) are unlinked
+    at once. ``None`` (``target`` not made) when there is no such build, it lost that
+    folder, the folders are on two devices, a subfolder holds a folder, or a listing's
+    inodes can't be trusted.
+    """
+    from ..build import PUBLISHED_MARK
+
+    try:
+        older = [
+            entry.path
+            for entry in os.scandir(published.parent)
+            if entry.name < published.name and os.path.exists(os.path.join(entry.path, PUBLISHED_MARK))
+        ]
+        if not older or target.exists():
+            return None
+        source = os.path.join(max(older), relative)
+        current = os.path.join(published, relative)
+        if os.stat(source).st_dev != os.stat(current).st_dev:
+            return None
+        files: dict[str, bool] = {}
+        folders: list[str] = []
+        tops: list[str] = []
+        with os.scandir(source) as entries:
+            for entry in entries:
+                if not entry.is_dir(follow_symlinks=False):
+                    tops.append(entry.name)
+                    continue
+                present = _inodes(entry.path)
+                inodes = _inodes(os.path.join(current, entry.name)) if os.path.isdir(os.path.join(current, entry.name)) else {}
+                if present is None or inodes is None:
+                    return None
+                folders.append(entry.name)
+                prefix = entry.name + "/"
+                files.update((prefix + name, inodes.get(name) == inode) for name, inode in present.items())
+        target.parent.mkdir(parents=True, exist_ok=True)
+        os.rename(source, target)
+    except OSError:
+        return None
+    for name in tops:
+        os.unlink(os.path.join(target, name))
+    return _Taken(files, folders)
+
+
+def _inodes(folder: str) -> Optional[dict[str, int]]:
+    """Each file's inode as the folder's listing gives it (no stat per file); ``None`` when it holds
+    a folder, or when its listing's inodes are not the files' own (an overlay file system without
+    ``xino``: one file's is checked against its stat), as :func:`catalogue.render._inodes`."""
+    inodes: dict[str, int] = {}
+    checked = False
+    with os.scandir(folder) as entries:
+        for entry in entries:
+            if entry.is_dir(follow_symlinks=False):
+                return None
+            inodes[entry.name] = entry.inode()
+            if not checked:
+                if entry.inode() != entry.stat(follow_symlinks=False).st_ino:
+                    return None
+                checked = True
+    return inodes
+
+
+def _settle(previous: Path, target: Path, names: list[str], taken: Optional[_Taken]) -> int:
+    """Link ``names`` from ``previous`` into ``target`` (:func:`_link_all`). In a folder taken over, a
+    file that is already the previous build's stays, another is unlinked first, and the files
+    not wanted are unlinked (then the subfolders left empty); returns the files linked."""
+    if taken is None:
+        return _link_all(previous, target, names)
+    files = taken.files
+    prefix = os.fspath(target) + os.sep
+    unlink = os.unlink
+    linked = []
+    for name in names:
+        same = files.pop(name, None)
+        if same:
+            continue
+        if same is not None:
+            unlink(prefix + name)
+        linked.append(name)
+    for name in files:
+        unlink(prefix + name)
+    files.clear()
+    for folder in taken.folders:
+        try:
+            os.rmdir(prefix + folder)  # only when left empty
+        except OSError:
+            pass
+    return _link_all(previous, target, linked)
 
 
 def _object_text(values: dict[str, str]) -> str:
@@ -734,6 +865,8 @@ class StaticSearchSink:
         if worker is None:
             worker = WORKER and self.previous is None
         self._worker: Optional[_Worker] = _Worker(context, options) if worker and self.previous is None else None
+        #: Incremental build: the search folder of the build before the previous one, taken over.
+        self._taken: Optional[_Taken] = None
 
     # -- add / keep ---------------------------------------------------------------
 
@@ -794,10 +927,14 @@ class StaticSearchSink:
             return
         if self.root.exists():
             shutil.rmtree(self.root)
-        self.root.mkdir(parents=True)
         if self.previous is None:
+            self.root.mkdir(parents=True)
             self._finish_full(catalog)
             return
+        self._taken = _take_over(self.previous.folder, Path("site") / SITE_DIR, self.root)
+        if self._taken is None:
+            self.root.mkdir(parents=True)
+        self.cache.take_over(self.previous.folder)
         added = {r[0] for r in self._records} - self.previous.refs
         removed: set[str] = set()
         if len(catalog.entries) - len(added) != len(self.previous.refs):  # else each previous Ref is still here
@@ -1062,7 +1199,7 @@ def _write_all(
     n = len(entries)
     averages = [average_length(total, n) for total in totals]
     if sink.previous is not None:
-        output = _Output(sink.root, sink.previous.folder / "site" / SITE_DIR, sink.meta["digests"], keep=False)
+        output = _Output(sink.root, sink.previous.folder / "site" / SITE_DIR, sink.meta["digests"], keep=False, taken=sink._taken)
     else:
         output = _Output(sink.root, None, {})
     queries = _NumberQueries.of(keys, vocabulary)
@@ -1492,7 +1629,7 @@ class _Update:
         self.cache = sink.cache
         self.meta = sink.meta
         self.entries = catalog.entries
-        self.output = _Output(sink.root, sink.previous.folder / "site" / SITE_DIR, self.meta["digests"])
+        self.output = _Output(sink.root, sink.previous.folder / "site" / SITE_DIR, self.meta["digests"], taken=sink._taken)
         self.changed: dict[str, Record] = {r[0]: r for r in sink._records}
         self.refs_of: dict[str, int] = self.cache.read("refs")
         self._record_files: dict[int, dict[str, Record]] = {}
