@@ -80,7 +80,7 @@ def link_tree(source: Path, target: Path) -> int:
 CACHE_DIR = ".cache"
 MANIFEST_DIR = "build"
 #: Bumped when the manifest's layout changes, so an old one is ignored rather than misread.
-MANIFEST_VERSION = 3
+MANIFEST_VERSION = 4
 #: What the output is made from besides the records; a change to any of it means a full build.
 _CODE_FOLDERS = ("catalogue", "templates")
 _LIBRARIES = ("jinja2", "whoosh-reloaded", "lxml", "pydantic", "pyyaml")
@@ -185,9 +185,11 @@ def record_digest(record: Record) -> bytes:
 class Manifest:
     """What a published build knew: its key, the day, and the outcome of every formation by digest.
 
-    Stored as one small file for the key and the published Refs, and the
-    outcomes in :data:`BUCKETS` files by digest: a rebuild after a few changes
-    writes the few buckets that changed and links the others.
+    Stored as one small file for the key and the published Refs, the outcomes
+    in :data:`BUCKETS` files by digest (the *base*), and one file of changes to
+    the base: the outcomes added since, and the digests gone. A rebuild links
+    the base and writes only the changes, until they outgrow
+    :data:`CHANGES_SHARE` of the outcomes and a new base is written.
     """
 
     key: str
@@ -197,8 +199,10 @@ class Manifest:
     published: dict[str, bytes]
     #: How each LHEO file was cut into formations, by its path as given (see :mod:`.sources.lheo_cut`).
     cuts: dict[str, "Cut"] = field(default_factory=dict)
-    #: The outcomes still being read by :meth:`open`'s thread.
+    #: The outcomes still being read by :meth:`open`'s thread: (outcomes, base).
     _loading: Optional[Future] = field(default=None, repr=False, compare=False)
+    #: The outcomes as its base files hold them (loaded manifests only), which the next build's links.
+    _base: Optional[dict[bytes, Outcome]] = field(default=None, repr=False, compare=False)
 
     @property
     def outcomes(self) -> dict[bytes, Outcome]:
@@ -206,7 +210,7 @@ class Manifest:
         :class:`ManifestUnreadable` when it could not read them)."""
         if self._loading is not None:
             loading, self._loading = self._loading, None
-            self._outcomes = loading.result()
+            self._outcomes, self._base = loading.result()
         return self._outcomes
 
     def settle(self) -> None:
@@ -215,25 +219,33 @@ class Manifest:
             futures.wait([self._loading])
 
     def save(self, staging: Path, previous: Optional[tuple[Path, "Manifest"]] = None) -> None:
-        """Write into ``staging``; buckets equal to ``previous``'s (its folder and manifest) are linked."""
+        """Write into ``staging``; ``previous`` (its folder and manifest): the build whose base is linked."""
         folder = staging / CACHE_DIR / MANIFEST_DIR
         folder.mkdir(parents=True, exist_ok=True)
-        before = _buckets(previous[1].outcomes) if previous is not None else None
+        live = self.outcomes
+        base = previous[1]._base if previous is not None else None
         with _no_gc():
             _dump(folder / "manifest.pickle", (MANIFEST_VERSION, self.key, self.today, self.published))
             _dump(folder / "cuts.pickle", self.cuts)
-            for number, bucket in enumerate(_buckets(self.outcomes)):
-                name = f"outcomes-{number:02d}.pickle"
-                if before is not None and _same_objects(bucket, before[number]):
-                    link_file(previous[0] / CACHE_DIR / MANIFEST_DIR / name, folder / name)
-                else:
-                    _dump(folder / name, bucket)
+            if base is not None:
+                added = {digest: outcome for digest, outcome in live.items() if base.get(digest) is not outcome}
+                gone = [digest for digest in base if digest not in live]
+                if len(added) + len(gone) <= CHANGES_SHARE * len(live):
+                    for number in range(BUCKETS):
+                        name = _bucket_name(number)
+                        link_file(previous[0] / CACHE_DIR / MANIFEST_DIR / name, folder / name)
+                    _dump(folder / CHANGES_NAME, (gone, added))
+                    return
+            for number, bucket in enumerate(_buckets(live)):
+                _dump(folder / _bucket_name(number), bucket)
+            _dump(folder / CHANGES_NAME, ([], {}))
 
     @classmethod
     def load(cls, folder: Path, key: str) -> Optional["Manifest"]:
         """The manifest of a build folder when it was made with the same ``key``; None otherwise."""
         try:
-            return cls.open(folder, key, background=False)
+            manifest = cls.open(folder, key, background=False)
+            return manifest if manifest is None or manifest.outcomes is not None else None
         except ManifestUnreadable:
             return None  # an unreadable one: a full build repairs it
 
@@ -252,12 +264,20 @@ class Manifest:
             return None  # no manifest, or an unreadable one: a full build repairs it
         if version != MANIFEST_VERSION or saved_key != key:
             return None
-        if not background:
-            return cls(key, today, _load_outcomes(path), published, _load_cuts(path))
         executor = futures.ThreadPoolExecutor(1, thread_name_prefix="manifest")
         loading = executor.submit(_load_outcomes, path)
-        executor.shutdown(wait=False)  # the thread ends with its one task
+        executor.shutdown(wait=not background)  # the thread ends with its one task
         return cls(key, today, {}, published, _load_cuts(path), loading)
+
+
+#: A rebuild writes a new base of outcomes once the changes to the old one would be more than this share
+#: of them (a rebuild after 1 % changed writes 1 %, not 100 %; loading pays for the changes twice at most).
+CHANGES_SHARE = 0.1
+CHANGES_NAME = "outcomes-changes.pickle"
+
+
+def _bucket_name(number: int) -> str:
+    return f"outcomes-{number:02d}.pickle"
 
 
 _UNREADABLE = (OSError, EOFError, pickle.UnpicklingError, ValueError, TypeError, AttributeError, ImportError)
@@ -267,15 +287,21 @@ class ManifestUnreadable(Exception):
     """The previous build's outcomes could not be read: the build starts again as a full one."""
 
 
-def _load_outcomes(path: Path) -> dict[bytes, Outcome]:
-    outcomes: dict[bytes, Outcome] = {}
+def _load_outcomes(path: Path) -> tuple[dict[bytes, Outcome], dict[bytes, Outcome]]:
+    """The outcomes, and the base they were made from."""
+    base: dict[bytes, Outcome] = {}
     try:
         with _no_gc(freeze=True):
             for number in range(BUCKETS):
-                outcomes.update(_load(path / f"outcomes-{number:02d}.pickle"))
+                base.update(_load(path / _bucket_name(number)))
+            gone, added = _load(path / CHANGES_NAME)
     except _UNREADABLE as exc:
         raise ManifestUnreadable(f"{path}: {exc}") from exc
-    return outcomes
+    outcomes = dict(base)
+    for digest in gone:
+        outcomes.pop(digest, None)
+    outcomes.update(added)
+    return outcomes, base
 
 
 def _load_cuts(path: Path) -> dict[str, "Cut"]:
@@ -297,11 +323,6 @@ def _buckets(outcomes: dict[bytes, Outcome]) -> list[dict[bytes, Outcome]]:
     for digest, outcome in outcomes.items():
         buckets[digest[0] % BUCKETS][digest] = outcome
     return buckets
-
-
-def _same_objects(new: dict[bytes, Outcome], old: dict[bytes, Outcome]) -> bool:
-    """The same outcome objects under the same digests: the bucket's file would be the same bytes."""
-    return len(new) == len(old) and all(old.get(digest) is outcome for digest, outcome in new.items())
 
 
 def _dump(path: Path, value) -> None:

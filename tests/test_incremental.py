@@ -333,22 +333,6 @@ def test_manifest_records_what_was_published(tmp_path, recorder):
     assert Manifest.load(folder, key) is None
 
 
-def test_one_change_rewrites_one_bucket_of_the_manifest(tmp_path, recorder):
-    content = write(tmp_path / "content" / "a.xml", formations(40))
-    run(content, tmp_path / "build")
-    first = published_build(tmp_path / "build")
-    write(content, formations(40, changed={7: "Changée"}))
-    run(content, tmp_path / "build")
-    second = published_build(tmp_path / "build")
-    buckets = sorted((second / ".cache" / "build").glob("outcomes-*.pickle"))
-    assert len(buckets) == BUCKETS
-    shared = [b for b in buckets if os.path.samefile(b, first / ".cache" / "build" / b.name)]
-    # The changed formation's new digest lands in one bucket, its old one leaves one: at most two rewritten.
-    assert len(buckets) - 2 <= len(shared) < len(buckets)
-    key = build_module.build_key(Settings(), ["recorder"])
-    assert len(Manifest.load(second, key).outcomes) == 40
-
-
 def test_the_cli_summary_says_what_was_reused(tmp_path):
     from click.testing import CliRunner
 
