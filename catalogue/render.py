@@ -790,16 +790,16 @@ class Site:
         """The (URL, lastmod) pairs of the sitemaps, in order: the fixed pages, the fiches, the organismes;
         only those from position ``start`` to ``stop`` (excluded)."""
         base = self.url("")
-        entries, organismes = catalog.entries, catalog.organismes()
-        stop = len(STATIC_URLS) + len(entries) + len(organismes) if stop is None else stop
+        entries = catalog.entries
+        stop = len(STATIC_URLS) + len(entries) + len(catalog.organismes()) if stop is None else stop
         for path in STATIC_URLS[start:stop]:
             yield base + path, None
         start, stop = max(0, start - len(STATIC_URLS)), max(0, stop - len(STATIC_URLS))
         for entry in entries[start:stop]:
             yield base + entry.url, _iso_lheo(entry.datemaj)
         start, stop = max(0, start - len(entries)), max(0, stop - len(entries))
-        if stop > 0:
-            for siret, summary in list(organismes.items())[start:stop]:
+        if stop > 0:  # only then grouped by organisme
+            for siret, summary in list(catalog.organismes().items())[start:stop]:
                 yield f"{base}/organismes/{siret}.html", _iso_lheo(max([e.datemaj for e in summary.entries]))
 
 
@@ -854,6 +854,15 @@ def _row(summary: OrganismeSummary) -> tuple[str, int, int, str]:
     return (summary.nom, len(summary.entries) - archived, archived, max(e.datemaj for e in summary.entries))
 
 
+def _merge_rows(previous: dict[str, tuple], untouched: dict[str, tuple], redone: dict[str, tuple]) -> dict[str, tuple]:
+    """Every organisme's row, in SIRET order: the untouched ones' and those made again (of which some new)."""
+    rows = {siret: untouched.get(siret) or redone[siret] for siret in previous if siret in untouched or siret in redone}
+    if len(rows) < len(untouched) + len(redone):  # organismes new since the previous build
+        rows.update(redone)
+        rows = dict(sorted(rows.items()))
+    return rows
+
+
 def _is_listing(name: str) -> bool:
     """A page of the lists of organismes (``organismes/index.html``, ``organismes/<lettre>/[<page>/]index.html``)."""
     return name.startswith("organismes/") and name.endswith("/index.html") or name == "organismes/index.html"
@@ -861,6 +870,8 @@ def _is_listing(name: str) -> bool:
 
 #: Off: every listing page keyed from its inputs, as in a full build (tests compare both ways).
 _SHORTCUTS = True
+#: Beyond this share of the organismes touched by a rebuild, they are all grouped (Catalog.organismes()).
+TOUCHED_SHARE = 0.25
 
 
 # --------------------------------------------------------------------------
@@ -1084,9 +1095,20 @@ class SiteSink:
         """
         self._flush_fiches()
         self._drop_recycled()
-        organismes = catalog.organismes()
         rows: dict[str, tuple] = {}
-        jobs = self._send_organismes(self._organisme_pages(organismes, rows))
+        touched = self._touched_organismes(catalog)
+        if touched is None:
+            organismes: Optional[dict[str, OrganismeSummary]] = catalog.organismes()
+            todo = self._organisme_pages(organismes, rows)
+        else:
+            organismes = None  # grouped only if a list of organismes is to be made again
+            summaries, untouched = touched
+            todo = self._organisme_pages(summaries, rows)
+            for siret in untouched:
+                name = f"organismes/{siret}.html"
+                self._reuse(name, self._previous_pages[name])
+            rows = _merge_rows(self._previous_rows, untouched, rows)
+        jobs = self._send_organismes(todo)
         try:
             home = self._listing_pages(catalog, organismes, rows)
             self._finish_organismes(jobs)
@@ -1117,6 +1139,40 @@ class SiteSink:
                 os.rmdir(f"{self._root_prefix}organismes/{folder}")
             except OSError:
                 pass  # not empty: a page of this build is in it
+
+    def _touched_organismes(
+        self, catalog: Catalog
+    ) -> Optional[tuple[dict[str, OrganismeSummary], dict[str, tuple]]]:
+        """In an incremental build, the organismes a formation was added to, changed in or removed from (their
+        summaries, in SIRET order), and the rows of all the others, which have the previous build's formations:
+        their pages and rows are the previous build's, without grouping the whole catalogue by organisme. None:
+        group them all (a full build, other settings, or many organismes touched)."""
+        previous_rows, previous_pages = self._previous_rows, self._previous_pages
+        if not (_SHORTCUTS and previous_rows):
+            return None
+        before = self._previous_refs
+        touched = set(self._added_sirets)
+        changed = 0
+        for ref in self._added:
+            facts = before.get(ref)
+            if facts is not None:
+                changed += 1
+                touched.add(_unpack(facts)[4])  # its organisme then
+        if len(before) != len(self._refs) - len(self._added) + changed:  # some formations left
+            touched.update(_unpack(before[ref])[4] for ref in before.keys() - self._refs.keys())
+        if len(touched) > TOUCHED_SHARE * len(previous_rows):
+            return None  # grouping them all costs as much
+        untouched = {siret: row for siret, row in previous_rows.items() if siret not in touched}
+        if any(f"organismes/{siret}.html" not in previous_pages for siret in untouched):
+            return None
+        summaries: dict[str, OrganismeSummary] = {}
+        for entry in catalog.entries:  # in Ref order, as Catalog.organismes() groups them
+            if entry.siret in touched:
+                summary = summaries.get(entry.siret)
+                if summary is None:
+                    summary = summaries[entry.siret] = OrganismeSummary(entry.siret, entry.organisme, entry.raison_sociale)
+                summary.entries.append(entry)
+        return dict(sorted(summaries.items())), untouched
 
     def _organisme_pages(
         self, organismes: dict[str, OrganismeSummary], rows: dict[str, tuple]
@@ -1182,7 +1238,7 @@ class SiteSink:
                 _write_organisme_pages(self.site, self._organisme_jobs(batch))
 
     def _listing_pages(
-        self, catalog: Catalog, organismes: dict[str, OrganismeSummary], rows: dict[str, tuple]
+        self, catalog: Catalog, organismes: Optional[dict[str, OrganismeSummary]], rows: dict[str, tuple]
     ) -> tuple:
         """The lists of organismes, the home, the sitemaps and the small pages; returns the home's figures.
 
@@ -1203,13 +1259,13 @@ class SiteSink:
             for name in self._previous_state["listing"]:
                 self._reuse(name, self._previous_pages[name])
         else:
-            self._organismes_lists(organismes)
+            self._organismes_lists(organismes if organismes is not None else catalog.organismes())
         home = self._home_figures(catalog)
         current, archived, counts, latest = home
-        self._emit_content("index.html", self.site.home_page(current, archived, len(organismes), latest, counts))
+        self._emit_content("index.html", self.site.home_page(current, archived, len(rows), latest, counts))
         self._emit_content("publier/index.html", self.site.publier())
         self._emit_content("404.html", self.site.not_found())
-        self._sitemaps(catalog, organismes, rows)
+        self._sitemaps(catalog, rows)
         self._emit_content("robots.txt", f"User-agent: *\nAllow: /\nSitemap: {self.site.url('/sitemap.xml')}\n")
         return home
 
@@ -1285,11 +1341,11 @@ class SiteSink:
         latest = heapq.nsmallest(LATEST_COUNT, current_entries, key=_latest_order)
         return len(current_entries), len(catalog.entries) - len(current_entries), counts, latest
 
-    def _sitemaps(self, catalog: Catalog, organismes: dict[str, OrganismeSummary], rows: dict[str, tuple]) -> None:
+    def _sitemaps(self, catalog: Catalog, rows: dict[str, tuple]) -> None:
         """``sitemaps/sitemap-N.xml`` and ``sitemap.xml``: only the files holding a URL whose lastmod changed are
         made again when the URLs are the previous build's (no formation new or removed, the same organismes)."""
         size = self.sitemap_max_urls
-        total = len(STATIC_URLS) + len(catalog.entries) + len(organismes)
+        total = len(STATIC_URLS) + len(catalog.entries) + len(rows)  # rows: one per organisme
         count = max(1, -(-total // size))
         changes = self._changes()
         dirty: Optional[set[int]] = None
@@ -1312,7 +1368,7 @@ class SiteSink:
             for siret in self._rows_redone:  # the others have the same formations as then
                 if rows[siret][3] != previous_rows[siret][3]:
                     if positions is None:
-                        positions = {s: i for i, s in enumerate(organismes)}
+                        positions = {s: i for i, s in enumerate(rows)}  # in SIRET order
                     dirty.add((len(STATIC_URLS) + len(entries) + positions[siret]) // size)
         for number in range(count):
             name = f"sitemaps/sitemap-{number + 1}.xml"

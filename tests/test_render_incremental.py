@@ -642,11 +642,14 @@ STEPS = [
 ]
 
 
-@pytest.mark.parametrize("workers", [0])
-def test_listing_pages_from_what_changed_are_the_full_builds(tmp_path, monkeypatch, workers):
+@pytest.mark.parametrize("touched_share", [0.25, 1.0])
+def test_listing_pages_from_what_changed_are_the_full_builds(tmp_path, monkeypatch, touched_share):
     """Each step rebuilt from the one before equals a full build, and notes the very keys, rows and home
-    figures that keying every page from the whole catalogue gives (render._SHORTCUTS off)."""
+    figures that keying every page from the whole catalogue gives (render._SHORTCUTS off); with the
+    organismes touched grouped alone (share 1.0), or all grouped once more than one in four is touched."""
     monkeypatch.setattr(render, "ORGANISMES_PER_PAGE", 2)
+    monkeypatch.setattr(render, "TOUCHED_SHARE", touched_share)
+    workers = 0
     options = {"sitemap_max_urls": 4, "workers": workers}
     previous, formations_before = None, None
     for number, changes in enumerate(STEPS):
@@ -670,13 +673,16 @@ def test_listing_pages_from_what_changed_are_the_full_builds(tmp_path, monkeypat
 
 
 def test_one_changed_title_rewrites_no_listing_page(tmp_path, monkeypatch):
-    """A title changed: the lists of organismes and every sitemap are linked, not keyed from their inputs."""
+    """A title changed: the lists of organismes and every sitemap are linked, not keyed from their inputs, and
+    the catalogue is not grouped by organisme."""
     monkeypatch.setattr(render, "ORGANISMES_PER_PAGE", 2)
     first = sink_build(tmp_path / "first", version({}), sitemap_max_urls=4)
     made: list[str] = []
     inputs, urls = Site.organismes_page_inputs, Site.sitemap_urls
     monkeypatch.setattr(Site, "organismes_page_inputs", staticmethod(lambda *a: made.append("list") or inputs(*a)))
     monkeypatch.setattr(Site, "sitemap_urls", lambda self, *a: made.append("sitemap") or urls(self, *a))
+    group = Catalog._group_organismes
+    monkeypatch.setattr(Catalog, "_group_organismes", lambda self: made.append("grouped") or group(self))
     formations = version({1: {"intitule": "Soudeur"}})
     refs = frozenset(f.numero for f in formations)
     second = sink_build(tmp_path / "second", formations, PreviousBuild(first, refs), refs - {"15_AF_0001"},
