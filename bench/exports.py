@@ -19,6 +19,16 @@
    and whether all wrote the same bytes (every file of ``site/donnees/`` and the sink's index).
    With ``--parts``, the ``new`` child also times each part of ``add`` on its own over the same
    formations (XML, JSON, CSV, gzip).
+
+Incremental builds: ``--incremental [--baseline REV] [--busy 150]``. A full run of the ``new`` code
+makes the previous build once (its index is the same for every variant). Then, in turn, each variant
+rebuilds from it twice: one formation changed (the middle one), and one in a hundred changed
+(``i % 100 == 37``), as ``build()`` calls the sink: ``add()`` for the changed formations (their titles
+end in " (modifiee)"), ``keep()`` for the others. ``--busy`` µs of Python per formation on the main
+thread stand for the rest of the build (the reading, the other sinks): the compressing threads wait for
+the GIL while it runs. Printed: the main thread's CPU in the sink (``add``, ``keep``, ``finish``),
+the wall time of the sink's calls (the main thread's CPU and its waits for the compressing threads),
+medians, ratios, and whether every variant wrote the full build's bytes.
 """
 
 from __future__ import annotations
@@ -83,6 +93,61 @@ def child(code: Path, data: Path, out: Path, parts: bool, threaded: bool) -> Non
     if parts:
         result["parts"] = _parts(sink, formations, entries)
     print(json.dumps(result))
+
+
+def child_incremental(code: Path, data: Path, previous: Path, out: Path, every: int, only: int, busy: float) -> None:
+    """The sink from ``previous`` (a full run's folder), formations changed: ``i % every == only % every``."""
+    sys.path.insert(0, str(code))
+    import catalogue
+    from catalogue.build import PreviousBuild, SinkContext
+    from catalogue.catalog import Catalog, summarize
+    from catalogue.exports import DonneesSink
+    from catalogue.model import Statut
+    from catalogue.problems import Origin
+    from catalogue.regions import geo
+    from catalogue.settings import Settings
+
+    assert Path(catalogue.__file__).resolve().parent.parent == code.resolve(), catalogue.__file__
+    with open(data, "rb") as handle:
+        formations, entries = pickle.load(handle)
+    settings = Settings(site_url="https://catalogue.exemple.fr")
+    places = geo()
+    changed = [i for i in range(len(formations)) if (i % every == only % every if every else i == only)]
+    for i in changed:
+        formations[i] = formations[i].model_copy(update={"intitule_formation": formations[i].intitule_formation
+                                                         + " (modifiee)"})
+        entries[i] = summarize(formations[i], origin=Origin("bench.xml", 1), statut=Statut.VALIDEE, today=TODAY,
+                               settings=settings, geo=places)
+    changed_set = set(changed)
+    out.mkdir(parents=True)
+    context = SinkContext(out, settings, TODAY, places, PreviousBuild(previous, frozenset(e.ref for e in entries)))
+    spin = busy / 1e6
+    in_sink = 0.0
+    clock, thread_clock = time.perf_counter, time.thread_time
+    cpu, thread, wall = time.process_time(), thread_clock(), clock()
+    start = clock()
+    sink = DonneesSink(context)
+    in_sink += clock() - start
+    sink_thread = thread_clock() - thread
+    for i, entry in enumerate(entries):
+        until = clock() + spin
+        while clock() < until:  # the rest of the build's work for this formation
+            pass
+        start, start_cpu = clock(), thread_clock()
+        if i in changed_set:
+            sink.add(formations[i], entry)
+        else:
+            sink.keep(entry)
+        in_sink += clock() - start
+        sink_thread += thread_clock() - start_cpu
+    start, start_cpu = clock(), thread_clock()
+    sink.finish(Catalog.of(entries, TODAY))
+    in_sink += clock() - start
+    sink_thread += thread_clock() - start_cpu
+    print(json.dumps({
+        "cpu_s": time.process_time() - cpu, "wall_s": clock() - wall, "sink_wall_s": in_sink,
+        "sink_thread_s": sink_thread, "changed": len(changed), "digest": _digest(out),
+    }))
 
 
 def _digest(folder: Path) -> str:
@@ -172,6 +237,54 @@ def run_child(code: Path, data: Path, parts: bool, threaded: bool) -> dict:
         return json.loads(done.stdout.strip().splitlines()[-1])
 
 
+def run_incremental(code: Path, data: Path, previous: Path, every: int, only: int, busy: float) -> dict:
+    with tempfile.TemporaryDirectory(prefix="bench-exports-") as tmp:
+        command = [sys.executable, __file__, "--child-incremental", str(code), "--data", str(data), "--previous",
+                   str(previous), "--out", str(Path(tmp) / "o"), "--every", str(every), "--only", str(only),
+                   "--busy", str(busy)]
+        done = subprocess.run(command, capture_output=True, text=True)
+        if done.returncode:
+            raise SystemExit(done.stderr)
+        return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def incremental(args, data: Path, old: Path, new: Path) -> None:
+    count = args.formations
+    previous = args.work / f"exports-previous-{count}"
+    if previous.exists():
+        shutil.rmtree(previous)
+    # The previous build: a full run of the new code (the index is the same for every variant).
+    command = [sys.executable, __file__, "--child", str(new), "--data", str(data), "--out", str(previous)]
+    done = subprocess.run(command, capture_output=True, text=True)
+    if done.returncode:
+        raise SystemExit(done.stderr)
+    cases = {"one": (0, count // 2), "1 %": (100, 37)}
+    variants = {"old": old, "new": new}
+    results: dict[tuple[str, str], list[dict]] = {(c, v): [] for c in cases for v in variants}
+    for run in range(args.runs):
+        for case, (every, only) in cases.items():
+            for name in (variants if run % 2 == 0 else dict(reversed(variants.items()))):
+                result = run_incremental(variants[name], data, previous, every, only, args.busy)
+                results[(case, name)].append(result)
+                print(f"  run {run + 1} {case} {name}: sink's calls {result['sink_wall_s']:.3f} s wall, main thread "
+                      f"{result['sink_thread_s']:.3f} s CPU; process CPU {result['cpu_s']:.2f} s", flush=True)
+
+    def median(case: str, name: str, key: str) -> float:
+        return statistics.median(r[key] for r in results[(case, name)])
+
+    print()
+    print(f"{count} formations, {args.runs} runs, busy {args.busy:g} µs a formation; medians")
+    print(f"{'':34} {'old':>8} {'new':>8} {'old/new':>8}")
+    for case in cases:
+        for key, label in (("sink_wall_s", "sink's calls, wall (s)"), ("sink_thread_s", "sink, main thread CPU (s)"),
+                           ("cpu_s", "process CPU (s)")):
+            o, n = median(case, "old", key), median(case, "new", key)
+            print(f"{case + ', ' + label:34} {o:8.3f} {n:8.3f} {o / n:8.2f}")
+        digests = {r["digest"] for name in variants for r in results[(case, name)]}
+        print(f"{case}: same bytes in every run: {'yes' if len(digests) == 1 else 'NO'} "
+              f"({results[(case, 'new')][0]['changed']} changed)")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--formations", type=int, default=10_000)
@@ -183,14 +296,26 @@ def main() -> None:
     parser.add_argument("--data", type=Path)
     parser.add_argument("--out", type=Path)
     parser.add_argument("--no-thread", action="store_true")
+    parser.add_argument("--incremental", action="store_true")
+    parser.add_argument("--busy", type=float, default=150.0)
+    parser.add_argument("--child-incremental", type=Path)
+    parser.add_argument("--previous", type=Path)
+    parser.add_argument("--every", type=int, default=0)
+    parser.add_argument("--only", type=int, default=0)
     args = parser.parse_args()
     if args.child is not None:
         child(args.child, args.data, args.out, args.parts, not args.no_thread)
+        return
+    if args.child_incremental is not None:
+        child_incremental(args.child_incremental, args.data, args.previous, args.out, args.every, args.only, args.busy)
         return
 
     data = args.work / f"exports-{args.formations}.pickle"
     make_data(data, args.formations)
     old, new = snapshot(args.work / "exports-code" / "old", args.baseline), snapshot(args.work / "exports-code" / "new", None)
+    if args.incremental:
+        incremental(args, data, old, new)
+        return
     #: name: (code, gzip on its own thread); "new-1t": the new code compressing on the main thread.
     variants = {"old": (old, False), "new": (new, True), "new-1t": (new, False)}
     dirty = subprocess.run(["git", "status", "--porcelain", "--", *MINE], cwd=ROOT, capture_output=True,

@@ -23,7 +23,12 @@ such a Ref, the following ones up to the next) and no other. An incremental buil
 (``context.previous``) recompresses those runs only, taking the kept formations'
 bytes from the previous files, and copies the compressed bytes of the other runs;
 a run's bytes depend only on its formations, so the files are the full build's,
-byte for byte. For that the sink leaves, under ``.cache/donnees/``, the index of
+byte for byte. Kept formations that follow each other in the previous build are
+taken at once: where the run being made is empty and a previous run starts, the
+previous runs up to the next change are the new build's, their part of the index
+sliced from the previous one and their members copied, with no step a formation
+(at 100,000 formations and one changed, ``keep()`` only checks a Ref and counts).
+For that the sink leaves, under ``.cache/donnees/``, the index of
 its files: each run's place in them; each formation's Ref, the size of its
 fragment in each file, its CSV rows and why it was left out of the XML, if it was.
 
@@ -41,9 +46,10 @@ built as an lxml tree and validated by the XSD itself, which gives the verdict.
 
 Cost, per formation, in a full build: the XML, the JSON (pydantic's serialiser),
 the CSV, then compressing all three (zlib, level 6, about as much as the rest).
-The compression and the writes run on a thread of the sink's own
+The compression runs on threads of the sink's own, the writes on another, in order
 (:class:`FileWork`): zlib lets go of the GIL, so the build's main thread goes on
-meanwhile. ``bench/exports.py`` measures the sink alone.
+meanwhile. ``bench/exports.py`` measures the sink alone, in full and incremental
+builds.
 """
 
 from __future__ import annotations
@@ -53,10 +59,14 @@ import errno
 import hashlib
 import io
 import json
+import mmap
 import os
 import re
+import sys
+import threading
 import zlib
 from array import array
+from bisect import bisect_left, bisect_right
 from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
@@ -847,9 +857,14 @@ class PreviousExports:
         for run, end in enumerate(index.run_ends):
             self.run_of[start:end] = array("l", [run]) * (end - start)
             start = end
-        #: kind: (run, its decompressed member, where each of its fragments starts and the last ends).
-        self._decompressed: dict[str, tuple[int, bytes, list[int]]] = {}
-        self._handles: dict[str, BinaryIO] = {}
+        #: Positions of the formations left out of the XML, ascending.
+        self.left_out_positions = sorted(index.left_out)
+        #: ``ends_run()`` of the last formation (its run ended with the catalogue, whatever its Ref).
+        self.last_ends_run = bool(index.refs) and ends_run(index.refs[-1])
+        self._lock = threading.Lock()
+        #: The previous files, mapped: a member is sliced from them holding the GIL (no system call that lets go
+        #: of it, after which the compressing thread would wait for the build's thread to give it back).
+        self._maps: dict[str, mmap.mmap] = {}
 
     @classmethod
     def load(cls, previous: PreviousBuild) -> "PreviousExports":
@@ -862,6 +877,28 @@ class PreviousExports:
             raise MissingIndex(self.root, f"{ref} n'y figure pas")
         return position
 
+    def ends_run_at(self, position: int) -> bool:
+        """``ends_run()`` of the formation at ``position``, read from the runs where they tell it (no hash)."""
+        index = self.index
+        run = self.run_of[position]
+        end = index.run_ends[run]
+        if position + 1 != end:
+            return False  # its run went on after it
+        if end - index.run_start(run) < RUN_MAX and run + 1 < len(index.run_ends):
+            return True  # its run stopped after it, short of RUN_MAX and before the end of the catalogue
+        return self.last_ends_run if end == len(index.refs) else ends_run(index.refs[position])
+
+    def closes_itself(self, run: int) -> bool:
+        """Whether ``run`` ended because of its own formations (RUN_MAX, or its last Ref), not the catalogue's end."""
+        index = self.index
+        end = index.run_ends[run]
+        return end - index.run_start(run) >= RUN_MAX or self.ends_run_at(end - 1)
+
+    def left_out_between(self, start: int, end: int) -> list[int]:
+        """Positions in [start, end) of formations left out of the XML."""
+        positions = self.left_out_positions
+        return positions[bisect_left(positions, start) : bisect_left(positions, end)]
+
     def unchanged(self, positions: list[int], first: bool) -> Optional[int]:
         """The previous run made of exactly the formations at ``positions``, at the same place (first or not)."""
         run = self.run_of[positions[0]]
@@ -870,27 +907,33 @@ class PreviousExports:
             return None
         return run
 
-    def fragment(self, position: int, kind: str) -> bytes:
-        """The bytes written for a formation in the export ``kind`` (without the JSON separator)."""
+    def fragment(self, position: int, kind: str, decompressed: dict) -> bytes:
+        """The bytes written for a formation in the export ``kind`` (without the JSON separator).
+
+        ``decompressed``: the caller's, by kind: (run, its member decompressed, where each of its fragments
+        starts and the last ends), for the next fragments of the same run.
+        """
         run = self.run_of[position]
-        data, starts = self._run(kind, run)
+        data, starts = self._run(kind, run, decompressed)
         offset = position - self.index.run_start(run)
         start = starts[offset]
         if kind == "json":
             start += len(json_separator(run == 0, offset))
         return data[start : starts[offset + 1]]
 
-    def _run(self, kind: str, run: int) -> tuple[bytes, list[int]]:
-        cached = self._decompressed.get(kind)
+    def _run(self, kind: str, run: int, decompressed: dict) -> tuple[bytes, list[int]]:
+        cached = decompressed.get(kind)
         if cached is not None and cached[0] == run:
             return cached[1], cached[2]
         path = self.root / NAMES[kind]
         span = self.index.span(kind, run)
         data = b""
         if span is not None:
-            if kind not in self._handles:
-                self._handles[kind] = open(path, "rb", buffering=0)
-            data = zlib.decompress(read_span(self._handles[kind], span), wbits=31)
+            offset, length = span
+            member = self._map(kind)[offset : offset + length]
+            if len(member) != length:
+                raise EOFError(f"{path} : fichier tronqué, {length} octets attendus à {offset}")
+            data = zlib.decompress(member, wbits=31)
         column = KINDS.index(kind)
         starts = [0]
         for offset, position in enumerate(range(self.index.run_start(run), self.index.run_ends[run])):
@@ -898,14 +941,20 @@ class PreviousExports:
             starts.append(starts[-1] + separator + self.index.sizes[SIZES * position + column])
         if starts[-1] != len(data):
             raise MissingIndex(path, "le fichier ne correspond pas à l'index")
-        self._decompressed[kind] = (run, data, starts)
+        decompressed[kind] = (run, data, starts)
         return data, starts
 
+    def _map(self, kind: str) -> mmap.mmap:
+        with self._lock:  # the compressing threads
+            if kind not in self._maps:
+                with open(self.root / NAMES[kind], "rb", buffering=0) as handle:
+                    self._maps[kind] = mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ)
+            return self._maps[kind]
+
     def close(self) -> None:
-        for handle in self._handles.values():
-            handle.close()
-        self._handles.clear()
-        self._decompressed.clear()
+        for mapped in self._maps.values():
+            mapped.close()
+        self._maps.clear()
 
 
 def json_separator(first_run: bool, position: int) -> bytes:
@@ -967,17 +1016,36 @@ PENDING_RUNS = 8
 class FileWork:
     """The sink's file work (compressing members, writing them, copying the previous build's), in order.
 
-    On a thread of its own when ``threaded``: zlib lets go of the GIL while it compresses, which is
-    most of that work, so the build's main thread goes on with the next formations meanwhile. One
-    thread, so the members reach the files in the order they were given. Once a task has failed,
-    the later ones do not run (the files would be wrong); the failure is raised in the main thread
-    by the next :meth:`submit` or by :meth:`drain`.
+    On threads of its own when ``threaded``: zlib lets go of the GIL while it compresses, which is
+    most of that work, so the build's main thread goes on with the next formations meanwhile.
+    :meth:`compute` compresses a run on one of :attr:`compressors` threads (two: while the build's
+    thread waits, both cores compress); the tasks given to :meth:`submit` write on one thread, so
+    the members reach the files in the order they were given. Once a task has failed, the later
+    ones do not run (the files would be wrong); the failure is raised in the main thread by the
+    next :meth:`submit` or by :meth:`drain`.
     """
+
+    #: Threads compressing the runs' members, besides the one writing them in order (1: that one compresses).
+    compressors = 2
+    #: The GIL's switch interval while the thread runs (Python's default: 5 ms), see :meth:`__init__`.
+    switch_interval = 0.001
 
     def __init__(self, threaded: bool):
         self._executor = ThreadPoolExecutor(1, thread_name_prefix="donnees") if threaded else None
+        self._compressors = (
+            ThreadPoolExecutor(self.compressors, thread_name_prefix="donnees-zlib")
+            if threaded and self.compressors > 1 else None
+        )
         self._pending: deque[Future] = deque()
         self._failed = False
+        self._compress_failed = False  # the later runs are not compressed
+        #: Each time the thread lets go of the GIL (zlib, a system call), it waits to get it back until the
+        #: build's thread, busy in Python, gives it up: up to the switch interval each time, a dozen times a
+        #: run. A shorter interval while the sink works; the interval before is put back by :meth:`stop`.
+        self._interval: Optional[float] = None
+        if threaded and sys.getswitchinterval() > self.switch_interval:
+            self._interval = sys.getswitchinterval()
+            sys.setswitchinterval(self.switch_interval)
 
     def submit(self, task: Callable[[], None], light: bool = False) -> None:
         """Run ``task`` after those given before; a ``light`` one (no compression) here when none is waiting,
@@ -991,6 +1059,24 @@ class FileWork:
         pending.append(self._executor.submit(self._run, task))
         while len(pending) > PENDING_RUNS:
             pending.popleft().result()
+
+    def compute(self, function: Callable[[], Any]) -> Callable[[], Any]:
+        """Start ``function`` on a compressing thread, if any; what is returned gives its result (waiting for it),
+        for a task given to :meth:`submit` next. Without compressing threads, ``function`` runs when called."""
+        if self._compressors is None:
+            return function
+
+        def guarded() -> Any:
+            # A failure raises in the writing thread, at that run's turn: the runs before it are written.
+            if self._failed or self._compress_failed:
+                raise RuntimeError("écriture des exports interrompue par une erreur précédente")
+            try:
+                return function()
+            except BaseException:
+                self._compress_failed = True
+                raise
+
+        return self._compressors.submit(guarded).result
 
     def _run(self, task: Callable[[], None]) -> None:
         if self._failed:
@@ -1012,6 +1098,11 @@ class FileWork:
             self._failed = True
             self._executor.shutdown(wait=True, cancel_futures=True)
             self._pending.clear()
+        if self._compressors is not None:
+            self._compressors.shutdown(wait=True, cancel_futures=True)
+        if self._interval is not None:
+            sys.setswitchinterval(self._interval)
+            self._interval = None
 
 
 
@@ -1041,6 +1132,10 @@ class DonneesSink:
         #: Bytes of each export once decompressed.
         self.raw_sizes = dict.fromkeys(KINDS, 0)
         self._run: list[Item] = []
+        #: Kept formations not taken yet: positions [start, end) of the previous build (see keep()).
+        self._kept_start = self._kept_end = 0
+        self._previous_refs: list[str] = self.previous.index.refs if self.previous is not None else []
+        self._previous_count = len(self._previous_refs)
         self._files = {
             kind: MemberFile(self.root / name, self.previous.root / name if self.previous else None)
             for kind, name in NAMES.items()
@@ -1064,19 +1159,108 @@ class DonneesSink:
         item = json_line(formation, entry, url)
         rows = list(session_rows(formation, entry, self.geo, url))
         lines = self.csv_lines(rows)
-        self._take(entry, (len(xml), len(item), len(lines), len(rows)), problem, (xml, item, lines))
+        self._flush_kept()
+        self.archived += entry.archived
+        ref = entry.ref
+        self._take(ref, (len(xml), len(item), len(lines), len(rows)), problem, (xml, item, lines), ends_run(ref))
 
     def keep(self, entry: Entry) -> None:
+        """A formation of the previous build: noted only, when it follows the last one kept there (see
+        :meth:`_flush_kept`)."""
+        following = self._kept_end
+        if following < self._previous_count and self._previous_refs[following] == entry.ref:
+            self._kept_end = following + 1
+            self.archived += entry.archived
+            return
         previous = self.previous
         if previous is None:
             raise RuntimeError("keep() sans build précédent")
         position = previous.position(entry.ref)
+        self._flush_kept()
+        self._kept_start, self._kept_end = position, position + 1
+        self.archived += entry.archived
+
+    def _flush_kept(self) -> None:
+        """Take the kept formations noted since the last call: positions [start, end) of the previous build.
+
+        Where the run being made is empty and the previous build's run starts at the same formation (first
+        in both files, or in neither), the runs that follow are the previous build's as long as the kept
+        formations go on (where runs end depends on the Refs only): each of those whole runs is taken at
+        once, its refs, sizes and run ends sliced from the previous index, its members copied, without a
+        step per formation. Other kept formations are taken one by one, their ``ends_run()`` read from the
+        previous runs.
+        """
+        start, end = self._kept_start, self._kept_end
+        if start == end:
+            return
+        self._kept_start = end
+        previous = self.previous
+        assert previous is not None
+        run_ends = previous.index.run_ends
+        last_run = len(run_ends) - 1
+        position = start
+        while position < end:
+            if not self._run:
+                run = previous.run_of[position]
+                if previous.index.run_start(run) == position and (run == 0) == (not self.index.run_ends):
+                    until = bisect_right(run_ends, end, lo=run) - 1  # the last run ending by ``end``
+                    if until == last_run and not previous.closes_itself(until):
+                        until -= 1  # the previous catalogue's end closed it: here it may go on
+                    if until >= run:
+                        self._take_runs(run, until)
+                        position = run_ends[until]
+                        continue
+            self._take_kept(position)
+            position += 1
+
+    def _take_kept(self, position: int) -> None:
+        previous = self.previous
+        index = previous.index  # type: ignore[union-attr]
         start = SIZES * position
-        sizes = previous.index.sizes[start : start + SIZES]
-        self._take(entry, sizes, previous.index.left_out.get(position), position)
+        self._take(index.refs[position], index.sizes[start : start + SIZES], index.left_out.get(position), position,
+                   previous.ends_run_at(position))  # type: ignore[union-attr]
+
+    def _take_runs(self, first: int, last: int) -> None:
+        """The previous build's runs ``first`` to ``last``, whole, at the end of the files (the run being made is empty)."""
+        previous = self.previous
+        before = previous.index  # type: ignore[union-attr]
+        index = self.index
+        start, end = before.run_start(first), before.run_ends[last]
+        shift = len(index.refs) - start
+        index.refs.extend(before.refs[start:end])
+        index.sizes.extend(before.sizes[SIZES * start : SIZES * end])
+        left_out = previous.left_out_between(start, end)  # type: ignore[union-attr]
+        for position in left_out:
+            index.left_out[position + shift] = before.left_out[position]
+        index.run_ends.extend([run_end + shift for run_end in before.run_ends[first : last + 1]])
+        self.formations += end - start
+        self.in_xml += end - start - len(left_out)
+        self.sessions += sum(before.sizes[SIZES * start + ROWS : SIZES * end : SIZES])
+        self._work.submit(lambda: self._copy_runs(first, last), light=True)
+
+    def _copy_runs(self, first: int, last: int) -> None:
+        """The members of the previous build's runs ``first`` to ``last``, copied (in :class:`FileWork`)."""
+        before = self.previous.index  # type: ignore[union-attr]
+        for kind in KINDS:
+            spans = before.spans[kind][2 * first : 2 * last + 2]
+            lengths = spans[1::2]
+            total = sum(lengths)
+            output = self._files[kind]
+            written = array("q", spans)
+            if total:
+                begin = next(spans[i] for i in range(0, len(spans), 2) if spans[i + 1])
+                end = max(spans[i] + spans[i + 1] for i in range(0, len(spans), 2))
+                if end - begin != total:
+                    raise MissingIndex(self.previous.root / NAMES[kind], "membres non contigus")  # type: ignore
+                shift = output.copy((begin, total))[0] - begin
+                for i in range(0, len(written), 2):
+                    if written[i + 1]:
+                        written[i] += shift
+            self.index.spans[kind].extend(written)
 
     def finish(self, catalog: Catalog) -> None:
         try:
+            self._flush_kept()
             if self._run:
                 self._close_run()
             self._put("xml", "footer", XML_FOOTER)
@@ -1096,8 +1280,12 @@ class DonneesSink:
         self.raw_sizes["json"] += 2 * self.formations - 1 if self.formations else 0  # separators
         self.cache.mkdir(parents=True, exist_ok=True)
         (self.cache / INDEX_NAME).write_bytes(self.index.to_json())
-        schema = json.dumps(json_schema(), ensure_ascii=False, indent=2) + "\n"
-        (self.root / SCHEMA_NAME).write_bytes(schema.encode("utf-8"))
+        before = self.previous.root / SCHEMA_NAME if self.previous is not None else None
+        if before is not None and before.exists():
+            link_file(before, self.root / SCHEMA_NAME)  # the same code and settings: the same schema
+        else:
+            schema = json.dumps(json_schema(), ensure_ascii=False, indent=2) + "\n"
+            (self.root / SCHEMA_NAME).write_bytes(schema.encode("utf-8"))
         (self.root / "index.html").write_bytes(self.page().encode("utf-8"))
 
     def abort(self) -> None:
@@ -1107,19 +1295,19 @@ class DonneesSink:
         if self.previous is not None:
             self.previous.close()
 
-    def _take(self, entry: Entry, sizes: Sequence[int], left_out: Optional[str], item: Item) -> None:
+    def _take(self, ref: str, sizes: Sequence[int], left_out: Optional[str], item: Item, ends: bool) -> None:
+        """One formation at the end of the files; ``ends``: ``ends_run(ref)``."""
         index = self.index
         if left_out is None:
             self.in_xml += 1
         else:
             index.left_out[len(index.refs)] = left_out
-        index.refs.append(entry.ref)
+        index.refs.append(ref)
         index.sizes.extend(sizes)
         self.formations += 1
-        self.archived += entry.archived
         self.sessions += sizes[ROWS]
         self._run.append(item)
-        if len(self._run) >= RUN_MAX or ends_run(entry.ref):
+        if ends or len(self._run) >= RUN_MAX:
             self._close_run()
 
     def _close_run(self) -> None:
@@ -1127,28 +1315,37 @@ class DonneesSink:
         first = not self.index.run_ends
         start = len(self.index.refs) - len(run)  # the run's formations are the index's last ones
         sizes = self.index.sizes[SIZES * start :]
-        kept = self.previous is not None and all(type(item) is int for item in run)
-        self._work.submit(lambda: self._write_run(run, first, sizes), light=kept)
-        self.index.run_ends.append(len(self.index.refs))
-
-    def _write_run(self, run: list[Item], first: bool, sizes: array) -> None:
-        """The run's member in each file: copied from the previous build when it is the same, else compressed.
-
-        Runs in :class:`FileWork`: touches the files, the previous build's and ``index.spans`` only.
-        """
         same = None
         if self.previous is not None and all(type(item) is int for item in run):
             same = self.previous.unchanged(run, first)  # type: ignore[arg-type]
-        for column, kind in enumerate(KINDS):
-            if same is not None:
-                span = self.previous.index.span(kind, same)  # type: ignore[union-attr]
-                written = self._files[kind].copy(span) if span else None
-            else:
-                data = self._run_bytes(kind, column, run, first, sizes)
-                written = self._files[kind].write(gzip_member(data)) if data else None
-            self.index.spans[kind].extend(written or (0, 0))
+        if same is not None:
+            self._work.submit(lambda: self._copy_run(same), light=True)
+        else:
+            members = self._work.compute(lambda: self._members(run, first, sizes))
+            self._work.submit(lambda: self._write_members(members()))
+        self.index.run_ends.append(len(self.index.refs))
 
-    def _run_bytes(self, kind: str, column: int, run: list[Item], first: bool, sizes: array) -> bytes:
+    def _copy_run(self, same: int) -> None:
+        """The previous build's run ``same``, unchanged: its members copied (in :class:`FileWork`)."""
+        for kind in KINDS:
+            span = self.previous.index.span(kind, same)  # type: ignore[union-attr]
+            self.index.spans[kind].extend(self._files[kind].copy(span) if span else (0, 0))
+
+    def _members(self, run: list[Item], first: bool, sizes: array) -> list[Optional[bytes]]:
+        """The run's gzip member in each file, None where it has no bytes (on a compressing thread:
+        reads nothing the build's thread changes, writes nothing)."""
+        members: list[Optional[bytes]] = []
+        decompressed: dict = {}
+        for column, kind in enumerate(KINDS):
+            data = self._run_bytes(kind, column, run, first, sizes, decompressed)
+            members.append(gzip_member(data) if data else None)
+        return members
+
+    def _write_members(self, members: list[Optional[bytes]]) -> None:
+        for kind, member in zip(KINDS, members):
+            self.index.spans[kind].extend(self._files[kind].write(member) if member else (0, 0))
+
+    def _run_bytes(self, kind: str, column: int, run: list[Item], first: bool, sizes: array, decompressed: dict) -> bytes:
         """The run's fragments in the export ``kind``, as one member holds them once decompressed."""
         parts = []
         for offset, item in enumerate(run):
@@ -1157,7 +1354,7 @@ class DonneesSink:
             if sizes[SIZES * offset + column] == 0:
                 continue
             if type(item) is int:
-                parts.append(self.previous.fragment(item, kind))  # type: ignore[union-attr]
+                parts.append(self.previous.fragment(item, kind, decompressed))  # type: ignore[union-attr]
             else:
                 parts.append(item[column])  # type: ignore[index]
         return b"".join(parts)

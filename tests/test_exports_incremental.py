@@ -13,6 +13,7 @@ import io
 import json
 import os
 import shutil
+import sys
 from pathlib import Path
 from typing import Callable, Optional
 
@@ -86,6 +87,12 @@ def new_formation(formations: list[Formation], numero: str) -> Formation:
     return formations[5].model_copy(update={"numero": numero})
 
 
+def _run_end(formations: list[Formation], count: int) -> int:
+    """The position after the ``count``-th formation whose Ref ends a run."""
+    ends = [i + 1 for i, f in enumerate(formations) if exports.ends_run(f.numero)]
+    return ends[count - 1]
+
+
 #: Edits of the input, each as the incremental build sees them.
 EDITS: dict[str, Callable[[list[Formation]], list[Formation]]] = {
     "nothing": lambda fs: list(fs),
@@ -101,6 +108,11 @@ EDITS: dict[str, Callable[[list[Formation]], list[Formation]]] = {
         changed(f) if i % 100 == 7 else f for i, f in enumerate(fs[:-3])
     ] + [new_formation(fs, "15_AF_FIN")],
     "everything deleted": lambda fs: [],
+    "add at the end": lambda fs: fs + [new_formation(fs, "15_AF_DERNIERE")],
+    "delete the last": lambda fs: fs[:-1],
+    "change the first and the last": lambda fs: [changed(fs[0])] + fs[1:-1] + [changed(fs[-1])],
+    "swap two runs": lambda fs: fs[:_run_end(fs, 3)] + fs[_run_end(fs, 4) : _run_end(fs, 5)]
+    + fs[_run_end(fs, 3) : _run_end(fs, 4)] + fs[_run_end(fs, 5) :],
 }
 
 
@@ -174,12 +186,28 @@ def test_unchanged_runs_are_copied_not_recompressed(first, tmp_path, monkeypatch
         assert prefix + suffix > len(before) * 0.8, name
 
 
+def test_kept_runs_are_taken_whole_without_a_step_per_formation(first, tmp_path, monkeypatch):
+    """Kept formations outside the changed run are neither hashed (ends_run) nor taken one by one."""
+    hashed: list[str] = []
+    real = exports.ends_run
+    monkeypatch.setattr(exports, "ends_run", lambda ref: hashed.append(ref) or real(ref))
+    taken: list[str] = []
+    real_take = DonneesSink._take
+    monkeypatch.setattr(DonneesSink, "_take", lambda self, ref, *rest: taken.append(ref) or real_take(self, ref, *rest))
+    target = first[1][100]
+    sink = run_sink(tmp_path, EDITS["change"](first[1]), previous=first)
+    assert target.numero in taken and len(taken) <= exports.RUN_MAX
+    assert len(hashed) <= 4  # the changed formation, the last one, a run of RUN_MAX before and after it at most
+    # The index is the full build's all the same (the whole output is compared in the test above).
+    assert sink.index.refs == [f.numero for f in first[1]] and len(sink.index.run_ends) >= 10
+
+
 def test_nothing_changed_links_the_previous_files(first, tmp_path, monkeypatch):
     compressed: list[bytes] = []
     real = exports.gzip_member
     monkeypatch.setattr(exports, "gzip_member", lambda data: compressed.append(data) or real(data))
     run_sink(tmp_path, first[1], previous=first)
-    for name in NAMES:
+    for name in NAMES + ("catalogue.schema.json",):
         now, before = tmp_path / "site" / "donnees" / name, first[0] / "site" / "donnees" / name
         assert os.stat(now).st_ino == os.stat(before).st_ino
     assert len(compressed) == 5  # headers and footers only, to compare them with the previous ones
@@ -243,13 +271,30 @@ def test_a_lost_index_means_a_full_build(tmp_path):
 # --------------------------------------------------------------------------
 
 
-def test_compressing_on_the_sinks_thread_gives_the_same_bytes(first, tmp_path, monkeypatch):
+@pytest.mark.parametrize("compressors", [1, 2, 3])
+def test_compressing_on_the_sinks_threads_gives_the_same_bytes(first, tmp_path, monkeypatch, compressors):
     formations = EDITS["change one in a hundred, add, delete"](first[1])
+    monkeypatch.setattr(exports.FileWork, "compressors", compressors)
+    interval = sys.getswitchinterval()
     threaded = run_sink(tmp_path / "threaded", formations, previous=first)
+    assert sys.getswitchinterval() == interval  # put back once the sink is done
     monkeypatch.setattr(DonneesSink, "compress_in_thread", False)
     alone = run_sink(tmp_path / "alone", formations, previous=first)
     assert threaded._work._executor is not None and alone._work._executor is None
+    assert (threaded._work._compressors is not None) == (compressors > 1)
     assert output(tmp_path / "threaded") == output(tmp_path / "alone")
+    full = tmp_path / "full"
+    monkeypatch.setattr(DonneesSink, "compress_in_thread", True)
+    run_sink(full, formations)
+    assert output(full) == output(tmp_path / "alone")
+
+
+def test_the_switch_interval_is_shorter_while_the_sink_works(tmp_path):
+    interval = sys.getswitchinterval()
+    sink = DonneesSink(SinkContext(tmp_path, SETTINGS, TODAY, geo()))
+    assert sys.getswitchinterval() == min(interval, exports.FileWork.switch_interval)
+    sink.abort()
+    assert sys.getswitchinterval() == interval
 
 
 def test_an_error_on_the_compressing_thread_stops_the_sink(first, tmp_path, monkeypatch):
@@ -273,6 +318,9 @@ def test_an_error_on_the_compressing_thread_stops_the_sink(first, tmp_path, monk
             entries.append(entry_of(formation))
             sink.add(formation, entries[-1])
         sink.finish(Catalog.of(entries, TODAY))
-    assert len(calls) == 12  # the failure stopped the work: the runs queued after it were not compressed
+    # The failure stopped the work: the runs queued after it were not compressed (but what another compressing
+    # thread had started: a run, three members).
+    assert 12 <= len(calls) <= 12 + 3 * (exports.FileWork.compressors - 1)
     sink.abort()
-    assert sink._work._executor._shutdown and not any(t.is_alive() for t in sink._work._executor._threads)
+    for pool in (sink._work._executor, sink._work._compressors):
+        assert pool._shutdown and not any(t.is_alive() for t in pool._threads)
