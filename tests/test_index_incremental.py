@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import errno
 import hashlib
 import sqlite3
 from contextlib import closing
@@ -10,6 +11,7 @@ from pathlib import Path
 from typing import Iterable, Optional
 
 import pytest
+from whoosh.writing import IndexingError
 
 from catalogue.build import BuildOptions, PreviousBuild, SinkContext, build
 from catalogue.catalog import Catalog, summarize
@@ -461,3 +463,99 @@ def test_a_sound_previous_index_is_checked_once_per_process_until_a_file_changes
     with pytest.raises(FileNotFoundError):
         index_module.check_previous(previous)
     assert len(opened) == 2
+
+
+# --------------------------------------------------------------------------
+# The update process
+# --------------------------------------------------------------------------
+
+
+def test_the_update_process_writes_what_this_process_would(tmp_path, monkeypatch):
+    """An incremental build's index and store, written by its process or by the build's own: the same
+    table of contents, segments and rows, over several batches and two successive builds."""
+    monkeypatch.setattr(index_module, "UPDATE_BATCH", 2)
+    v1 = run_sink(tmp_path / "v1", catalogue_v1())
+    built = {}
+    for apart in (True, False):
+        monkeypatch.setattr(index_module, "UPDATE_PROCESS", apart)
+        v2 = incremental(tmp_path / f"v2-{apart}", catalogue_v2(), catalogue_v1(), v1)
+        v3 = incremental(tmp_path / f"v3-{apart}", catalogue_v3(), catalogue_v2(), v2)
+        built[apart] = (v2, v3)
+    for version in (0, 1):
+        apart, inside = built[True][version], built[False][version]
+        reader = open_index(served(apart)).searcher().reader()
+        assert reader.doc_count_all() > reader.doc_count()  # deletions were made
+        assert statistics(served(apart)) == statistics(served(inside))
+        assert store_rows(apart) == store_rows(inside)
+        assert answers(served(apart)) == answers(served(inside))
+        # The same deleted documents, segment by segment.
+        deleted = [
+            [(leaf.doc_count_all(), sorted(leaf.deleted_docs_set))
+             for leaf, _ in open_index(served(b)).searcher().reader().leaf_readers()]
+            for b in (apart, inside)
+        ]
+        assert deleted[0] == deleted[1] and any(d for _, d in deleted[0])
+
+
+def test_the_update_process_starts_when_the_sink_opens_and_ends_with_finish(tmp_path):
+    v1 = run_sink(tmp_path / "v1", catalogue_v1())
+    (tmp_path / "v2" / "site").mkdir(parents=True)
+    sink = IndexSink(SinkContext(tmp_path / "v2", SETTINGS, TODAY, GEO, v1))
+    assert isinstance(sink.update, index_module.UpdateProcess)
+    process = sink.update.process
+    assert process.is_alive()
+    formations = catalogue_v2()
+    entries = [summarize(f, origin=Origin("offre.xml", i + 1), statut=Statut.VALIDEE, today=TODAY, settings=SETTINGS,
+                         geo=GEO) for i, f in enumerate(formations)]
+    for f, entry in zip(formations, entries):
+        sink.add(f, entry)
+    sink.finish(Catalog.of(entries, TODAY))
+    assert not process.is_alive() and process.exitcode == 0
+    assert answers(served(PreviousBuild(tmp_path / "v2", frozenset(e.ref for e in entries))))["apiculture", ()]["total"] == 1
+
+
+@pytest.mark.parametrize("error, expected", [
+    (OSError(errno.ENOSPC, "No space left on device"), OSError),
+    (sqlite3.OperationalError("boom"), IndexingError),
+])
+def test_an_error_in_the_update_process_fails_the_build(tmp_path, monkeypatch, error, expected):
+    v1 = run_sink(tmp_path / "v1", catalogue_v1())
+
+    def add_rows(self, rows):
+        raise error
+
+    monkeypatch.setattr(index_module.FormationStoreWriter, "add_rows", add_rows)  # before the fork
+    (tmp_path / "v2" / "site").mkdir(parents=True)
+    sink = IndexSink(SinkContext(tmp_path / "v2", SETTINGS, TODAY, GEO, v1))
+    formations = catalogue_v2()
+    entries = [summarize(f, origin=Origin("offre.xml", i + 1), statut=Statut.VALIDEE, today=TODAY, settings=SETTINGS,
+                         geo=GEO) for i, f in enumerate(formations)]
+    with pytest.raises(expected) as raised:
+        for f, entry in zip(formations, entries):
+            sink.add(f, entry)
+        sink.finish(Catalog.of(entries, TODAY))
+    if expected is OSError:
+        assert raised.value.errno == errno.ENOSPC
+    else:
+        assert "boom" in str(raised.value)
+    sink.abort()
+    assert not sink.update.process.is_alive()
+
+
+def test_a_previous_file_missing_in_the_update_process_names_it(tmp_path, monkeypatch):
+    """A file of the previous build gone between the check and the update: a FileNotFoundError naming it
+    (the build then makes a full build)."""
+    v1 = run_sink(tmp_path / "v1", catalogue_v1())
+    (tmp_path / "v2" / "site").mkdir(parents=True)
+    monkeypatch.setattr(index_module, "check_previous", lambda previous: None)
+    (v1.folder / INDEX_DIR / STORE_FILE).unlink()
+    sink = IndexSink(SinkContext(tmp_path / "v2", SETTINGS, TODAY, GEO, v1))
+    formations = catalogue_v2()
+    entries = [summarize(f, origin=Origin("offre.xml", i + 1), statut=Statut.VALIDEE, today=TODAY, settings=SETTINGS,
+                         geo=GEO) for i, f in enumerate(formations)]
+    with pytest.raises(FileNotFoundError) as raised:
+        for f, entry in zip(formations, entries):
+            sink.add(f, entry)
+        sink.finish(Catalog.of(entries, TODAY))
+    assert Path(raised.value.filename) == v1.folder / INDEX_DIR / STORE_FILE
+    sink.abort()

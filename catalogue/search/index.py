@@ -90,6 +90,10 @@ WRITER_LIMITMB = 1024
 #: The writer of an incremental build: one process (the changed formations only); its pool
 #: holds a merge of :data:`SEGMENT_DOCS` documents without sorting runs to disk.
 UPDATE_LIMITMB = 256
+#: An incremental build updates the index and the store in a process of its own (:class:`UpdateProcess`),
+#: in parallel with the rest of the build; documents per message to it after the first.
+UPDATE_PROCESS = True
+UPDATE_BATCH = 32
 #: A full build writes ``formations.sqlite`` in a process of its own (:class:`StoreProcess`):
 #: compressing each formation's JSON and inserting its rows cost the main process about
 #: half of what the index sink costs it; it is the build's bottleneck.
@@ -332,14 +336,9 @@ class IndexSink:
     A full build (``context.previous`` is None) writes everything, with
     :data:`WRITER_PROCS` writer processes, and the store's process
     (:class:`StoreProcess`): this process only analyses the texts. An incremental build starts from the
-    previous build's index: Whoosh's segment files, which Whoosh never writes
-    again once made (deletions go to a new table of contents), are hard-linked;
-    the store is copied (never modified where it is: the previous build is
-    being served). Then the documents of the changed and removed formations are
-    marked deleted, the changed and new ones are written into one new segment
-    by a writer in this process, and a few small segments may be merged
-    (:func:`segments_to_merge`). ``keep()`` has nothing to do. :class:`Excess`
-    says why the answers are those of a full build.
+    previous build's index (:class:`IndexUpdate`), in a process forked when the sinks open
+    (:class:`UpdateProcess`): this process again only analyses the changed formations.
+    ``keep()`` has nothing to do. :class:`Excess` says why the answers are those of a full build.
     """
 
     def __init__(self, context: SinkContext):
@@ -348,15 +347,19 @@ class IndexSink:
         self.folder.mkdir(parents=True, exist_ok=True)
         self.writer = None
         self.store: Optional[FormationStoreWriter | StoreProcess] = None
-        #: Vocabulary words → formations holding them (full build), or the change in that number.
+        #: Vocabulary words → formations holding them (full build).
         self.word_counts: Counter[str] = Counter()
-        #: Refs the previous build published and this one adds again: changed.
-        self.changed: set[str] = set()
         self._stop_tasks = None
+        #: An incremental build's update (:class:`IndexUpdate`), or its process (:class:`UpdateProcess`).
+        self.update: Optional[IndexUpdate | UpdateProcess] = None
+        #: Whether an incremental build gave the update a formation.
+        self.added = False
         if self.previous is None:
             self._start_full()
         else:
             check_previous(self.previous)
+            update = IndexUpdate(self.previous.folder / INDEX_DIR, self.previous.refs, self.folder)
+            self.update = UpdateProcess(update) if UPDATE_PROCESS else update
 
     def _start_full(self) -> None:
         ix = whoosh_index.create_in(str(self.folder), make_schema())
@@ -375,33 +378,17 @@ class IndexSink:
             processes = []
         self._stop_tasks = weakref.finalize(self, _stop_writer_tasks, getattr(self.writer, "tasks", []), processes)
 
-    def _start_update(self) -> None:
-        """Start from the previous build's index: link Whoosh's files, copy the store."""
-        previous_index = self.previous.folder / INDEX_DIR
-        for name in _whoosh_files(previous_index):
-            link_file(previous_index / name, self.folder / name)
-        shutil.copyfile(previous_index / STORE_FILE, self.folder / STORE_FILE)
-        ix = whoosh_index.open_dir(str(self.folder))
-        self.writer = ix.writer(limitmb=UPDATE_LIMITMB, codec=LeanCodec())
-        self.store = FormationStoreWriter.reopen(self.folder / STORE_FILE)
-
-    def _link_unchanged(self) -> None:
-        """Nothing changed: the new build's index is the previous one's files."""
-        previous_index = self.previous.folder / INDEX_DIR
-        for name in [*_whoosh_files(previous_index), STORE_FILE]:
-            link_file(previous_index / name, self.folder / name)
-
     # -- the protocol
 
     def add(self, formation: Formation, entry: Entry) -> None:
         doc, terms = analysed_document(formation, entry)
-        if self.writer is None:
-            self._start_update()
+        if self.update is not None:
+            self.added = True
+            self.update.add(doc, store_rows(formation, entry), terms.vocabulary)
+            return
         self.writer.add_document(**doc)
         self.store.add(formation, entry)
         self.word_counts.update(terms.vocabulary)
-        if self.previous is not None and entry.ref in self.previous.refs:
-            self.changed.add(entry.ref)
 
     def keep(self, entry: Entry) -> None:
         """Unchanged since the previous build: its document and rows come with the previous files."""
@@ -415,45 +402,116 @@ class IndexSink:
             self._stop_tasks.detach()
             return
         removed = self.previous.refs - {entry.ref for entry in catalog.entries}
-        if self.writer is None and not removed:
-            self._link_unchanged()
+        if not self.added and not removed:
+            # Nothing changed for the index: its files are the previous build's (what the
+            # update may have begun is dropped).
+            self.update.discard()
+            shutil.rmtree(self.folder)
+            self.folder.mkdir()
+            _link_unchanged(self.previous.folder / INDEX_DIR, self.folder)
             return
-        if self.writer is None:
-            self._start_update()
-        self._update(sorted(removed))
-        self.store.close()
+        self.update.finish(sorted(removed))
 
-    def _update(self, removed: list[str]) -> None:
-        gone = sorted(self.changed.union(removed))
+    def abort(self) -> None:
+        """The build failed: stop the writer processes now rather than at exit."""
+        if self._stop_tasks is not None:
+            self._stop_tasks()
+        elif self.writer is not None and not self.writer.is_closed:
+            self.writer.cancel()
+        if self.store is not None:
+            self.store.discard()
+        if self.update is not None:
+            self.update.discard()
+
+
+def _link_unchanged(previous_index: Path, folder: Path) -> None:
+    """Nothing changed: the new build's index is the previous one's files."""
+    for name in [*_whoosh_files(previous_index), STORE_FILE]:
+        link_file(previous_index / name, folder / name)
+
+
+class IndexUpdate:
+    """An incremental build's index: the previous build's, updated with the changed formations.
+
+    Whoosh's segment files, which Whoosh never writes again once made (deletions
+    go to a new table of contents), are hard-linked; the store is copied (never
+    modified where it is: the previous build is being served). The documents of
+    the changed and removed formations are marked deleted, the changed and new
+    ones are written into one new segment, and a few small segments may be
+    merged (:func:`segments_to_merge`). Runs in :class:`UpdateProcess` (or in the
+    build's process when :data:`UPDATE_PROCESS` is off): the same steps in the same order.
+    """
+
+    def __init__(self, previous_index: Path, previous_refs: frozenset[str], folder: Path):
+        self.previous_index = previous_index
+        self.previous_refs = previous_refs
+        self.folder = folder
+        self.writer = None
+        self.store: Optional[FormationStoreWriter] = None
+        #: The change in the number of formations holding each vocabulary word.
+        self.word_counts: Counter[str] = Counter()
+        #: What Whoosh's statistics count beyond the live documents once the deletions are done.
+        self.excess = Excess()
+        #: A reader of the previous segments, to find the documents to delete, while adding.
+        self.reader = None
+        self.leaves: list[tuple] = []
+
+    def start(self) -> None:
+        """Start from the previous build's index: link Whoosh's files, copy the store."""
+        if self.writer is not None:
+            return
+        for name in _whoosh_files(self.previous_index):
+            link_file(self.previous_index / name, self.folder / name)
+        shutil.copyfile(self.previous_index / STORE_FILE, self.folder / STORE_FILE)
+        ix = whoosh_index.open_dir(str(self.folder))
+        self.writer = ix.writer(limitmb=UPDATE_LIMITMB, codec=LeanCodec())
+        self.store = FormationStoreWriter.reopen(self.folder / STORE_FILE)
+
+    def add(self, doc: dict, rows: "StoreRows", vocabulary: Iterable[str]) -> None:
+        """A new or changed formation: its document (:func:`analysed_document`), rows (:func:`store_rows`)
+        and vocabulary words."""
+        self.start()
+        self.writer.add_document(**doc)
+        self.store.add_rows(rows)
+        self.word_counts.update(vocabulary)
+        if doc["ref"] in self.previous_refs:
+            # Changed: its previous document is deleted now rather than at the end (same deletions).
+            self._delete_documents([doc["ref"]])
+
+    def finish(self, removed: list[str]) -> None:
+        """Take out the formations no longer published, commit the index, write the store."""
+        self.start()
         self.store.remove(removed)
-        excess = Excess()
-        self._delete_documents(gone, excess)
+        self._delete_documents(removed)
+        if self.reader is not None:
+            self.reader.close()
+            self.reader = None
+        excess = self.excess
         self.writer.commit(mergetype=lambda writer, segments: self._merge(writer, segments, excess))
         self.writer = None
         segments = {s.segment_id() for s in whoosh_index.open_dir(str(self.folder))._segments()}
         self.store.add_excess(excess, segments)
         self.store.update_vocabulary(self.word_counts)
+        self.store.close()
 
-    def _delete_documents(self, refs: list[str], excess: "Excess") -> None:
+    def _delete_documents(self, refs: list[str]) -> None:
         """Mark deleted the live documents of these Refs in the previous segments (not this build's
-        documents); note what they still count, and the vocabulary words they held."""
-        reader = self.writer.reader()
-        try:
-            for leaf, offset in reader.leaf_readers():
-                segment = leaf.segment().segment_id()
-                column = None
-                for ref in refs:
-                    if ("ref", ref) not in leaf:
-                        continue
-                    for docnum in leaf.postings("ref", ref).all_ids():  # live documents only
-                        if column is None:
-                            column = leaf.column_reader("terms")
-                        terms = IndexedTerms.from_bytes(column[docnum])
-                        self.writer.delete_document(offset + docnum)
-                        excess.deleted(segment, terms)
-                        self.word_counts.subtract(terms.vocabulary)
-        finally:
-            reader.close()
+        documents); note what they still count (:attr:`excess`), and the vocabulary words they held."""
+        if self.reader is None:
+            self.reader = self.writer.reader()
+            self.leaves = [(leaf, offset, leaf.segment().segment_id(), {}) for leaf, offset in self.reader.leaf_readers()]
+        for leaf, offset, segment, columns in self.leaves:
+            for ref in refs:
+                if ("ref", ref) not in leaf:
+                    continue
+                for docnum in leaf.postings("ref", ref).all_ids():  # live documents only
+                    column = columns.get("terms")
+                    if column is None:
+                        column = columns["terms"] = leaf.column_reader("terms")
+                    terms = IndexedTerms.from_bytes(column[docnum])
+                    self.writer.delete_document(offset + docnum)
+                    self.excess.deleted(segment, terms)
+                    self.word_counts.subtract(terms.vocabulary)
 
     def _merge(self, writer, segments: list, excess: "Excess") -> list:
         """Whoosh merge policy: copy the live documents of the segments :func:`segments_to_merge`
@@ -470,14 +528,124 @@ class IndexSink:
         merged = {segment.segment_id() for segment in chosen}
         return [s for s in segments if s.segment_id() not in merged]
 
-    def abort(self) -> None:
-        """The build failed: stop the writer processes now rather than at exit."""
-        if self._stop_tasks is not None:
-            self._stop_tasks()
-        elif self.writer is not None and not self.writer.is_closed:
+    def discard(self) -> None:
+        if self.reader is not None:
+            self.reader.close()
+            self.reader = None
+        if self.writer is not None and not self.writer.is_closed:
             self.writer.cancel()
+        self.writer = None
         if self.store is not None:
             self.store.discard()
+
+
+class UpdateProcess:
+    """:class:`IndexUpdate` in a process of its own, forked when the sinks open.
+
+    It links and copies the previous build's files while the build reads on;
+    the build's process only analyses each changed formation (the static search
+    analyses the same texts next) and sends its document, rows and words, in
+    batches (:data:`UPDATE_BATCH`; the first one alone, so that the process
+    starts at once). Whoosh's writer, the store's compression and inserts, the
+    deletions and the commit are the process's, in the order a single process
+    would do them: the same files. Messages are bounded (:data:`STORE_QUEUE`).
+    """
+
+    def __init__(self, update: IndexUpdate):
+        context = multiprocessing.get_context("fork")
+        self.jobs = context.Queue(STORE_QUEUE)
+        self.jobs.cancel_join_thread()
+        self.results = context.Queue()
+        self.process = context.Process(
+            target=_run_update, args=(update, self.jobs, self.results), name="catalogue-index", daemon=True
+        )
+        self.process.start()
+        self.batch: list[tuple] = []
+        self.sent = 0
+
+    def add(self, doc: dict, rows: "StoreRows", vocabulary: Iterable[str]) -> None:
+        self.batch.append((doc, rows, vocabulary))
+        if len(self.batch) >= (UPDATE_BATCH if self.sent else 1):
+            self._flush()
+
+    def _flush(self) -> None:
+        if self.batch:
+            self._send(("add", self.batch))
+            self.sent += len(self.batch)
+            self.batch = []
+
+    def finish(self, removed: list[str]) -> None:
+        """Send the last documents and the removed Refs; wait for the index and store to be written."""
+        self._flush()
+        self._send(("finish", removed))
+        while True:
+            try:
+                result = self.results.get(timeout=1)
+                break
+            except queue.Empty:
+                if not self.process.is_alive():
+                    self._check_alive()
+        self.process.join()
+        if result is not None:
+            _raise_from_process(result)
+
+    def _send(self, job) -> None:
+        while True:
+            try:
+                self.jobs.put(job, timeout=1)
+                return
+            except queue.Full:
+                self._check_alive()
+
+    def _check_alive(self) -> None:
+        if not self.process.is_alive():
+            try:
+                result = self.results.get(timeout=1)
+            except queue.Empty:
+                result = ("ProcessError", None, f"code de sortie {self.process.exitcode}", None)
+            _raise_from_process(result)
+
+    def discard(self) -> None:
+        if self.process.is_alive():
+            self.process.terminate()
+        self.process.join(timeout=10)
+
+
+def _run_update(update: IndexUpdate, jobs, results) -> None:
+    """The update process: documents in, the index and store out; ``None`` or the error on ``results``."""
+    try:
+        update.start()
+        while True:
+            kind, payload = jobs.get()
+            if kind == "add":
+                for doc, rows, vocabulary in payload:
+                    update.add(doc, rows, vocabulary)
+            else:
+                update.finish(payload)
+                break
+    except BaseException as exc:  # noqa: BLE001  (whatever it is, the build hears of it)
+        update.discard()
+        results.put(_error_of(exc))
+    else:
+        results.put(None)
+
+
+def _error_of(exc: BaseException) -> tuple:
+    """What a process tells the build of its error: its class name, errno, message and file."""
+    code = exc.errno if isinstance(exc, OSError) else None
+    if isinstance(exc, sqlite3.OperationalError) and "disk is full" in str(exc):
+        code = errno.ENOSPC
+    message = str(exc) if code is None else (exc.strerror if isinstance(exc, OSError) and exc.strerror else os.strerror(code))
+    return (exc.__class__.__name__, code, message, getattr(exc, "filename", None))
+
+
+def _raise_from_process(result: tuple) -> None:
+    """Raise, in the build's process, the error a process reported (:func:`_error_of`): an OSError
+    with its errno and file (a missing file of the previous build makes a full build), or an IndexingError."""
+    name, code, message, filename = result
+    if code is not None:
+        raise OSError(code, message, filename) if filename is not None else OSError(code, message)
+    raise IndexingError(f"écriture de l'index : {name} : {message}")
 
 
 #: The name tests and older callers use.
