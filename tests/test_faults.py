@@ -226,11 +226,11 @@ def fill_the_disk_after(monkeypatch, pages: int) -> None:
     real_write = render._write
     written = [0]
 
-    def write(path, content):
+    def write(path, content, *rest):
         written[0] += 1
         if written[0] > pages:
             raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(path))
-        real_write(path, content)
+        real_write(path, content, *rest)
 
     monkeypatch.setattr(render, "_write", write)
 
