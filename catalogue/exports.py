@@ -1180,6 +1180,22 @@ class DonneesSink:
         self._kept_start, self._kept_end = position, position + 1
         self.archived += entry.archived
 
+    def keep_all(self, entries: Sequence[Entry]) -> None:
+        """:meth:`keep` of each in turn: a stretch that follows the first one in the previous build is checked
+        at once (its Refs compared as a list)."""
+        if not entries:
+            return
+        self.keep(entries[0])
+        rest = entries[1:]
+        refs = [entry.ref for entry in rest]
+        following = self._kept_end
+        if self._previous_refs[following : following + len(refs)] == refs:
+            self._kept_end = following + len(refs)
+            self.archived += sum(entry.archived for entry in rest)
+        else:
+            for entry in rest:
+                self.keep(entry)
+
     def _flush_kept(self) -> None:
         """Take the kept formations noted since the last call: positions [start, end) of the previous build.
 

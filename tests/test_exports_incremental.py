@@ -51,9 +51,11 @@ def entry_of(formation: Formation) -> Entry:
 
 
 def run_sink(
-    folder: Path, formations: list[Formation], previous: Optional[tuple[Path, list[Formation]]] = None
+    folder: Path, formations: list[Formation], previous: Optional[tuple[Path, list[Formation]]] = None,
+    stretches: bool = False,
 ) -> DonneesSink:
-    """The sink over ``formations``; with ``previous`` (its folder, its input), unchanged ones are kept."""
+    """The sink over ``formations``; with ``previous`` (its folder, its input), unchanged ones are kept
+    (with ``stretches``, each stretch of them given to ``keep_all()``, as ``build()`` does)."""
     context = SinkContext(folder, SETTINGS, TODAY, geo())
     before: dict[str, Formation] = {}
     if previous is not None:
@@ -61,13 +63,20 @@ def run_sink(
         context = SinkContext(folder, SETTINGS, TODAY, geo(), PreviousBuild(previous[0], frozenset(before)))
     sink = DonneesSink(context)
     entries = []
+    stretch: list[Entry] = []
     for formation in formations:
         entry = entry_of(formation)
         entries.append(entry)
         if before.get(formation.numero) == formation:
-            sink.keep(entry)
+            if stretches:
+                stretch.append(entry)
+            else:
+                sink.keep(entry)
         else:
+            sink.keep_all(stretch)
+            stretch = []
             sink.add(formation, entry)
+    sink.keep_all(stretch)
     sink.finish(Catalog.of(entries, TODAY))
     return sink
 
@@ -136,6 +145,15 @@ def test_incremental_build_gives_the_full_builds_bytes(first, tmp_path, edit):
         full.formations, full.archived, full.sessions, full.in_xml
     )
     assert incremental.left_out == full.left_out
+
+
+@pytest.mark.parametrize("edit", ["change one in a hundred, add, delete", "move", "swap two runs", "add at the start"])
+def test_keep_all_gives_the_bytes_of_keep(first, tmp_path, edit):
+    formations = EDITS[edit](first[1])
+    run_sink(tmp_path / "one by one", formations, previous=first)
+    stretches = run_sink(tmp_path / "stretches", formations, previous=first, stretches=True)
+    assert output(tmp_path / "stretches") == output(tmp_path / "one by one")
+    assert stretches.archived == sum(entry_of(f).archived for f in formations) > 0
 
 
 def test_the_catalogue_has_what_the_tests_need(first, tmp_path):
