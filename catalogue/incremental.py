@@ -23,7 +23,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from importlib import metadata
 from pathlib import Path
-from typing import TYPE_CHECKING, Callable, Iterable, Iterator, Optional, Union
+from typing import TYPE_CHECKING, Callable, Iterable, Iterator, NamedTuple, Optional, Union
 
 from .catalog import Entry
 from .model import Formation, Session, Statut
@@ -353,9 +353,11 @@ def _no_gc(freeze: bool = False) -> Iterator[None]:
             gc.enable()
 
 
-@dataclass(frozen=True)
-class Reused:
-    """A formation whose source bytes are those of a previous build, with the outcome it had then."""
+class Reused(NamedTuple):
+    """A formation whose source bytes are those of a previous build, with the outcome it had then.
+
+    (A named tuple: made 100,000 times in a rebuild, where a frozen dataclass costs three times more.)
+    """
 
     outcome: Outcome
     load: Callable[[], list[Item]]  # () -> list[Item], the formation read again when a sink needs it whole
@@ -408,10 +410,12 @@ def read_incremental(
         with cutting.split as split:
             name = str(path)
             for index, (chunk, digest) in enumerate(zip(split.chunks, cutting.digests)):
-                origin = Origin(name, chunk.line)
                 known = outcomes.get(digest)
                 if known is not None and known.holds_on(today):
-                    yield Reused(known.moved_to(origin), _reader(read_chunk, split, chunk))
+                    where = known.origin
+                    if where.line != chunk.line or where.path != name:
+                        known = known.moved_to(Origin(name, chunk.line))
+                    yield Reused(known, _reader(read_chunk, split, chunk))
                 else:
                     try:
                         items = tuple(read_chunk(split, chunk))
@@ -419,7 +423,7 @@ def read_incremental(
                         # Malformed inside this formation: the streaming reader words it, from here on.
                         yield from _read_whole(read_from(split, index))
                         break
-                    yield Fresh(digest, origin, items)
+                    yield Fresh(digest, Origin(name, chunk.line), items)
                 if progress is not None:
                     progress(chunk.end - chunk.start)
             else:
