@@ -708,11 +708,16 @@ class _Taken:
     #: Each file left in it (path relative to the folder) → whether it is the published build's very file.
     files: dict[str, bool]
     folders: list[str]  # its subfolders
+    #: Where its files that this build does not keep go (``<that build>/.stale/<folder name>``), with
+    #: the same subfolders: unlinking a file's last link costs milliseconds here (ext4, the disk
+    #: busy), a rename tens of microseconds; that build's folder is deleted in the background
+    #: once this build is published, these files with it.
+    aside: str
 
     def discard(self, root: Path, relative: str) -> None:
-        """Unlink the file ``relative`` before this build writes its own there."""
+        """Move the file ``relative`` aside before this build writes its own there."""
         if self.files.pop(relative, None) is not None:
-            os.unlink(os.path.join(root, relative))
+            os.rename(os.path.join(root, relative), os.path.join(self.aside, relative))
 
 
 def _take_over(published: Path, relative: Path, target: Path) -> Optional[_Taken]:
@@ -722,12 +727,13 @@ def _take_over(published: Path, relative: Path, target: Path) -> Optional[_Taken
     that build is kept only for readers still on it and goes once this build is published,
     so its folder is taken over instead of linking tens of thousands of files into a new
     one. A file whose inode is the published build's is that very file (same bytes) and
-    stays; :func:`_settle` replaces the others by links and unlinks those not wanted;
-    a file this build writes is unlinked first. Files are never written into, so the
-    published build is never touched. The files at the folder's top (a few) are unlinked
-    at once. ``None`` (``target`` not made) when there is no such build, it lost that
-    folder, the folders are on two devices, a subfolder holds a folder, or a listing's
-    inodes can't be trusted.
+    stays; :func:`_settle` replaces the others by links and moves aside those not wanted
+    (:attr:`_Taken.aside`), as a file this build writes. Files are never written into, so
+    the published build is never touched. ``None`` (``target`` not made) when there is no
+    such build, it lost that folder, the folders are on two devices, a subfolder holds a
+    folder, a listing's inodes can't be trusted, or when at most half of its files are the
+    published build's (moving the others aside would cost more than the links it saves:
+    after a full build, or when much changed).
     """
     from ..build import PUBLISHED_MARK
 
@@ -758,13 +764,18 @@ def _take_over(published: Path, relative: Path, target: Path) -> Optional[_Taken
                 folders.append(entry.name)
                 prefix = entry.name + "/"
                 files.update((prefix + name, inodes.get(name) == inode) for name, inode in present.items())
+        if 2 * sum(files.values()) <= len(files):
+            return None
+        aside = os.path.join(max(older), ".stale", os.path.basename(relative))
+        for folder in ["", *folders]:
+            os.makedirs(os.path.join(aside, folder), exist_ok=True)
         target.parent.mkdir(parents=True, exist_ok=True)
         os.rename(source, target)
     except OSError:
         return None
-    for name in tops:
-        os.unlink(os.path.join(target, name))
-    return _Taken(files, folders)
+    for name in tops:  # a few files: the page, the manifest, the cache's tables
+        os.rename(os.path.join(target, name), os.path.join(aside, name))
+    return _Taken(files, folders, aside)
 
 
 def _inodes(folder: str) -> Optional[dict[str, int]]:
@@ -787,23 +798,23 @@ def _inodes(folder: str) -> Optional[dict[str, int]]:
 
 def _settle(previous: Path, target: Path, names: list[str], taken: Optional[_Taken]) -> int:
     """Link ``names`` from ``previous`` into ``target`` (:func:`_link_all`). In a folder taken over, a
-    file that is already the previous build's stays, another is unlinked first, and the files
-    not wanted are unlinked (then the subfolders left empty); returns the files linked."""
+    file that is already the previous build's stays, another is moved aside first, and so are
+    the files not wanted (then the subfolders left empty are removed); returns the files linked."""
     if taken is None:
         return _link_all(previous, target, names)
     files = taken.files
-    prefix = os.fspath(target) + os.sep
-    unlink = os.unlink
+    prefix, aside = os.fspath(target) + os.sep, taken.aside + os.sep
+    rename = os.rename
     linked = []
     for name in names:
         same = files.pop(name, None)
         if same:
             continue
         if same is not None:
-            unlink(prefix + name)
+            rename(prefix + name, aside + name)
         linked.append(name)
     for name in files:
-        unlink(prefix + name)
+        rename(prefix + name, aside + name)
     files.clear()
     for folder in taken.folders:
         try:
