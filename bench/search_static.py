@@ -22,6 +22,15 @@
    CPU in ``add()`` (what the reading waits for), of the wall time of ``finish()``,
    of the worker's CPU, and their ratios; the two ways' files are compared byte for byte.
 
+5. ``--rebuilds CONTENT --code NAME=CODE_DIR:BUILD_DIR ... [--every 100] [--rebuild-runs 6]`` compares
+   the rebuild costs of code trees (e.g. ``git archive`` snapshots) on one content folder (holding
+   ``catalogue.xml``): each run edits it (`` (modifiee)`` appended to the intitulé of one more
+   formation, or with ``--every E`` of one more in E), then builds every tree into its own build
+   folder, in alternating order, each in a fresh process (a tree's first build may be a full one:
+   the build key holds the code). Printed: each run's ``finish:static-search`` wall time and the
+   sink's CPU in ``finish()``, then their medians over the runs from the third (steady state: the
+   build before the published one is an incremental one too) and the ratios to the first tree.
+
 Bytes are raw (no compression assumed).
 """
 
@@ -324,7 +333,81 @@ def agreement(build_dir: Path, queries: list[tuple[str, str]]) -> list[tuple[str
     return out
 
 
+def rebuild_child(code: Path, content: Path, build_dir: Path) -> dict:
+    """One build of ``content`` with the code of ``code``: its phases, and the static sink's CPU in finish()."""
+    sys.path.insert(0, str(code))
+    from catalogue.build import BuildOptions, _load_sinks, build
+    from catalogue.settings import load_settings
+
+    _load_sinks()  # the sinks in their usual order (the build key holds it), before wrapping one
+    from catalogue.search import static
+
+    cpu = [0.0]
+    finish = static.StaticSearchSink.finish
+
+    def timed(self, catalog):
+        start = time.process_time()
+        try:
+            return finish(self, catalog)
+        finally:
+            cpu[0] += time.process_time() - start
+
+    static.StaticSearchSink.finish = timed
+    start = time.perf_counter()
+    report = build(BuildOptions(content=(content,), build_dir=build_dir, today=dt.date(2026, 11, 29)), load_settings(None))
+    return {"wall": time.perf_counter() - start, "incremental": report.incremental, "finish_cpu": cpu[0],
+            "finish_wall": report.timings.get("finish:static-search", 0.0), "emit": report.timings.get("emit:static", 0.0)}
+
+
+def edit(xml: Path, index: int, every: int) -> None:
+    """`` (modifiee)`` appended to the intitulé of formation ``index`` (or of each ``i % every == index % every``)."""
+    end = b"</intitule-formation>"
+    lines, i = [], 0
+    with open(xml, "rb") as source:
+        for line in source:
+            if end in line:
+                if i == index or (every and i % every == index % every):
+                    line = line.replace(end, b" (modifiee)" + end, 1)
+                i += 1
+            lines.append(line)
+    xml.with_suffix(".tmp").write_bytes(b"".join(lines))
+    xml.with_suffix(".tmp").replace(xml)
+
+
+def compare_rebuilds(args) -> None:
+    import statistics
+
+    trees = []
+    for spec in args.code:
+        name, _, dirs = spec.partition("=")
+        code, _, build_dir = dirs.partition(":")
+        trees.append((name, Path(code), Path(build_dir)))
+    results: dict[str, list[dict]] = {name: [] for name, _, _ in trees}
+    for run in range(args.rebuild_runs):
+        edit(args.rebuilds / "catalogue.xml", 1000 + run, args.every)
+        for name, code, build_dir in trees if run % 2 == 0 else trees[::-1]:
+            out = subprocess.run([sys.executable, str(Path(__file__).resolve()), "--rebuild-child", str(code), str(args.rebuilds),
+                                  str(build_dir)],
+                                 capture_output=True, text=True, check=True)
+            row = json.loads(out.stdout.strip().splitlines()[-1])
+            results[name].append(row)
+            print(f"run {run} {name}: finish:static-search {row['finish_wall']:.2f} s wall, {row['finish_cpu']:.3f} s CPU, "
+                  f"emit:static {row['emit']:.2f} s, build {row['wall']:.1f} s{'' if row['incremental'] else ' (full)'}", flush=True)
+    first = None
+    for name, rows in results.items():
+        steady = rows[2:] or rows
+        wall = statistics.median(r["finish_wall"] for r in steady)
+        cpu = statistics.median(r["finish_cpu"] for r in steady)
+        first = first or (wall, cpu)
+        print(f"{name}: medians of {len(steady)}: finish:static-search {wall:.3f} s wall ({wall / first[0]:.2f}x), "
+              f"{cpu:.3f} s CPU ({cpu / first[1]:.2f}x)")
+
+
 def main(argv=None) -> None:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["--rebuild-child"]:  # before anything imports the catalogue of this tree
+        print(json.dumps(rebuild_child(*map(Path, argv[1:4]))))
+        return
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--formations", type=int, default=100_000)
     parser.add_argument("--work", type=Path, default=ROOT / "bench" / "out")
@@ -337,8 +420,15 @@ def main(argv=None) -> None:
     parser.add_argument("--child", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--costs", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--inprocess", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--rebuilds", type=Path, help="compare rebuilds of this content folder (holding catalogue.xml)")
+    parser.add_argument("--code", action="append", default=[], help="NAME=CODE_DIR:BUILD_DIR, with --rebuilds (repeat)")
+    parser.add_argument("--every", type=int, default=0, help="with --rebuilds: edit one formation in EVERY (0: one)")
+    parser.add_argument("--rebuild-runs", type=int, default=6)
     args = parser.parse_args(argv)
 
+    if args.rebuilds:
+        compare_rebuilds(args)
+        return
     if args.costs:
         print(json.dumps(child_costs(args.costs, args.formations, not args.inprocess)))
         return
