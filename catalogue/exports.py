@@ -851,7 +851,8 @@ class PreviousExports:
     def __init__(self, root: Path, index: ExportsIndex):
         self.root = root
         self.index = index
-        self.where = {ref: position for position, ref in enumerate(index.refs)}
+        #: Ref: position, made at the first Ref not found near where it was expected (see :meth:`position`).
+        self._where: Optional[dict[str, int]] = None
         self.run_of = array("l", bytes(array("l").itemsize * len(index.refs)))
         start = 0
         for run, end in enumerate(index.run_ends):
@@ -871,8 +872,16 @@ class PreviousExports:
         index = ExportsIndex.load(previous.folder / CACHE_DIR / INDEX_NAME)
         return cls(previous.folder / "site" / DONNEES_DIR, index)
 
-    def position(self, ref: str) -> int:
-        position = self.where.get(ref)
+    def position(self, ref: str, near: int = 0) -> int:
+        """Where ``ref`` is; looked for in the few positions from ``near`` first (after a changed or deleted
+        formation, the next kept one is there), then in a table of every Ref."""
+        refs = self.index.refs
+        for position in range(near, min(near + 4, len(refs))):
+            if refs[position] == ref:
+                return position
+        if self._where is None:
+            self._where = {ref: position for position, ref in enumerate(refs)}
+        position = self._where.get(ref)
         if position is None:
             raise MissingIndex(self.root, f"{ref} n'y figure pas")
         return position
@@ -1175,7 +1184,7 @@ class DonneesSink:
         previous = self.previous
         if previous is None:
             raise RuntimeError("keep() sans build précédent")
-        position = previous.position(entry.ref)
+        position = previous.position(entry.ref, following)
         self._flush_kept()
         self._kept_start, self._kept_end = position, position + 1
         self.archived += entry.archived

@@ -218,6 +218,7 @@ def test_kept_runs_are_taken_whole_without_a_step_per_formation(first, tmp_path,
     assert len(hashed) <= 4  # the changed formation, the last one, a run of RUN_MAX before and after it at most
     # The index is the full build's all the same (the whole output is compared in the test above).
     assert sink.index.refs == [f.numero for f in first[1]] and len(sink.index.run_ends) >= 10
+    assert sink.previous._where is None  # the kept formation after the changed one was found next to it
 
 
 def test_nothing_changed_links_the_previous_files(first, tmp_path, monkeypatch):
