@@ -899,6 +899,8 @@ CACHE_VERSION = 3
 #: Under CACHE_DIR, a full build's spare copy (hard links) of the folders a later build takes over
 #: (:data:`TAKEN_OVER`): the first rebuild, which has no build before the published one, takes it.
 SPARE_DIR = "spare"
+#: In the older build whose folders are taken over, where their files this build has no use for are put.
+STALE_DIR = ".stale"
 #: The folders of site/ an incremental build takes over from an older build rather than link file by file.
 TAKEN_OVER = ("formations", "organismes")
 _TAKEN_OVER_PREFIXES = tuple(name + "/" for name in TAKEN_OVER)
@@ -993,6 +995,9 @@ class SiteSink:
         adresse = coordonnees.adresse if coordonnees else None
         address = self._address_id(adresse.model_dump_json() if adresse else NO_ADDRESS)
         self._refs[entry.ref] = _facts(address, entry)
+        recycled = self._recycled
+        if recycled is not None and path.name in recycled.present and path.name not in recycled.same:
+            recycled.discard(str(path), path.name)  # the older build's own page: put aside, not unlinked
         if self.workers <= 0:
             _write(path, self.site.fiche(formation, entry), spare)
             return
@@ -1018,7 +1023,7 @@ class SiteSink:
             if name in recycled.same:
                 name = ""  # already the published build's file
             elif name in recycled.present:
-                os.unlink(self._fiches_prefix + name)  # an older page: unlinked, never written into
+                recycled.discard(self._fiches_prefix + name, name)  # an older page: never written into
         if name:
             try:
                 os.link(self._previous_fiches + name, self._fiches_prefix + name)
@@ -1036,7 +1041,7 @@ class SiteSink:
             return
         written = {f"{ref}.html" for ref in self._added}
         for name in recycled.present - self._kept - written:
-            os.unlink(self._fiches_prefix + name)
+            recycled.discard(self._fiches_prefix + name, name)
         self._recycled = None
 
     def _address_id(self, address: str) -> int:
@@ -1129,7 +1134,7 @@ class SiteSink:
         folders = set()
         for inner in recycled.present:
             if "organismes/" + inner not in pages:
-                os.unlink(f"{self._root_prefix}organismes/{inner}")
+                recycled.discard(f"{self._root_prefix}organismes/{inner}", inner)
                 folder = os.path.dirname(inner)
                 while folder:
                     folders.add(folder)
@@ -1404,7 +1409,7 @@ class SiteSink:
             if inner in recycled.same:
                 return True
             if inner in recycled.present:
-                os.unlink(target)
+                recycled.discard(target, inner)
         try:
             os.link(source, target)  # strings: pathlib's joins would cost as much as the link
         except OSError:
@@ -1474,6 +1479,28 @@ class _Recycled:
 
     present: set[str]  # every name in it
     same: set[str]  # names whose file is the published build's very file (one inode, linked)
+    #: Where its other files go, inside the older build (trashed once this build is published); None: unlinked.
+    stale: Optional[str] = None
+
+    def discard(self, path: str, inner: str) -> None:
+        """Put aside ``path``, the taken-over file ``inner``: never written into, and not unlinked here,
+        since unlinking a file's last link costs milliseconds on a busy disk against microseconds for a
+        rename (the older build's folder is deleted, with it, by a process of its own)."""
+        if self.stale is not None:
+            target = os.path.join(self.stale, inner.replace("/", "%"))
+            try:
+                os.rename(path, target)
+                return
+            except FileNotFoundError:
+                try:
+                    os.makedirs(self.stale, exist_ok=True)
+                    os.rename(path, target)
+                    return
+                except OSError:
+                    pass
+            except OSError:
+                pass
+        os.unlink(path)
 
 
 def _recycle_fiches(published: Path, target: Path, name: str = "formations") -> Optional[_Recycled]:
@@ -1489,6 +1516,7 @@ def _recycle_fiches(published: Path, target: Path, name: str = "formations") -> 
     are never written into, so the published build is never touched. None (link
     every file) when there is no such copy, or the folders are on two devices.
     """
+    stale = None
     try:
         spare = os.path.join(published, CACHE_DIR, SPARE_DIR, name)
         if os.path.isdir(spare):
@@ -1502,6 +1530,7 @@ def _recycle_fiches(published: Path, target: Path, name: str = "formations") -> 
             if not older:
                 return None
             source = os.path.join(max(older), "site", name)
+            stale = os.path.join(max(older), STALE_DIR, name)
         current = os.path.join(published, "site", name)
         if os.stat(source).st_dev != os.stat(current).st_dev or target.exists():
             return None
@@ -1512,7 +1541,7 @@ def _recycle_fiches(published: Path, target: Path, name: str = "formations") -> 
         os.rename(source, target)
     except OSError:
         return None
-    return _Recycled(set(present), {name for name, inode in present.items() if inodes.get(name) == inode})
+    return _Recycled(set(present), {name for name, inode in present.items() if inodes.get(name) == inode}, stale)
 
 
 def _inodes(folder: str) -> Optional[dict[str, int]]:

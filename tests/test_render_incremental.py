@@ -718,3 +718,20 @@ def test_the_address_table_is_made_anew_once_it_doubled(tmp_path):
         }
     assert max(sizes) <= 2 * 3 + 64 + 3 and sizes[-1] < max(sizes)  # made anew
     assert digest(previous / "site") == digest(sink_build(tmp_path / "full", moved) / "site")
+
+
+def test_files_of_a_folder_taken_over_are_put_aside_in_the_older_build_not_unlinked(tmp_path):
+    from catalogue.render import _Recycled
+
+    folder = tmp_path / "older" / "site" / "formations"
+    folder.mkdir(parents=True)
+    for name in ("a.html", "b.html"):
+        (folder / name).write_text(name)
+    inode = (folder / "a.html").stat().st_ino
+    stale = tmp_path / "older" / ".stale" / "formations"
+    recycled = _Recycled({"a.html", "b.html"}, set(), str(stale))
+    recycled.discard(str(folder / "a.html"), "a.html")
+    assert not (folder / "a.html").exists()
+    assert (stale / "a.html").stat().st_ino == inode  # the same file, renamed: its last link not removed here
+    _Recycled({"b.html"}, set()).discard(str(folder / "b.html"), "b.html")  # no older build: unlinked
+    assert not (folder / "b.html").exists() and sorted(p.name for p in stale.iterdir()) == ["a.html"]
