@@ -103,7 +103,9 @@ class Sink(Protocol):
 
     def finish(self, catalog: Catalog) -> None: ...
 
-    # Optional: ``abort()``, called when the build fails, to release processes or files early.
+    # Optional: ``abort()``, called when the build fails, to release processes or files early; ``wait()``,
+    # called once every sink has finished and before the build is published, for a sink whose finish()
+    # left work running elsewhere (the index's update process commits while the other sinks finish).
 
 
 @dataclass(frozen=True)
@@ -356,6 +358,11 @@ def _build_into(
         for name, sink in zip(names, active):
             with timer.phase(f"finish:{name}"):
                 sink.finish(catalog)
+        for name, sink in zip(names, active):
+            wait = getattr(sink, "wait", None)
+            if wait is not None:
+                with timer.phase(f"wait:{name}"):
+                    wait()
         with timer.phase("report"):
             write_report(staging, report, settings, options.today)
             manifest.save(staging, (previous[0].folder, previous[1]) if previous else None)

@@ -210,3 +210,40 @@ def test_a_failed_full_build_stops_the_index_writer_processes(content, tmp_path)
     with pytest.raises(InvalidInput):
         build(options, Settings())  # every sink, the Whoosh writer's processes included
     assert multiprocessing.active_children() == []
+
+
+def test_a_sinks_wait_comes_after_every_finish_and_before_publishing(tmp_path, monkeypatch):
+    from catalogue.build import SINKS
+
+    log: list[str] = []
+
+    def sink(name: str, waits: bool):
+        class Sink:
+            def __init__(self, context):
+                self.staging = context.staging
+
+            def add(self, formation, entry):
+                pass
+
+            def keep(self, entry):
+                pass
+
+            def finish(self, catalog):
+                log.append(f"finish {name}")
+
+            if waits:
+                def wait(self):
+                    assert not (self.staging / ".published").exists()
+                    log.append(f"wait {name}")
+
+        return Sink
+
+    monkeypatch.setitem(SINKS, "slow", sink("slow", True))
+    monkeypatch.setitem(SINKS, "other", sink("other", False))
+    content = tmp_path / "content" / "a.xml"
+    content.parent.mkdir()
+    write_lheo([make_formation()], content)
+    report = build(BuildOptions(content=(content,), build_dir=tmp_path / "build", today=dt.date(2026, 11, 29)),
+                   Settings(), sinks=["slow", "other"])
+    assert log == ["finish slow", "finish other", "wait slow"]
+    assert "wait:slow" in report.timings and "wait:other" not in report.timings

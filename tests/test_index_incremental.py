@@ -135,6 +135,7 @@ def run_sink(staging: Path, formations: Iterable[Formation], previous: Optional[
         else:
             sink.add(f, entry)
     sink.finish(Catalog.of(entries, TODAY))
+    sink.wait()
     return PreviousBuild(staging, frozenset(e.ref for e in entries))
 
 
@@ -510,6 +511,7 @@ def test_the_update_process_starts_when_the_sink_opens_and_ends_with_finish(tmp_
     for f, entry in zip(formations, entries):
         sink.add(f, entry)
     sink.finish(Catalog.of(entries, TODAY))
+    sink.wait()
     assert not process.is_alive() and process.exitcode == 0
     assert answers(served(PreviousBuild(tmp_path / "v2", frozenset(e.ref for e in entries))))["apiculture", ()]["total"] == 1
 
@@ -534,6 +536,7 @@ def test_an_error_in_the_update_process_fails_the_build(tmp_path, monkeypatch, e
         for f, entry in zip(formations, entries):
             sink.add(f, entry)
         sink.finish(Catalog.of(entries, TODAY))
+        sink.wait()
     if expected is OSError:
         assert raised.value.errno == errno.ENOSPC
     else:
@@ -557,5 +560,6 @@ def test_a_previous_file_missing_in_the_update_process_names_it(tmp_path, monkey
         for f, entry in zip(formations, entries):
             sink.add(f, entry)
         sink.finish(Catalog.of(entries, TODAY))
+        sink.wait()
     assert Path(raised.value.filename) == v1.folder / INDEX_DIR / STORE_FILE
     sink.abort()

@@ -354,6 +354,7 @@ class IndexSink:
         self.update: Optional[IndexUpdate | UpdateProcess] = None
         #: Whether an incremental build gave the update a formation.
         self.added = False
+        self._waiting = False  # finish() told the update to commit; wait() has not yet seen it done
         if self.previous is None:
             self._start_full()
         else:
@@ -411,6 +412,15 @@ class IndexSink:
             _link_unchanged(self.previous.folder / INDEX_DIR, self.folder)
             return
         self.update.finish(sorted(removed))
+        self._waiting = True
+
+    def wait(self) -> None:
+        """An incremental build's update process commits while the other sinks finish: wait for it."""
+        if self._waiting:
+            self._waiting = False
+            wait = getattr(self.update, "wait", None)
+            if wait is not None:
+                wait()
 
     def abort(self) -> None:
         """The build failed: stop the writer processes now rather than at exit."""
@@ -575,9 +585,12 @@ class UpdateProcess:
             self.batch = []
 
     def finish(self, removed: list[str]) -> None:
-        """Send the last documents and the removed Refs; wait for the index and store to be written."""
+        """Send the last documents and the removed Refs: the process commits while the build goes on."""
         self._flush()
         self._send(("finish", removed))
+
+    def wait(self) -> None:
+        """Wait for the index and store to be written; the process's error, if any, raised here."""
         while True:
             try:
                 result = self.results.get(timeout=1)
