@@ -294,6 +294,7 @@ def _previous(build_dir: Path, key: str, sinks: list[str]) -> Optional[tuple[Pre
     manifest = Manifest.open(folder, key) if folder is not None else None
     if manifest is None or not _intact(folder, manifest, sinks):
         return None
+    manifest.read_in_background()
     return PreviousBuild(folder, frozenset(manifest.published)), manifest
 
 

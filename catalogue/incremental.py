@@ -199,22 +199,41 @@ class Manifest:
     published: dict[str, bytes]
     #: How each LHEO file was cut into formations, by its path as given (see :mod:`.sources.lheo_cut`).
     cuts: dict[str, "Cut"] = field(default_factory=dict)
-    #: The outcomes still being read by :meth:`open`'s thread: (outcomes, base).
+    #: The outcomes still being read by :meth:`read_in_background`'s thread: (outcomes, base).
     _loading: Optional[Future] = field(default=None, repr=False, compare=False)
+    #: Where the outcomes are, until they are read (see :meth:`open`).
+    _path: Optional[Path] = field(default=None, repr=False, compare=False)
     #: The outcomes as its base files hold them (loaded manifests only), which the next build's links.
     _base: Optional[dict[bytes, Outcome]] = field(default=None, repr=False, compare=False)
 
     @property
     def outcomes(self) -> dict[bytes, Outcome]:
-        """The outcome of every formation by digest (waits for :meth:`open`'s thread; raises
-        :class:`ManifestUnreadable` when it could not read them)."""
+        """The outcome of every formation by digest (read now, or waited for when :meth:`read_in_background`
+        reads them; raises :class:`ManifestUnreadable` when they cannot be read)."""
+        if self._path is not None:
+            self.read_in_background(start=False)
         if self._loading is not None:
             loading, self._loading = self._loading, None
             self._outcomes, self._base = loading.result()
         return self._outcomes
 
+    def read_in_background(self, start: bool = True) -> None:
+        """Read the outcomes on a thread of their own while the build goes on (``start=False``: here, now).
+
+        Unpickling 100,000 outcomes holds the GIL for about a second, while the cut that comes next
+        mostly hashes, without it. Started once the published build has been checked: listing its 100,000
+        fiches meanwhile would take the GIL back after every name, waiting for this thread each time.
+        """
+        path, self._path = self._path, None
+        if path is None:
+            return
+        executor = futures.ThreadPoolExecutor(1, thread_name_prefix="manifest")
+        self._loading = executor.submit(_load_outcomes, path)
+        executor.shutdown(wait=not start)  # the thread ends with its one task
+
     def settle(self) -> None:
-        """Wait for :meth:`open`'s thread, whatever it gave: a build that stops early leaves nothing running."""
+        """Wait for :meth:`read_in_background`'s thread, whatever it gave: a build that stops early leaves
+        nothing running."""
         if self._loading is not None:
             futures.wait([self._loading])
 
@@ -244,17 +263,16 @@ class Manifest:
     def load(cls, folder: Path, key: str) -> Optional["Manifest"]:
         """The manifest of a build folder when it was made with the same ``key``; None otherwise."""
         try:
-            manifest = cls.open(folder, key, background=False)
+            manifest = cls.open(folder, key)
             return manifest if manifest is None or manifest.outcomes is not None else None
         except ManifestUnreadable:
             return None  # an unreadable one: a full build repairs it
 
     @classmethod
-    def open(cls, folder: Path, key: str, background: bool = True) -> Optional["Manifest"]:
-        """Like :meth:`load`, but the outcomes are read on a thread of their own while the build goes on.
+    def open(cls, folder: Path, key: str) -> Optional["Manifest"]:
+        """Like :meth:`load`, but the outcomes are read when first needed, or by :meth:`read_in_background`.
 
-        Unpickling 100,000 outcomes holds the GIL for about a second; the cut that comes next mostly
-        hashes, without it, so the two overlap. None when there is no manifest or another ``key``'s.
+        None when there is no manifest or another ``key``'s.
         """
         path = folder / CACHE_DIR / MANIFEST_DIR
         try:
@@ -264,10 +282,7 @@ class Manifest:
             return None  # no manifest, or an unreadable one: a full build repairs it
         if version != MANIFEST_VERSION or saved_key != key:
             return None
-        executor = futures.ThreadPoolExecutor(1, thread_name_prefix="manifest")
-        loading = executor.submit(_load_outcomes, path)
-        executor.shutdown(wait=not background)  # the thread ends with its one task
-        return cls(key, today, {}, published, _load_cuts(path), loading)
+        return cls(key, today, {}, published, _load_cuts(path), _path=path)
 
 
 #: A rebuild writes a new base of outcomes once the changes to the old one would be more than this share

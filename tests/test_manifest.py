@@ -31,10 +31,25 @@ def test_the_manifest_outcomes_are_read_while_the_build_goes_on(tmp_path, record
 
     monkeypatch.setattr(incremental, "_load_outcomes", slow)
     manifest = Manifest.open(folder, key)
-    assert reading.wait(10)  # open() returned while the outcomes are still being read
     assert sorted(manifest.published) == ["15_AF_0000", "15_AF_0001", "15_AF_0002"]
+    assert not reading.is_set()  # not before the build asks
+    manifest.read_in_background()
+    assert reading.wait(10)  # returned while the outcomes are still being read
     release.set()
     assert len(manifest.outcomes) == 3
+
+
+def test_the_published_build_is_checked_before_the_outcomes_are_read(tmp_path, recorder, monkeypatch):
+    """Listing its fiches while the thread unpickles would wait for the GIL after every name."""
+    content = write(tmp_path / "content" / "a.xml", formations(3))
+    run(content, tmp_path / "build")
+    events = []
+    intact, read = build_module._intact, Manifest.read_in_background
+    monkeypatch.setattr(build_module, "_intact", lambda *args: events.append("intact") or intact(*args))
+    monkeypatch.setattr(Manifest, "read_in_background", lambda self: events.append("read") or read(self))
+    write(content, formations(3, changed={1: "Changée"}))
+    assert run(content, tmp_path / "build").incremental
+    assert events == ["intact", "read"]
 
 
 def test_outcomes_unreadable_on_the_thread_mean_a_full_build(tmp_path, recorder):
