@@ -251,12 +251,8 @@ def build(
             report = _build_into(options, settings, names, key, previous, progress)
         except (PreviousBuildDamaged, ManifestUnreadable):
             # A file of the published build went missing: rebuild everything rather than fail.
-            if previous is not None:
-                previous[1].settle()
             report = _build_into(options, settings, names, key, None, progress)
         finally:
-            if previous is not None:
-                previous[1].settle()  # its thread may still be reading when the build stopped early
             gc.unfreeze()  # also what loading the manifest froze when it could not be used
         _prune_later(build_dir)
     return report
@@ -294,7 +290,6 @@ def _previous(build_dir: Path, key: str, sinks: list[str]) -> Optional[tuple[Pre
     manifest = Manifest.open(folder, key) if folder is not None else None
     if manifest is None or not _intact(folder, manifest, sinks):
         return None
-    manifest.read_in_background()
     return PreviousBuild(folder, frozenset(manifest.published)), manifest
 
 

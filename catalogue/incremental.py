@@ -17,8 +17,6 @@ import pickle
 import shutil
 import sys
 import zlib
-from concurrent import futures
-from concurrent.futures import Future
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from importlib import metadata
@@ -199,8 +197,6 @@ class Manifest:
     published: dict[str, bytes]
     #: How each LHEO file was cut into formations, by its path as given (see :mod:`.sources.lheo_cut`).
     cuts: dict[str, "Cut"] = field(default_factory=dict)
-    #: The outcomes still being read by :meth:`read_in_background`'s thread: (outcomes, base).
-    _loading: Optional[Future] = field(default=None, repr=False, compare=False)
     #: Where the outcomes are, until they are read (see :meth:`open`).
     _path: Optional[Path] = field(default=None, repr=False, compare=False)
     #: The outcomes as its base files hold them (loaded manifests only), which the next build's links.
@@ -208,34 +204,12 @@ class Manifest:
 
     @property
     def outcomes(self) -> dict[bytes, Outcome]:
-        """The outcome of every formation by digest (read now, or waited for when :meth:`read_in_background`
-        reads them; raises :class:`ManifestUnreadable` when they cannot be read)."""
+        """The outcome of every formation by digest, read when first asked for (raises
+        :class:`ManifestUnreadable` when they cannot be read)."""
         if self._path is not None:
-            self.read_in_background(start=False)
-        if self._loading is not None:
-            loading, self._loading = self._loading, None
-            self._outcomes, self._base = loading.result()
+            path, self._path = self._path, None
+            self._outcomes, self._base = _load_outcomes(path)
         return self._outcomes
-
-    def read_in_background(self, start: bool = True) -> None:
-        """Read the outcomes on a thread of their own while the build goes on (``start=False``: here, now).
-
-        Unpickling 100,000 outcomes holds the GIL for about a second, while the cut that comes next
-        mostly hashes, without it. Started once the published build has been checked: listing its 100,000
-        fiches meanwhile would take the GIL back after every name, waiting for this thread each time.
-        """
-        path, self._path = self._path, None
-        if path is None:
-            return
-        executor = futures.ThreadPoolExecutor(1, thread_name_prefix="manifest")
-        self._loading = executor.submit(_load_outcomes, path)
-        executor.shutdown(wait=not start)  # the thread ends with its one task
-
-    def settle(self) -> None:
-        """Wait for :meth:`read_in_background`'s thread, whatever it gave: a build that stops early leaves
-        nothing running."""
-        if self._loading is not None:
-            futures.wait([self._loading])
 
     def save(self, staging: Path, previous: Optional[tuple[Path, "Manifest"]] = None) -> None:
         """Write into ``staging``; ``previous`` (its folder and manifest): the build whose base is linked."""
@@ -270,9 +244,11 @@ class Manifest:
 
     @classmethod
     def open(cls, folder: Path, key: str) -> Optional["Manifest"]:
-        """Like :meth:`load`, but the outcomes are read when first needed, or by :meth:`read_in_background`.
+        """Like :meth:`load`, but the outcomes (a second at 100,000 formations) are read when first needed:
+        not when the published build turns out damaged. None when there is no manifest or another ``key``'s.
 
-        None when there is no manifest or another ``key``'s.
+        (Reading them on a thread while the input is cut was tried: no faster, since the cut takes the
+        GIL back after hashing each run and waits for the thread each time.)
         """
         path = folder / CACHE_DIR / MANIFEST_DIR
         try:

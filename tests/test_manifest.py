@@ -1,9 +1,8 @@
-"""The build manifest: its outcomes read on a thread of their own, and what happens when they cannot be read."""
+"""The build manifest: its outcomes read when first needed, and what happens when they cannot be read."""
 
 from __future__ import annotations
 
 import os
-import threading
 
 import pytest
 
@@ -16,43 +15,21 @@ from catalogue.settings import Settings
 from test_incremental import formations, recorder, run, write  # noqa: F401  (recorder: a fixture)
 
 
-def test_the_manifest_outcomes_are_read_while_the_build_goes_on(tmp_path, recorder, monkeypatch):
+def test_the_manifest_outcomes_are_read_only_when_needed(tmp_path, recorder, monkeypatch):
     content = write(tmp_path / "content" / "a.xml", formations(3))
     run(content, tmp_path / "build")
     folder = published_build(tmp_path / "build")
     key = build_module.build_key(Settings(), ["recorder"])
-    release, reading = threading.Event(), threading.Event()
+    reads = []
     load = incremental._load_outcomes
-
-    def slow(path):
-        reading.set()
-        assert release.wait(10)
-        return load(path)
-
-    monkeypatch.setattr(incremental, "_load_outcomes", slow)
+    monkeypatch.setattr(incremental, "_load_outcomes", lambda path: reads.append(path) or load(path))
     manifest = Manifest.open(folder, key)
-    assert sorted(manifest.published) == ["15_AF_0000", "15_AF_0001", "15_AF_0002"]
-    assert not reading.is_set()  # not before the build asks
-    manifest.read_in_background()
-    assert reading.wait(10)  # returned while the outcomes are still being read
-    release.set()
-    assert len(manifest.outcomes) == 3
+    assert sorted(manifest.published) == ["15_AF_0000", "15_AF_0001", "15_AF_0002"] and reads == []
+    assert len(manifest.outcomes) == 3 and len(manifest.outcomes) == 3
+    assert len(reads) == 1
 
 
-def test_the_published_build_is_checked_before_the_outcomes_are_read(tmp_path, recorder, monkeypatch):
-    """Listing its fiches while the thread unpickles would wait for the GIL after every name."""
-    content = write(tmp_path / "content" / "a.xml", formations(3))
-    run(content, tmp_path / "build")
-    events = []
-    intact, read = build_module._intact, Manifest.read_in_background
-    monkeypatch.setattr(build_module, "_intact", lambda *args: events.append("intact") or intact(*args))
-    monkeypatch.setattr(Manifest, "read_in_background", lambda self: events.append("read") or read(self))
-    write(content, formations(3, changed={1: "Changée"}))
-    assert run(content, tmp_path / "build").incremental
-    assert events == ["intact", "read"]
-
-
-def test_outcomes_unreadable_on_the_thread_mean_a_full_build(tmp_path, recorder):
+def test_outcomes_unreadable_when_first_needed_mean_a_full_build(tmp_path, recorder):
     content = write(tmp_path / "content" / "a.xml", formations(3))
     run(content, tmp_path / "build")
     folder = published_build(tmp_path / "build")
