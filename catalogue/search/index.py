@@ -549,7 +549,58 @@ class IndexUpdate:
             self.store.discard()
 
 
-class UpdateProcess:
+class _ChildProcess:
+    """A process forked during the build (so it dies with it) that takes jobs in order and answers once:
+    ``None``, or its error (:func:`_error_of`), raised in the build by :meth:`_wait` or the next send."""
+
+    #: What the process writes, for the message of an error that is not the file system's.
+    what = ""
+
+    def _start(self, target, payload, name: str) -> None:
+        context = multiprocessing.get_context("fork")
+        self.jobs = context.Queue(STORE_QUEUE)
+        # At exit, do not wait for jobs a dead process will never read (_wait() waits for its answer,
+        # which comes after it read them all).
+        self.jobs.cancel_join_thread()
+        self.results = context.Queue()
+        self.process = context.Process(target=target, args=(payload, self.jobs, self.results), name=name, daemon=True)
+        self.process.start()
+
+    def _send(self, job) -> None:
+        while True:
+            try:
+                self.jobs.put(job, timeout=1)
+                return
+            except queue.Full:
+                self._check_alive()
+
+    def _check_alive(self) -> None:
+        if not self.process.is_alive():
+            try:
+                result = self.results.get(timeout=1)
+            except queue.Empty:
+                result = ("ProcessError", None, f"code de sortie {self.process.exitcode}", None)
+            _raise_from_process(result, self.what)
+
+    def _wait(self) -> None:
+        while True:
+            try:
+                result = self.results.get(timeout=1)
+                break
+            except queue.Empty:
+                if not self.process.is_alive():
+                    self._check_alive()
+        self.process.join()
+        if result is not None:
+            _raise_from_process(result, self.what)
+
+    def discard(self) -> None:
+        if self.process.is_alive():
+            self.process.terminate()
+        self.process.join(timeout=10)
+
+
+class UpdateProcess(_ChildProcess):
     """:class:`IndexUpdate` in a process of its own, forked when the sinks open.
 
     It links and copies the previous build's files while the build reads on;
@@ -561,15 +612,10 @@ class UpdateProcess:
     would do them: the same files. Messages are bounded (:data:`STORE_QUEUE`).
     """
 
+    what = "écriture de l'index"
+
     def __init__(self, update: IndexUpdate):
-        context = multiprocessing.get_context("fork")
-        self.jobs = context.Queue(STORE_QUEUE)
-        self.jobs.cancel_join_thread()
-        self.results = context.Queue()
-        self.process = context.Process(
-            target=_run_update, args=(update, self.jobs, self.results), name="catalogue-index", daemon=True
-        )
-        self.process.start()
+        self._start(_run_update, update, "catalogue-index")
         self.batch: list[tuple] = []
         self.sent = 0
 
@@ -591,37 +637,7 @@ class UpdateProcess:
 
     def wait(self) -> None:
         """Wait for the index and store to be written; the process's error, if any, raised here."""
-        while True:
-            try:
-                result = self.results.get(timeout=1)
-                break
-            except queue.Empty:
-                if not self.process.is_alive():
-                    self._check_alive()
-        self.process.join()
-        if result is not None:
-            _raise_from_process(result)
-
-    def _send(self, job) -> None:
-        while True:
-            try:
-                self.jobs.put(job, timeout=1)
-                return
-            except queue.Full:
-                self._check_alive()
-
-    def _check_alive(self) -> None:
-        if not self.process.is_alive():
-            try:
-                result = self.results.get(timeout=1)
-            except queue.Empty:
-                result = ("ProcessError", None, f"code de sortie {self.process.exitcode}", None)
-            _raise_from_process(result)
-
-    def discard(self) -> None:
-        if self.process.is_alive():
-            self.process.terminate()
-        self.process.join(timeout=10)
+        self._wait()
 
 
 def _run_update(update: IndexUpdate, jobs, results) -> None:
@@ -652,13 +668,13 @@ def _error_of(exc: BaseException) -> tuple:
     return (exc.__class__.__name__, code, message, getattr(exc, "filename", None))
 
 
-def _raise_from_process(result: tuple) -> None:
+def _raise_from_process(result: tuple, what: str) -> None:
     """Raise, in the build's process, the error a process reported (:func:`_error_of`): an OSError
     with its errno and file (a missing file of the previous build makes a full build), or an IndexingError."""
     name, code, message, filename = result
     if code is not None:
         raise OSError(code, message, filename) if filename is not None else OSError(code, message)
-    raise IndexingError(f"écriture de l'index : {name} : {message}")
+    raise IndexingError(f"{what} : {name} : {message}")
 
 
 #: The name tests and older callers use.
@@ -1095,7 +1111,7 @@ def store_rows(formation: Formation, entry: Entry) -> StoreRows:
     )
 
 
-class StoreProcess:
+class StoreProcess(_ChildProcess):
     """A new ``formations.sqlite`` written by a process of its own (full builds).
 
     The build's main process, its bottleneck, only serialises each formation
@@ -1106,19 +1122,11 @@ class StoreProcess:
     so is memory. The process is forked during the build, so it dies with it.
     """
 
+    what = "écriture de la base des formations"
+
     def __init__(self, path: Path):
         self.path = path
-        # Forked, as the build's other helpers: a child forked during a build dies with it.
-        context = multiprocessing.get_context("fork")
-        self.jobs = context.Queue(STORE_QUEUE)
-        # At exit, do not wait for rows a dead process will never read (close() waits for its answer,
-        # which comes after it read them all).
-        self.jobs.cancel_join_thread()
-        self.results = context.Queue()
-        self.process = context.Process(
-            target=_write_store, args=(str(path), self.jobs, self.results), name="catalogue-store", daemon=True
-        )
-        self.process.start()
+        self._start(_write_store, str(path), "catalogue-store")
         self.batch: list[StoreRows] = []
         self.sent_all = False
 
@@ -1137,48 +1145,11 @@ class StoreProcess:
         self._send(None)
         self.sent_all = True
 
-    def _send(self, job) -> None:
-        while True:
-            try:
-                self.jobs.put(job, timeout=1)
-                return
-            except queue.Full:
-                self._check_alive()
-
-    def _check_alive(self) -> None:
-        if not self.process.is_alive():
-            try:
-                result = self.results.get(timeout=1)
-            except queue.Empty:
-                result = ("ProcessError", None, f"code de sortie {self.process.exitcode}")
-            self._raise(result)
-
-    @staticmethod
-    def _raise(result: tuple) -> None:
-        name, code, message = result
-        if code is not None:
-            raise OSError(code, message)
-        raise IndexingError(f"écriture de la base des formations : {name} : {message}")
-
     def close(self) -> None:
         """Wait for the store to be written; its process's error, if any, is raised here."""
         if not self.sent_all:
             self.add_vocabulary(Counter())
-        while True:
-            try:
-                result = self.results.get(timeout=1)
-                break
-            except queue.Empty:
-                if not self.process.is_alive():
-                    self._check_alive()
-        self.process.join()
-        if result is not None:
-            self._raise(result)
-
-    def discard(self) -> None:
-        if self.process.is_alive():
-            self.process.terminate()
-        self.process.join(timeout=10)
+        self._wait()
 
 
 def _write_store(path: str, jobs, results) -> None:
@@ -1194,10 +1165,7 @@ def _write_store(path: str, jobs, results) -> None:
                 store.add_vocabulary(Counter(payload))
         store.close()
     except BaseException as exc:  # noqa: BLE001  (whatever it is, the build hears of it)
-        code = exc.errno if isinstance(exc, OSError) else None
-        if isinstance(exc, sqlite3.OperationalError) and "disk is full" in str(exc):
-            code = errno.ENOSPC
-        results.put((exc.__class__.__name__, code, str(exc) if code is None else os.strerror(code)))
+        results.put(_error_of(exc))
     else:
         results.put(None)
 
