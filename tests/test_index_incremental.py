@@ -516,6 +516,19 @@ def test_the_update_process_starts_when_the_sink_opens_and_ends_with_finish(tmp_
     assert answers(served(PreviousBuild(tmp_path / "v2", frozenset(e.ref for e in entries))))["apiculture", ()]["total"] == 1
 
 
+def _v2_raises(sink: IndexSink, expected: type) -> pytest.ExceptionInfo:
+    """Give ``sink`` the second catalogue up to its wait(): what it raises on the way."""
+    formations = catalogue_v2()
+    entries = [summarize(f, origin=Origin("offre.xml", i + 1), statut=Statut.VALIDEE, today=TODAY, settings=SETTINGS,
+                         geo=GEO) for i, f in enumerate(formations)]
+    with pytest.raises(expected) as raised:
+        for f, entry in zip(formations, entries):
+            sink.add(f, entry)
+        sink.finish(Catalog.of(entries, TODAY))
+        sink.wait()
+    return raised
+
+
 @pytest.mark.parametrize("error, expected", [
     (OSError(errno.ENOSPC, "No space left on device"), OSError),
     (sqlite3.OperationalError("boom"), IndexingError),
@@ -529,14 +542,7 @@ def test_an_error_in_the_update_process_fails_the_build(tmp_path, monkeypatch, e
     monkeypatch.setattr(index_module.FormationStoreWriter, "add_rows", add_rows)  # before the fork
     (tmp_path / "v2" / "site").mkdir(parents=True)
     sink = IndexSink(SinkContext(tmp_path / "v2", SETTINGS, TODAY, GEO, v1))
-    formations = catalogue_v2()
-    entries = [summarize(f, origin=Origin("offre.xml", i + 1), statut=Statut.VALIDEE, today=TODAY, settings=SETTINGS,
-                         geo=GEO) for i, f in enumerate(formations)]
-    with pytest.raises(expected) as raised:
-        for f, entry in zip(formations, entries):
-            sink.add(f, entry)
-        sink.finish(Catalog.of(entries, TODAY))
-        sink.wait()
+    raised = _v2_raises(sink, expected)
     if expected is OSError:
         assert raised.value.errno == errno.ENOSPC
     else:
@@ -553,13 +559,6 @@ def test_a_previous_file_missing_in_the_update_process_names_it(tmp_path, monkey
     monkeypatch.setattr(index_module, "check_previous", lambda previous: None)
     (v1.folder / INDEX_DIR / STORE_FILE).unlink()
     sink = IndexSink(SinkContext(tmp_path / "v2", SETTINGS, TODAY, GEO, v1))
-    formations = catalogue_v2()
-    entries = [summarize(f, origin=Origin("offre.xml", i + 1), statut=Statut.VALIDEE, today=TODAY, settings=SETTINGS,
-                         geo=GEO) for i, f in enumerate(formations)]
-    with pytest.raises(FileNotFoundError) as raised:
-        for f, entry in zip(formations, entries):
-            sink.add(f, entry)
-        sink.finish(Catalog.of(entries, TODAY))
-        sink.wait()
+    raised = _v2_raises(sink, FileNotFoundError)
     assert Path(raised.value.filename) == v1.folder / INDEX_DIR / STORE_FILE
     sink.abort()
