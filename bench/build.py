@@ -311,12 +311,20 @@ def published(build_dir: Path) -> Path:
 
 
 def walk(root: Path) -> list[tuple[str, int]]:
-    """(relative path, size) of every file under ``root``, sorted."""
-    files = []
+    """(relative path, size) of every file under ``root``, sorted; a file linked at several paths (the full
+    build's spare links of its pages, under ``.cache/``) once, at a path outside hidden folders if it has one."""
+    found = []
     for folder, _, names in os.walk(root):
         for name in names:
             path = os.path.join(folder, name)
-            files.append((os.path.relpath(path, root), os.stat(path).st_size))
+            stat = os.stat(path)
+            relative = os.path.relpath(path, root)
+            found.append((relative.startswith("."), relative, stat.st_size, stat.st_ino))
+    files, seen = [], set()
+    for _hidden, relative, size, inode in sorted(found):
+        if inode not in seen:
+            seen.add(inode)
+            files.append((relative, size))
     return sorted(files)
 
 
