@@ -250,7 +250,8 @@ def build(
         try:
             report = _build_into(options, settings, names, key, previous, progress)
         except (PreviousBuildDamaged, ManifestUnreadable):
-            # A file of the published build went missing: rebuild everything rather than fail.
+            # A file of the published build went missing, or its outcomes cannot be read: rebuild
+            # everything rather than fail.
             report = _build_into(options, settings, names, key, None, progress)
         finally:
             gc.unfreeze()  # also what loading the manifest froze when it could not be used

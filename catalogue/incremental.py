@@ -238,7 +238,9 @@ class Manifest:
         """The manifest of a build folder when it was made with the same ``key``; None otherwise."""
         try:
             manifest = cls.open(folder, key)
-            return manifest if manifest is None or manifest.outcomes is not None else None
+            if manifest is not None:
+                manifest.outcomes  # read now
+            return manifest
         except ManifestUnreadable:
             return None  # an unreadable one: a full build repairs it
 
@@ -387,12 +389,10 @@ def read_incremental(
     from .sources.lheo import ChunkError, read_chunk, read_from
     from .sources.lheo_cut import cut_lheo
 
-    outcomes: Optional[dict[bytes, Outcome]] = None if previous is not None else {}
+    outcomes = previous.outcomes if previous is not None else {}
     known_cuts = previous.cuts if previous is not None else {}
     for path in discover(paths):
         cutting = cut_lheo(path, known_cuts.get(str(path))) if path.suffix.lower() in XML_SUFFIXES and path.is_file() else None
-        if outcomes is None:
-            outcomes = previous.outcomes  # only now: they may still be loading while the file is cut
         if cutting is None:
             yield from _read_whole(read_file(path))
             if progress is not None:
