@@ -71,6 +71,30 @@ def link_tree(source: Path, target: Path) -> int:
     return count
 
 
+def listed_inodes(folder: str) -> Optional[dict[str, int]]:
+    """Each file's inode by its path under ``folder`` (``sub/name``), as the listings give it (no stat per
+    file): a file whose inode is the published build's is that very file. None if the listings can't be
+    trusted: some file systems (an overlay over several layers, without ``xino``) list inodes that are
+    not the files' own, so one file's is checked against its stat.
+    """
+    inodes: dict[str, int] = {}
+    folders = [(folder, "")]
+    checked = False
+    while folders:
+        path, prefix = folders.pop()
+        with os.scandir(path) as entries:
+            for entry in entries:
+                if entry.is_dir(follow_symlinks=False):
+                    folders.append((entry.path, prefix + entry.name + "/"))
+                    continue
+                inodes[prefix + entry.name] = entry.inode()
+                if not checked:
+                    if entry.inode() != entry.stat(follow_symlinks=False).st_ino:
+                        return None
+                    checked = True
+    return inodes
+
+
 # --------------------------------------------------------------------------
 # What a build leaves for the next one
 # --------------------------------------------------------------------------

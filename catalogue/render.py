@@ -48,9 +48,9 @@ from jinja2 import Environment, FileSystemBytecodeCache, FileSystemLoader, Stric
 from markupsafe import Markup, escape
 
 from . import catalog as catalog_module, model as model_module
-from .build import PUBLISHED_MARK, SinkContext, register_sink
+from .build import STALE_DIR, SinkContext, build_before, register_sink
 from .catalog import Catalog, Entry, OrganismeSummary, is_ended
-from .incremental import link_file, link_tree
+from .incremental import link_file, link_tree, listed_inodes as _inodes
 from .model import Action, Adresse, Coordonnees, Formation, ModalitesEnseignement, PartialDate, Session, check_ref
 from .regions import Geo
 from .settings import PROJECT_ROOT, Settings
@@ -899,8 +899,6 @@ CACHE_VERSION = 3
 #: Under CACHE_DIR, a full build's spare copy (hard links) of the folders a later build takes over
 #: (:data:`TAKEN_OVER`): the first rebuild, which has no build before the published one, takes it.
 SPARE_DIR = "spare"
-#: In the older build whose folders are taken over, where their files this build has no use for are put.
-STALE_DIR = ".stale"
 #: The folders of site/ an incremental build takes over from an older build rather than link file by file.
 TAKEN_OVER = ("formations", "organismes")
 _TAKEN_OVER_PREFIXES = tuple(name + "/" for name in TAKEN_OVER)
@@ -1522,15 +1520,11 @@ def _recycle_fiches(published: Path, target: Path, name: str = "formations") -> 
         if os.path.isdir(spare):
             source = spare
         else:
-            older = [
-                entry.path
-                for entry in os.scandir(published.parent)
-                if entry.name < published.name and os.path.exists(os.path.join(entry.path, PUBLISHED_MARK))
-            ]
-            if not older:
+            older = build_before(published)
+            if older is None:
                 return None
-            source = os.path.join(max(older), "site", name)
-            stale = os.path.join(max(older), STALE_DIR, name)
+            source = os.path.join(older, "site", name)
+            stale = os.path.join(older, STALE_DIR, name)
         current = os.path.join(published, "site", name)
         if os.stat(source).st_dev != os.stat(current).st_dev or target.exists():
             return None
@@ -1542,31 +1536,6 @@ def _recycle_fiches(published: Path, target: Path, name: str = "formations") -> 
     except OSError:
         return None
     return _Recycled(set(present), {name for name, inode in present.items() if inodes.get(name) == inode}, stale)
-
-
-def _inodes(folder: str) -> Optional[dict[str, int]]:
-    """Each file's inode by its path under ``folder``, as the listings give it (no stat per file); None if the
-    listings can't be trusted.
-
-    Some file systems (an overlay over several layers, without ``xino``) list
-    inodes that are not the files' own: one file's is checked against its stat.
-    """
-    inodes: dict[str, int] = {}
-    folders = [(folder, "")]
-    checked = False
-    while folders:
-        path, prefix = folders.pop()
-        with os.scandir(path) as entries:
-            for entry in entries:
-                if entry.is_dir(follow_symlinks=False):
-                    folders.append((entry.path, prefix + entry.name + "/"))
-                    continue
-                inodes[prefix + entry.name] = entry.inode()
-                if not checked:
-                    if entry.inode() != entry.stat(follow_symlinks=False).st_ino:
-                        return None
-                    checked = True
-    return inodes
 
 
 def _write(path: Path | str, content: str, spare: Optional[str] = None) -> None:

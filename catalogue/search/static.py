@@ -95,9 +95,9 @@ from operator import sub
 from pathlib import Path
 from typing import Callable, Iterable, Iterator, Optional
 
-from ..build import SinkContext, register_sink
+from ..build import STALE_DIR, SinkContext, build_before, register_sink
 from ..catalog import Catalog, Entry
-from ..incremental import link_file
+from ..incremental import link_file, listed_inodes
 from ..model import Formation
 from .analysis import (
     B,
@@ -735,17 +735,11 @@ def _take_over(published: Path, relative: Path, target: Path) -> Optional[_Taken
     published build's (moving the others aside would cost more than the links it saves:
     after a full build, or when much changed).
     """
-    from ..build import PUBLISHED_MARK
-
     try:
-        older = [
-            entry.path
-            for entry in os.scandir(published.parent)
-            if entry.name < published.name and os.path.exists(os.path.join(entry.path, PUBLISHED_MARK))
-        ]
-        if not older or target.exists():
+        older = build_before(published)
+        if older is None or target.exists():
             return None
-        source = os.path.join(max(older), relative)
+        source = os.path.join(older, relative)
         current = os.path.join(published, relative)
         if os.stat(source).st_dev != os.stat(current).st_dev:
             return None
@@ -766,7 +760,7 @@ def _take_over(published: Path, relative: Path, target: Path) -> Optional[_Taken
                 files.update((prefix + name, inodes.get(name) == inode) for name, inode in present.items())
         if 2 * sum(files.values()) <= len(files):
             return None
-        aside = os.path.join(max(older), ".stale", os.path.basename(relative))
+        aside = os.path.join(older, STALE_DIR, os.path.basename(relative))
         for folder in ["", *folders]:
             os.makedirs(os.path.join(aside, folder), exist_ok=True)
         target.parent.mkdir(parents=True, exist_ok=True)
@@ -779,21 +773,9 @@ def _take_over(published: Path, relative: Path, target: Path) -> Optional[_Taken
 
 
 def _inodes(folder: str) -> Optional[dict[str, int]]:
-    """Each file's inode as the folder's listing gives it (no stat per file); ``None`` when it holds
-    a folder, or when its listing's inodes are not the files' own (an overlay file system without
-    ``xino``: one file's is checked against its stat), as :func:`catalogue.render._inodes`."""
-    inodes: dict[str, int] = {}
-    checked = False
-    with os.scandir(folder) as entries:
-        for entry in entries:
-            if entry.is_dir(follow_symlinks=False):
-                return None
-            inodes[entry.name] = entry.inode()
-            if not checked:
-                if entry.inode() != entry.stat(follow_symlinks=False).st_ino:
-                    return None
-                checked = True
-    return inodes
+    """:func:`~catalogue.incremental.listed_inodes` of a folder of files only; None when it holds a folder."""
+    inodes = listed_inodes(folder)
+    return None if inodes is None or any("/" in name for name in inodes) else inodes
 
 
 def _settle(previous: Path, target: Path, names: list[str], taken: Optional[_Taken]) -> int:
