@@ -439,7 +439,12 @@ def _read_and_emit(
         report.published += 1
         report.archived += entry.archived
         state.manifest.published[entry.ref] = outcome.digest
-        if known is not None and _unchanged(known, entry.ref, outcome.digest, options.today):
+        # A Reused outcome holds today (read_incremental checked): the same digest under the same Ref is enough.
+        if known is not None and (
+            known.published.get(entry.ref) == outcome.digest
+            if isinstance(item, Reused)
+            else _unchanged(known, entry.ref, outcome.digest, options.today)
+        ):
             report.reused += 1
             emitter.keep(entry)
         else:

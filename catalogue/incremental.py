@@ -30,7 +30,7 @@ from .settings import PROJECT_ROOT, Settings
 from .sources import XML_SUFFIXES, Item, Record, discover, read_file
 
 if TYPE_CHECKING:
-    from .sources.lheo_cut import Cut
+    from .sources.lheo_cut import Cut, CutAhead
 
 #: Errors after which a copy replaces the link (another device, a file system without links).
 _NO_LINK = {errno.EXDEV, errno.EPERM, errno.EMLINK, errno.ENOTSUP, errno.EOPNOTSUPP}
@@ -410,13 +410,42 @@ def read_incremental(
     digest of its validated content. ``cuts`` receives each file's cut, for
     the next build.
     """
+    from .sources.lheo_cut import CutAhead
+
+    known_cuts = previous.cuts if previous is not None else {}
+    files = list(discover(paths))
+    lheo_files = [path for path in files if path.suffix.lower() in XML_SUFFIXES and path.is_file()]
+    # A rebuild cuts its LHEO files in a child process while this one reads the previous outcomes.
+    ahead = CutAhead([(path, known_cuts.get(str(path))) for path in lheo_files]) if previous and lheo_files else None
+    try:
+        outcomes = previous.outcomes if previous is not None else {}
+        yield from _read_files(files, lheo_files, outcomes, known_cuts, ahead, today, progress, cuts)
+    finally:
+        if ahead is not None:
+            ahead.close()
+
+
+def _read_files(
+    files: list[Path],
+    lheo_files: list[Path],
+    outcomes: dict[bytes, Outcome],
+    known_cuts: dict[str, "Cut"],
+    ahead: Optional["CutAhead"],
+    today: dt.date,
+    progress: Optional[Callable[[int], None]],
+    cuts: Optional[dict[str, "Cut"]],
+) -> Iterator[Union[Problem, Reused, Fresh]]:
     from .sources.lheo import ChunkError, read_chunk, read_from
     from .sources.lheo_cut import cut_lheo
 
-    outcomes = previous.outcomes if previous is not None else {}
-    known_cuts = previous.cuts if previous is not None else {}
-    for path in discover(paths):
-        cutting = cut_lheo(path, known_cuts.get(str(path))) if path.suffix.lower() in XML_SUFFIXES and path.is_file() else None
+    cuttable = set(lheo_files)
+    for path in files:
+        if path not in cuttable:
+            cutting = None
+        elif ahead is not None:
+            cutting = ahead.take(path, known_cuts.get(str(path)))
+        else:
+            cutting = cut_lheo(path, known_cuts.get(str(path)))
         if cutting is None:
             yield from _read_whole(read_file(path))
             if progress is not None:

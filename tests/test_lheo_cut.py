@@ -244,3 +244,60 @@ def test_a_previous_cut_of_another_shape_is_ignored(tmp_path):
     path = write(tmp_path / "a.xml", document(*numbered(4)))
     for previous in ({"runs": []}, ("prefix", ()), "x"):
         assert_cut_as_scanned(path, previous)
+
+
+# --------------------------------------------------------------------------
+# Cut in a child process (CutAhead)
+# --------------------------------------------------------------------------
+
+
+def _as_tuple(cutting):
+    if cutting is None:
+        return None
+    with cutting.split as split:
+        return split.path, split.prefix, split.suffix, split.chunks, cutting.digests, cutting.cut
+
+
+def test_cut_ahead_gives_what_cut_lheo_gives(tmp_path, small_runs):
+    """Several files cut by the child, in order: the same chunks, digests and remembered runs (the runs
+    kept being the previous cut's very objects, as the next build's cut relies on)."""
+    pieces = numbered(20)
+    a = write(tmp_path / "a.xml", document(*pieces))
+    b = write(tmp_path / "b.xml", document(*numbered(5)))
+    not_lheo = write(tmp_path / "c.xml", "<autre/>")
+    before = {path: cut(path)[1] for path in (a, b)}
+    pieces[7] = pieces[7].replace("Cloisons", "Plafonds")
+    write(a, document(*pieces))
+    jobs = [(a, before[a]), (not_lheo, None), (b, before[b])]
+    ahead = lheo_cut.CutAhead(jobs)
+    try:
+        got = [_as_tuple(ahead.take(path, previous)) for path, previous in jobs]
+    finally:
+        ahead.close()
+    assert got == [_as_tuple(cut_lheo(path, previous)) for path, previous in jobs]
+    assert got[1] is None
+    kept = [run for run in got[0][5].runs if any(run is old for old in before[a].runs)]
+    assert len(kept) == len(got[0][5].runs) - 1  # all but the run holding the change, as they were
+
+
+def test_cut_ahead_falls_back_when_the_child_dies(tmp_path, monkeypatch):
+    a = write(tmp_path / "a.xml", document(*numbered(6)))
+    previous = cut(a)[1]
+    monkeypatch.setattr(lheo_cut, "cut_lheo", lambda path, previous: (_ for _ in ()).throw(MemoryError()))
+    ahead = lheo_cut.CutAhead([(a, previous)])  # forked with the failing cut: it answers "failed"
+    monkeypatch.undo()
+    try:
+        assert _as_tuple(ahead.take(a, previous)) == _as_tuple(cut_lheo(a, previous))
+    finally:
+        ahead.close()
+
+
+def test_cut_ahead_out_of_step_cuts_here(tmp_path):
+    a = write(tmp_path / "a.xml", document(*numbered(4)))
+    b = write(tmp_path / "b.xml", document(*numbered(3)))
+    ahead = lheo_cut.CutAhead([(a, None)])
+    try:
+        assert _as_tuple(ahead.take(b, None)) == _as_tuple(cut_lheo(b, None))
+        assert _as_tuple(ahead.take(a, None)) == _as_tuple(cut_lheo(a, None))  # closed: cut here too
+    finally:
+        ahead.close()
