@@ -580,6 +580,7 @@ class _ReadState:
     def __init__(self, report: BuildReport, manifest: Manifest):
         self.report = report
         self.manifest = manifest
+        self.outcomes = manifest.outcomes  # this build's: a plain dict, filled here
         self.seen: dict[str, Origin] = {}
         self.refused_by_reader: set[str] = set()
 
@@ -590,7 +591,7 @@ class _ReadState:
 
     def take(self, outcome: Outcome) -> Optional[Entry]:
         """Report one formation's outcome; its entry when it passed every check."""
-        self.manifest.outcomes[outcome.digest] = outcome
+        self.outcomes[outcome.digest] = outcome
         for problem in outcome.read_problems:
             self.problem(problem)
         if outcome.statut is None:
@@ -605,6 +606,8 @@ class _ReadState:
             report.rejected.add(numero)
             return None
         self.seen[numero] = outcome.origin
+        if not outcome.check_problems:
+            return outcome.entry
         report.warnings.extend(p for p in outcome.check_problems if not p.is_error)
         errors = [p for p in outcome.check_problems if p.is_error]
         if errors:
