@@ -613,11 +613,19 @@ class XmlExport:
 
     def __init__(self, xsd: Path = LHEO_XSD):
         self.xsd = xsd
-        rules = SchemaRules(xsd)
-        self.writer = FragmentWriter(rules.text_rules, rules.occurs)
+        self._writer: Optional[FragmentWriter] = None
         self._check: Optional[SchemaCheck] = None
         #: Formations given to the XSD (the fast writer did not vouch for them).
         self.checked = 0
+
+    @property
+    def writer(self) -> FragmentWriter:
+        """Made at the first formation (reading the rules and compiling the writer: about 20 ms, which a
+        rebuild where no formation changed does without)."""
+        if self._writer is None:
+            rules = SchemaRules(self.xsd)
+            self._writer = FragmentWriter(rules.text_rules, rules.occurs)
+        return self._writer
 
     @property
     def check(self) -> SchemaCheck:
@@ -627,8 +635,9 @@ class XmlExport:
 
     def __call__(self, formation: Formation) -> tuple[bytes, Optional[str]]:
         """(the fragment, None) for a valid formation; (b"", why) for one the XSD refuses."""
+        writer = self.writer  # outside the try: a writer that cannot be made is an error, not a slow path
         try:
-            return self.writer.fragment(formation), None
+            return writer.fragment(formation), None
         except Exception:  # Unsure, or what the slow path will raise or report in its own words
             pass
         self.checked += 1
