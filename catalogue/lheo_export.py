@@ -21,6 +21,7 @@ tree, with :class:`FragmentWriter` (see there).
 
 from __future__ import annotations
 
+import math
 from contextlib import ExitStack, contextmanager
 from decimal import Decimal
 from enum import Enum
@@ -554,6 +555,10 @@ def _fstring(*parts: Union[str, tuple[str]]) -> str:
     return 'f"' + "".join(source) + '"'
 
 
+def _whole(bound: float) -> bool:
+    return isinstance(bound, (int, float)) and math.isfinite(bound) and float(bound).is_integer()
+
+
 class _Code:
     """The lines of one function being written, at the current indentation."""
 
@@ -623,6 +628,22 @@ class _WriterSource:
         self.namespace[name] = value
         return name
 
+    def bounds(self, number: str, low: float, high: float) -> Optional[str]:
+        """The condition under which ``number`` (a length or a count, whole and >= 0) is not within [low, high];
+        None when it always is. Written as short as the bounds allow: whole numbers, an unbounded maximum."""
+        if not (_whole(low) and (_whole(high) or high == _UNBOUNDED)):
+            return f"not {self.constant(low)} <= {number} <= {self.constant(high)}"  # as the rule says, whatever it is
+        low, high = int(low), high if high == _UNBOUNDED else int(high)
+        if low == high:
+            return f"{number} != {low}"
+        if low > 0 and high < _UNBOUNDED:
+            return f"not {low} <= {number} <= {high}"
+        if low > 0:
+            return f"{number} < {low}"
+        if high < _UNBOUNDED:
+            return f"{number} > {high}"
+        return None
+
     # -- the checks -----------------------------------------------------------------------
 
     def _checks(self, tag: str, v: str, typed: bool = False) -> Optional[str]:
@@ -633,14 +654,9 @@ class _WriterSource:
             return None
         low, high, test = rule
         conditions = [] if typed else [f"type({v}) is not str"]
-        if low == high:
-            conditions.append(f"len({v}) != {int(low)}")
-        elif low > 0 and high < _UNBOUNDED:
-            conditions.append(f"not {int(low)} <= len({v}) <= {int(high)}")
-        elif low > 0:
-            conditions.append(f"len({v}) < {int(low)}")
-        elif high < _UNBOUNDED:
-            conditions.append(f"len({v}) > {int(high)}")
+        length = self.bounds(f"len({v})", low, high)
+        if length is not None:
+            conditions.append(length)
         if test is not None:
             values = getattr(test, "__self__", None)
             if type(values) is frozenset and getattr(test, "__name__", None) == "__contains__":
@@ -734,13 +750,9 @@ class _WriterSource:
         if bounds is None:
             code("raise Unsure")
             return
-        low, high = bounds
-        if low > 0 and high < _UNBOUNDED:
-            code(f"if not {int(low)} <= {count} <= {int(high)}: raise Unsure")
-        elif low > 0:
-            code(f"if {count} < {int(low)}: raise Unsure")
-        elif high < _UNBOUNDED:
-            code(f"if {count} > {int(high)}: raise Unsure")
+        condition = self.bounds(count, *bounds)
+        if condition is not None:
+            code(f"if {condition}: raise Unsure")
 
     def absent(self, code: _Code, parent: str, tag: str, x: Optional[str] = None) -> None:
         """``tag`` left out of ``parent``: Unsure unless the XSD allows it; ``x`` (if any) = ``""``."""

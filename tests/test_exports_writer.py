@@ -4,6 +4,8 @@ the XSD refuses: tests/test_lheo_export.py.)"""
 
 from __future__ import annotations
 
+import html
+
 import pytest
 
 from catalogue.exports import SchemaRules, XmlExport
@@ -113,3 +115,21 @@ def test_elements_left_empty_are_written_as_the_tree_writes_them(formations):
         assert (fast, None) == _slow(export, formation)
         vouched += 1
     assert vouched >= 3
+
+
+@pytest.mark.parametrize("bounds", [(float("nan"), 50), (3, 2), (float("inf"), float("inf")), (0.5, 50.5), (-1, 50)])
+def test_bounds_of_any_kind_are_applied_as_the_rule_says(rules, formations, bounds):
+    """Odd bounds in a rule table (not whole, not finite, empty): the writer tests ``low <= len <= high`` as is."""
+    low, high = bounds
+    text_rules = dict(rules.text_rules)
+    text_rules["ville"] = (low, high, None)
+    writer = FragmentWriter(text_rules, rules.occurs)
+    full = FragmentWriter(rules.text_rules, rules.occurs)
+    for formation in formations:
+        expected = full.fragment(formation)
+        villes = [html.unescape(text.split("</ville>")[0]) for text in expected.decode().split("<ville>")[1:]]
+        if all(low <= len(text) <= high for text in villes):
+            assert writer.fragment(formation) == expected
+        else:
+            with pytest.raises(Unsure):
+                writer.fragment(formation)
