@@ -80,7 +80,7 @@ from .build import PreviousBuild, SinkContext, register_sink
 from .catalog import Catalog, Entry
 from .incremental import link_file
 from .lheo_export import NAMESPACES, FragmentWriter, formation_element
-from .model import Adresse, Formation, ModalitesEnseignement, PartialDate, Session
+from .model import Adresse, Formation, ModalitesEnseignement, PartialDate
 from .regions import Geo
 from .render import FINANCEURS, ETATS_RECRUTEMENT, iso_date, make_environment, number, tidy
 from .settings import PROJECT_ROOT, Settings
@@ -181,10 +181,13 @@ _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 
 def _cell(value: Any) -> str:
     """One CSV value; a text a spreadsheet would run as a formula gets a leading apostrophe."""
-    if type(value) is str:  # most values
+    kind = type(value)
+    if kind is str:  # most values
         return "'" + value if value.startswith(_FORMULA_START) else value
     if value is None:
         return ""
+    if kind is PartialDate:  # dates: before the tests below, which it fails
+        return iso_date(value) or ""
     if isinstance(value, bool):
         return "oui" if value else "non"
     if isinstance(value, Decimal):
@@ -224,29 +227,37 @@ def session_rows(formation: Formation, entry: Entry, geo: Geo, url: str) -> Iter
             _cell(geo.departement_of(adresse)),
             _cell(region),
             _cell(geo.regions[region].nom if region in geo.regions else None),
-            _cell(MODALITES.get(action.modalites_enseignement)),
+            _MODALITE_CELLS.get(action.modalites_enseignement, ""),
             certifiante,
         ]
         money = [_cell(action.nombre_heures_total), _cell(action.prix_total_ttc), _cell(financeurs)]
+        # The cells of a session: a CSV row has a few dozen, written for ~2.6 sessions a formation; the
+        # cells known in advance (yes or no, the recruitment's state) are looked up rather than made.
         for session in action.sessions:
             periode = session.periode
+            debut, fin = periode.debut, periode.fin
             yield [
                 *head,
                 numero_action,
                 _cell(session.numero),
-                _cell(periode.debut),
-                _cell(periode.fin),
+                "" if debut is None else _cell(debut),
+                "" if fin is None else _cell(fin),
                 *place,
-                _cell(bool(session.eligibilite_cpf) or cpf_by_certification),
+                "oui" if session.eligibilite_cpf or cpf_by_certification else "non",
                 *money,
-                _cell(_etat(session)),
+                _ETAT_CELLS.get(session.etat_recrutement, ""),
                 *tail,
             ]
 
 
-def _etat(session: Session) -> Optional[str]:
-    label = ETATS_RECRUTEMENT.get(session.etat_recrutement)
+def _etat(etat_recrutement: Optional[int]) -> Optional[str]:
+    label = ETATS_RECRUTEMENT.get(etat_recrutement)
     return label.removeprefix("Recrutement ") if label else None
+
+
+#: ``_cell(MODALITES.get(value))`` and ``_cell(_etat(value))`` by value; any other value's cell is empty.
+_MODALITE_CELLS = {value: _cell(label) for value, label in MODALITES.items()}
+_ETAT_CELLS = {value: _cell(_etat(value)) for value in ETATS_RECRUTEMENT}
 
 
 class CsvLines:
@@ -285,10 +296,15 @@ def json_item(formation: Formation, entry: Entry, url: str) -> dict[str, Any]:
 def json_line(formation: Formation, entry: Entry, url: str) -> bytes:
     """:func:`json_item` as written in ``catalogue.json``: the same bytes, in half the time (pydantic's own
     serialiser writes the formation, without the dict in between)."""
-    head = _dumps({"numero": formation.numero, "url": url, "archivee": entry.archived})
+    numero, archived = formation.numero, entry.archived
+    if type(numero) is str and type(url) is str and type(archived) is bool:
+        # What _dumps() writes for the dict, without the encoder's walk through it.
+        head = f'{{"numero":{_json_string(numero)},"url":{_json_string(url)},"archivee":{"true" if archived else "false"}'
+    else:
+        head = _dumps({"numero": numero, "url": url, "archivee": archived})[:-1]
     # model_dump_json() without the str in between: the serialiser's own bytes.
     body = formation.__pydantic_serializer__.to_json(formation)
-    return b"".join((head[:-1].encode("utf-8"), b',"formation":', body, b"}"))
+    return b"".join((head.encode("utf-8"), b',"formation":', body, b"}"))
 
 
 def json_schema() -> dict[str, Any]:
@@ -326,6 +342,10 @@ _ENCODER = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))
 
 def _dumps(data: Any) -> str:
     return _ENCODER.encode(data)
+
+
+#: A str as that encoder writes it (``ensure_ascii=False``).
+_json_string = json.encoder.encode_basestring
 
 
 # --------------------------------------------------------------------------
@@ -593,11 +613,19 @@ class XmlExport:
 
     def __init__(self, xsd: Path = LHEO_XSD):
         self.xsd = xsd
-        rules = SchemaRules(xsd)
-        self.writer = FragmentWriter(rules.text_rules, rules.occurs)
+        self._writer: Optional[FragmentWriter] = None
         self._check: Optional[SchemaCheck] = None
         #: Formations given to the XSD (the fast writer did not vouch for them).
         self.checked = 0
+
+    @property
+    def writer(self) -> FragmentWriter:
+        """Made at the first formation (reading the rules and compiling the writer: about 20 ms, which a
+        rebuild where no formation changed does without)."""
+        if self._writer is None:
+            rules = SchemaRules(self.xsd)
+            self._writer = FragmentWriter(rules.text_rules, rules.occurs)
+        return self._writer
 
     @property
     def check(self) -> SchemaCheck:
@@ -607,8 +635,9 @@ class XmlExport:
 
     def __call__(self, formation: Formation) -> tuple[bytes, Optional[str]]:
         """(the fragment, None) for a valid formation; (b"", why) for one the XSD refuses."""
+        writer = self.writer  # outside the try: a writer that cannot be made is an error, not a slow path
         try:
-            return self.writer.fragment(formation), None
+            return writer.fragment(formation), None
         except Exception:  # Unsure, or what the slow path will raise or report in its own words
             pass
         self.checked += 1

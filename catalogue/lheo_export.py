@@ -21,11 +21,12 @@ tree, with :class:`FragmentWriter` (see there).
 
 from __future__ import annotations
 
-from contextlib import ExitStack
+import math
+from contextlib import ExitStack, contextmanager
 from decimal import Decimal
 from enum import Enum
 from pathlib import Path
-from typing import BinaryIO, Iterable, Optional, Union
+from typing import Any, BinaryIO, Callable, Iterable, Iterator, Optional, Union
 
 from lxml import etree
 
@@ -164,8 +165,11 @@ def _req(parent: _Element, tag: str, value: Optional[str]) -> None:
 
 
 def _str(value: object) -> str:
-    if type(value) is str:  # most values: the fast path
+    kind = type(value)
+    if kind is str:  # most values: the fast path
         return value
+    if kind is int:  # hours, prices' counts, codes: not a bool nor an enumeration (subclasses of int)
+        return str(value)
     if isinstance(value, bool):
         return "1" if value else "0"
     if isinstance(value, Decimal):
@@ -430,8 +434,11 @@ def _organisme_responsable(parent: _Element, o: OrganismeFormationResponsable) -
 # would not validate. Building an lxml tree, checking it against the XSD and serialising it
 # cost about a millisecond a formation; :class:`FragmentWriter` writes the same bytes as
 # :func:`formation_element` then ``xml_fragment`` (``catalogue.exports``) straight into
-# strings, in a tenth of the time, checking each value as it goes against the rules the
-# XSD gives its element (:class:`LeafRules`, derived from the XSD by ``catalogue.exports``).
+# strings, in under a tenth of the time, checking each value as it goes against the rules the
+# XSD gives its element (``SchemaRules``, derived from the XSD by ``catalogue.exports``).
+# Its functions are Python source written from those rules when it is made (:class:`_WriterSource`),
+# each check with its bounds as constants: the rules are the XSD's, read at run time, and a
+# formation is a hundred small elements, for which generic calls cost as much again as the work.
 # Whatever it cannot vouch for (a value beyond a rule, a type it does not expect, a
 # character XML cannot hold), it does not decide: it raises :class:`Unsure` and the caller
 # takes the slow path (the tree and the XSD), which gives the exact verdict and message.
@@ -489,19 +496,27 @@ class FragmentWriter:
     :meth:`fragment` returns its UTF-8 bytes or raises :class:`Unsure`. ``text_rules`` gives, by
     element name, what the XSD's type of that element accepts; ``occurs`` the bounds of a child's
     count in its parent. An element missing from either table is never vouched for.
+
+    The writer is Python source made once from those rules (:class:`_WriterSource`; ``source`` holds
+    it): one function a structure (``<adresse>`` at a given depth, ``<action>``...), each element's
+    checks written out with its rule's bounds as constants, each element's tags and indentation as
+    string constants. Written as generic calls a leaf (a rule looked up, a call, the checks, a
+    format), the writer cost nearly twice as much: most of a formation is a hundred such leaves.
     """
 
     def __init__(self, text_rules: TextRules, occurs: OccursRules):
         self.text_rules = text_rules
         self.occurs = occurs
-        self._rule = text_rules.get
         #: (parent, child) pairs where the child may be left out.
         self.optional = frozenset(pair for pair, (low, _) in occurs.items() if low == 0)
+        source = _WriterSource(text_rules, occurs, self.optional)
+        self.source = source.text()
+        namespace = source.namespace
+        exec(compile(self.source, "<FragmentWriter>", "exec"), namespace)  # noqa: S102 - our own source
+        self._formation: Callable[[Formation], str] = namespace[source.root]
 
     def fragment(self, formation: Formation) -> bytes:
-        out: list[str] = []
-        self._formation(out, formation)
-        text = "".join(out)
+        text = self._formation(formation)
         if "\ufffe" in text or "\uffff" in text:
             raise Unsure
         try:
@@ -512,363 +527,572 @@ class FragmentWriter:
             raise Unsure
         return data
 
-    # -- primitives ------------------------------------------------------------------
 
-    def _check(self, tag: str, text: object) -> None:
-        """Raise :class:`Unsure` unless ``text`` is a string the XSD accepts in ``tag``."""
-        rule = self.text_rules.get(tag)
-        if (
-            rule is None
-            or type(text) is not str
-            or not rule[0] <= len(text) <= rule[1]
-            or (rule[2] is not None and not rule[2](text))
-        ):
-            raise Unsure
+def _dated_attrs(numero: Optional[str], datecrea: Optional[PartialDate], datemaj: Optional[PartialDate]) -> str:
+    """The attributes ``numero``, ``datecrea``, ``datemaj`` as written, each with its leading space."""
+    attrs = ""
+    if numero is not None:
+        attrs = f' numero="{_attr(numero)}"'
+    if datecrea is not None:
+        attrs += f' datecrea="{datecrea.lheo()}"'
+    if datemaj is not None:
+        attrs += f' datemaj="{datemaj.lheo()}"'
+    return attrs
 
-    def _leaf(self, out: list, depth: int, tag: str, text: object) -> None:
-        """``<tag>text</tag>``, the text checked against the element's rule."""
-        rule = self._rule(tag)
-        if rule is None or type(text) is not str or not rule[0] <= len(text) <= rule[1]:
-            raise Unsure
+
+def _fstring(*parts: Union[str, tuple[str]]) -> str:
+    """The source of an f-string: each part a literal text (tags, indentation), or a 1-tuple holding an expression
+    (a name or a call, without quotes nor backslashes)."""
+    source = []
+    for part in parts:
+        if isinstance(part, tuple):
+            source.append("{" + part[0] + "}")
+        else:
+            for char, escaped in (("\\", "\\\\"), ('"', '\\"'), ("\n", "\\n"), ("\r", "\\r"), ("\t", "\\t"),
+                                  ("{", "{{"), ("}", "}}")):
+                part = part.replace(char, escaped)
+            source.append(part)
+    return 'f"' + "".join(source) + '"'
+
+
+def _whole(bound: float) -> bool:
+    return isinstance(bound, (int, float)) and math.isfinite(bound) and float(bound).is_integer()
+
+
+class _Code:
+    """The lines of one function being written, at the current indentation."""
+
+    def __init__(self, header: str):
+        self.lines = [header]
+        self.level = 1
+
+    def __call__(self, line: str) -> None:
+        self.lines.append("    " * self.level + line)
+
+    @contextmanager
+    def block(self, header: str) -> Iterator[None]:
+        self(header)
+        self.level += 1
+        try:
+            yield
+        finally:
+            self.level -= 1
+
+
+class _WriterSource:
+    """The source of :class:`FragmentWriter`'s functions, for the given rules.
+
+    Each ``_leaf``-like method writes the lines that check a value as :meth:`_checks` says and set a
+    local variable to the element's text, or to ``""`` for an element left out. The checks are
+    those of the rules, at the element's place: a text element without a rule, a child without
+    bounds in its parent, a required child absent, each raises :class:`Unsure` where it is met
+    (the line is ``raise Unsure``). Where an element is empty, ``<tag/>`` is written, as libxml2 does.
+    """
+
+    def __init__(self, text_rules: TextRules, occurs: OccursRules, optional: frozenset):
+        self.rules = text_rules
+        self.occurs = occurs
+        self.optional = optional
+        self.namespace: dict[str, Any] = {
+            "Unsure": Unsure, "_str": _str, "_text": _text, "_attr": _attr, "_dated": _dated_attrs,
+            "_NO_ADRESSE": _NO_ADRESSE, "_PLACEHOLDER_LIGNES": _PLACEHOLDER_LIGNES,
+            "_PLACEHOLDER_PUBLICS": _PLACEHOLDER_PUBLICS,
+        }
+        self._functions: dict[tuple[str, int], str] = {}
+        #: Variables set only to an element, wherever they are set (a container holding one is never empty).
+        #: Added by the methods that set them unconditionally; a variable that may be "" is never one.
+        self.nonempty: set[str] = set()
+        self._sources: list[str] = []
+        self._names = 0
+        self.root = self.function("formation", 2)
+
+    def text(self) -> str:
+        return "\n\n".join(self._sources) + "\n"
+
+    def function(self, kind: str, depth: int) -> str:
+        """The name of the function writing ``kind`` at ``depth`` (written now if it is not yet)."""
+        key = (kind, depth)
+        if key not in self._functions:
+            name = self._functions[key] = f"{kind}_{depth}"
+            code = getattr(self, "_" + kind)(name, depth)
+            self._sources.append("\n".join(code.lines))
+        return self._functions[key]
+
+    def var(self, hint: str = "v") -> str:
+        self._names += 1
+        return f"{hint}{self._names}"
+
+    def constant(self, value: Any) -> str:
+        """A name for ``value`` in the functions' namespace (a test, a set...)."""
+        name = f"K{len(self.namespace)}"
+        self.namespace[name] = value
+        return name
+
+    def bounds(self, number: str, low: float, high: float) -> Optional[str]:
+        """The condition under which ``number`` (a length or a count, whole and >= 0) is not within [low, high];
+        None when it always is. Written as short as the bounds allow: whole numbers, an unbounded maximum."""
+        if not (_whole(low) and (_whole(high) or high == _UNBOUNDED)):
+            return f"not {self.constant(low)} <= {number} <= {self.constant(high)}"  # as the rule says, whatever it is
+        low, high = int(low), high if high == _UNBOUNDED else int(high)
+        if low == high:
+            return f"{number} != {low}"
+        if low > 0 and high < _UNBOUNDED:
+            return f"not {low} <= {number} <= {high}"
+        if low > 0:
+            return f"{number} < {low}"
+        if high < _UNBOUNDED:
+            return f"{number} > {high}"
+        return None
+
+    # -- the checks -----------------------------------------------------------------------
+
+    def _checks(self, tag: str, v: str, typed: bool = False) -> Optional[str]:
+        """The condition under which the text in ``v`` does not fit ``tag``'s rule; None: no rule, nothing fits.
+        ``typed``: ``v`` is known to be a str."""
+        rule = self.rules.get(tag)
+        if rule is None:
+            return None
+        low, high, test = rule
+        conditions = [] if typed else [f"type({v}) is not str"]
+        length = self.bounds(f"len({v})", low, high)
+        if length is not None:
+            conditions.append(length)
+        if test is not None:
+            values = getattr(test, "__self__", None)
+            if type(values) is frozenset and getattr(test, "__name__", None) == "__contains__":
+                conditions.append(f"{v} not in {self.constant(values)}")  # an enumeration: `in`, not a call
+            else:
+                conditions.append(f"not {self.constant(test)}({v})")
+        return " or ".join(conditions) or "False"
+
+    def check(self, code: _Code, tag: str, v: str) -> None:
+        """Raise Unsure unless the text in ``v`` fits ``tag``'s rule (nothing escaped)."""
+        condition = self._checks(tag, v)
+        code("raise Unsure" if condition is None else f"if {condition}: raise Unsure")
+
+    def _static(self, depth: int, tag: str, text: str) -> Optional[str]:
+        """The element holding the constant ``text`` (a placeholder), checked now; None if it does not fit."""
+        rule = self.rules.get(tag)
+        if rule is None or not rule[0] <= len(text) <= rule[1]:
+            return None
         if rule[2] is None:
             text = _text(text)
         elif not rule[2](text):
-            raise Unsure
-        # else an enumeration, a pattern or a number: the rules take no text with a character to escape there.
-        out.append(f"{_INDENTS[depth]}<{tag}>{text}</{tag}>")
+            return None
+        return f"{_INDENTS[depth]}<{tag}>{text}</{tag}>"
 
-    def _count(self, parent: str, child: str, count: int) -> None:
-        low, high = self.occurs.get((parent, child), _NO_BOUNDS)
-        if not low <= count <= high:
-            raise Unsure
+    def _set_static(self, code: _Code, depth: int, tag: str, text: str, x: str) -> None:
+        element = self._static(depth, tag, text)
+        code("raise Unsure" if element is None else f"{x} = {element!r}")
 
-    def _opt(self, out: list, depth: int, parent: str, tag: str, value: object) -> None:
-        """An optional element: written as :meth:`_leaf` when the value is known, else allowed out."""
-        if value is None:
-            if (parent, tag) not in self.optional:
-                raise Unsure
+    def leaf_var(self, code: _Code, depth: int, tag: str, v: str, x: str, typed: bool = False) -> None:
+        """``x`` = ``<tag>v</tag>``, ``v`` checked and escaped (as ``_leaf``); ``typed``: ``v`` is a str."""
+        condition = self._checks(tag, v, typed)
+        if condition is None:
+            code("raise Unsure")
             return
-        self._leaf(out, depth, tag, value if type(value) is str else _str(value))
+        if condition != "False":
+            code(f"if {condition}: raise Unsure")
+        if self.rules[tag][2] is None:
+            # Else an enumeration, a pattern or a number: the rules take no text with a character to escape.
+            code(f'if "&" in {v} or "<" in {v} or ">" in {v} or "\\r" in {v}: {v} = _text({v})')
+        code(f"{x} = {_fstring(_INDENTS[depth], '<', tag, '>', (v,), '</', tag, '>')}")
 
-    def _absent(self, parent: str, tag: str) -> None:
+    def leaf(self, code: _Code, depth: int, tag: str, expr: str, convert: bool = False) -> str:
+        """A variable holding the element whose text is ``expr`` (a string expected; ``convert``: through ``_str``)."""
+        v, x = self.var(), self.var("x")
+        code(f"{v} = {expr}")
+        if convert:
+            code(f"{v} = {_STR.format(v=v)}")
+        self.leaf_var(code, depth, tag, v, x)
+        self.nonempty.add(x)
+        return x
+
+    def opt(self, code: _Code, depth: int, parent: str, tag: str, expr: str) -> str:
+        """An optional element: written when ``expr`` is not None (converted by ``_str``), else left out."""
+        v, x = self.var(), self.var("x")
+        code(f"{v} = {expr}")
+        with code.block(f"if {v} is None:"):
+            code(f'{x} = ""' if (parent, tag) in self.optional else "raise Unsure")
+        with code.block("else:"):
+            with code.block(f"if type({v}) is not str:"):
+                code(f"{v} = {_STR.format(v=v)}")
+                code(f"if type({v}) is not str: raise Unsure")
+            self.leaf_var(code, depth, tag, v, x, typed=True)
+        return x
+
+    def req(self, code: _Code, depth: int, tag: str, expr: str, placeholder: str = PLACEHOLDERS["text"],
+            convert: bool = False) -> str:
+        """A required element: ``placeholder`` when ``expr`` is None; ``convert``: the value through ``_str``."""
+        v, x = self.var(), self.var("x")
+        code(f"{v} = {expr}")
+        with code.block(f"if {v} is None:"):
+            self._set_static(code, depth, tag, placeholder, x)
+        with code.block("else:"):
+            if convert:
+                code(f"{v} = {_STR.format(v=v)}")
+            self.leaf_var(code, depth, tag, v, x)
+        self.nonempty.add(x)  # in both branches
+        return x
+
+    def leaves(self, code: _Code, depth: int, tag: str, items: str) -> str:
+        """The elements ``tag``, one per text of the list ``items``."""
+        v, x, y = self.var(), self.var("x"), self.var("x")
+        code(f'{x} = ""')
+        with code.block(f"for {v} in {items}:"):
+            self.leaf_var(code, depth, tag, v, y)
+            code(f"{x} += {y}")
+        return x
+
+    def count(self, code: _Code, parent: str, child: str, count: str) -> None:
+        """Raise Unsure unless ``count`` children ``child`` fit in ``parent``."""
+        bounds = self.occurs.get((parent, child))
+        if bounds is None:
+            code("raise Unsure")
+            return
+        condition = self.bounds(count, *bounds)
+        if condition is not None:
+            code(f"if {condition}: raise Unsure")
+
+    def absent(self, code: _Code, parent: str, tag: str, x: Optional[str] = None) -> None:
+        """``tag`` left out of ``parent``: Unsure unless the XSD allows it; ``x`` (if any) = ``""``."""
         if (parent, tag) not in self.optional:
-            raise Unsure
+            code("raise Unsure")
+        elif x is not None:
+            code(f'{x} = ""')
 
-    def _req(self, out: list, depth: int, tag: str, value: object) -> None:
-        self._leaf(out, depth, tag, value if value is not None else PLACEHOLDERS["text"])
-
-    def _flag(self, out: list, depth: int, tag: str, value: Optional[bool]) -> None:
-        self._leaf(out, depth, tag, _str(value) if value is not None else PLACEHOLDERS["flag"])
-
-    def _open(self, out: list, depth: int, tag: str, attrs: str = "") -> int:
-        """Open ``tag`` (``attrs``: already written, each with its leading space); where it was written."""
-        out.append(f"{_INDENTS[depth]}<{tag}{attrs}>")
-        return len(out)
-
-    @staticmethod
-    def _close(out: list, depth: int, tag: str, opened: int) -> None:
-        """Close ``tag``: ``<tag/>`` when nothing was written inside, as libxml2 writes an empty element."""
-        if len(out) == opened:
-            out[-1] = out[-1][:-1] + "/>"
-        else:
-            out.append(f"{_INDENTS[depth]}</{tag}>")
-
-    @staticmethod
-    def _dated(numero: Optional[str], datecrea: Optional[PartialDate], datemaj: Optional[PartialDate]) -> str:
-        attrs = ""
-        if numero is not None:
-            attrs = f' numero="{_attr(numero)}"'
-        if datecrea is not None:
-            attrs += f' datecrea="{datecrea.lheo()}"'
-        if datemaj is not None:
-            attrs += f' datemaj="{datemaj.lheo()}"'
-        return attrs
-
-    def _urls(self, out: list, depth: int, parent: str, tag: str, urls: list) -> None:
-        if not urls:
-            self._absent(parent, tag)
+    def container(self, code: _Code, depth: int, tag: str, parts: list[str], x: str, attrs: Optional[str] = None) -> None:
+        """``x`` = ``<tag attrs>parts</tag>``, or ``<tag attrs/>`` when the parts are all empty."""
+        attributes = () if attrs is None else ((attrs,),)
+        if any(part in self.nonempty for part in parts):
+            inside = [(part,) for part in parts]
+            code(f"{x} = {_fstring(_INDENTS[depth], '<', tag, *attributes, '>', *inside, _INDENTS[depth], '</', tag, '>')}")
             return
-        self._count(tag, "urlweb", len(urls))
-        opened = self._open(out, depth, tag)
-        for url in urls:
-            self._leaf(out, depth + 1, "urlweb", url)
-        self._close(out, depth, tag, opened)
+        inner = self.var("inner")
+        code(f"{inner} = " + ("f'" + "".join(f"{{{part}}}" for part in parts) + "'" if len(parts) > 1 else parts[0]))
+        start, end = f"{_INDENTS[depth]}<{tag}", f"{_INDENTS[depth]}</{tag}>"
+        if attrs is None:
+            code(f"{x} = {start + '>'!r} + {inner} + {end!r} if {inner} else {start + '/>'!r}")
+        else:
+            code(f"{x} = {start!r} + {attrs} + '>' + {inner} + {end!r} if {inner} else {start!r} + {attrs} + '/>'")
 
-    # -- addresses and contacts ----------------------------------------------------------
+    def wrapped(self, code: _Code, depth: int, tag: str, kind: str, expr: str, x: str) -> None:
+        """``x`` = ``<tag>`` holding what the function of ``kind`` writes one level deeper (never empty: the caller
+        adds ``x`` to :attr:`nonempty` where it sets it unconditionally)."""
+        function = self.function(kind, depth + 1)
+        start, end = _INDENTS[depth] + "<" + tag + ">", _INDENTS[depth] + "</" + tag + ">"
+        code(f"{x} = {_fstring(start, (f'{function}({expr})',), end)}")
 
-    def _adresse(self, out: list, depth: int, adresse: Optional[Adresse]) -> None:
-        if adresse is None:
-            adresse = _NO_ADRESSE
-        opened = self._open(out, depth, "adresse")
+    def urls(self, code: _Code, depth: int, parent: str, tag: str, expr: str, child: str = "urlweb") -> str:
+        """``<tag>`` holding a ``child`` per text of the list ``expr``; left out when it is empty."""
+        items, x = self.var("items"), self.var("x")
+        code(f"{items} = {expr}")
+        with code.block(f"if not {items}:"):
+            self.absent(code, parent, tag, x)
+        with code.block("else:"):
+            self.count(code, tag, child, f"len({items})")
+            inner = self.leaves(code, depth + 1, child, items)
+            self.container(code, depth, tag, [inner], x)
+        return x
+
+    def contacts(self, code: _Code, depth: int, parent: str, tag: str, expr: str, required: bool) -> str:
+        """``<tag><coordonnees>...`` once per contact; one with an empty ``<coordonnees/>`` when required and none."""
+        contacts, contact, x = self.var("contacts"), self.var("contact"), self.var("x")
+        code(f"{contacts} = {expr}")
+        if required:
+            code(f"if not {contacts}: {contacts} = [None]")
+        self.count(code, parent, tag, f"len({contacts})")
+        code(f'{x} = ""')
+        with code.block(f"for {contact} in {contacts}:"):
+            y = self.var("x")
+            self.wrapped(code, depth, tag, "coordonnees", contact, y)
+            code(f"{x} += {y}")
+        return x
+
+    def periode(self, code: _Code, depth: int, expr: str) -> str:
+        p, debut, fin, x = self.var("p"), self.var("debut"), self.var("fin"), self.var("x")
+        code(f"{p} = {expr}")
+        code(f"{debut} = {p}.debut if {p} else None")
+        code(f"{fin} = {p}.fin if {p} else None")
+        code(f"{debut} = {debut}.lheo() if {debut} else {PLACEHOLDERS['debut']!r}")
+        code(f"{fin} = {fin}.lheo() if {fin} else {PLACEHOLDERS['fin']!r}")
+        self.check(code, "debut", debut)
+        self.check(code, "fin", fin)
+        outer, inner = _INDENTS[depth], _INDENTS[depth + 1]
+        code(f"{x} = {_fstring(outer, '<periode>', inner, '<debut>', (debut,), '</debut>', inner, '<fin>', (fin,), '</fin>', outer, '</periode>')}")
+        self.nonempty.add(x)
+        return x
+
+    def loop(self, code: _Code, parent: str, tag: str, kind: str, depth: int, expr: str) -> str:
+        """The function of ``kind`` over each item of the list ``expr``, counted as ``tag`` in ``parent``."""
+        items, item, x = self.var("items"), self.var("item"), self.var("x")
+        code(f"{items} = {expr}")
+        self.count(code, parent, tag, f"len({items})")
+        function = self.function(kind, depth)
+        code(f'{x} = ""')
+        with code.block(f"for {item} in {items}:"):
+            code(f"{x} += {function}({item})")
+        return x
+
+    # -- the structures: one function each, mirroring formation_element() -------------------------
+
+    def _adresse(self, name: str, depth: int) -> _Code:
+        code = _Code(f"def {name}(a):")
+        code("if a is None: a = _NO_ADRESSE")
         inner = depth + 1
-        self._opt(out, inner, "adresse", "denomination", adresse.denomination)
-        lignes = adresse.lignes or _PLACEHOLDER_LIGNES
-        self._count("adresse", "ligne", len(lignes))
-        for ligne in lignes:
-            self._leaf(out, inner, "ligne", ligne)
-        self._leaf(out, inner, "codepostal", adresse.codepostal or PLACEHOLDERS["codepostal"])
-        self._req(out, inner, "ville", adresse.ville)
-        self._opt(out, inner, "adresse", "departement", adresse.departement)
-        self._opt(out, inner, "adresse", "code-INSEE-commune", adresse.code_insee_commune)
-        self._opt(out, inner, "adresse", "region", adresse.region)
-        self._opt(out, inner, "adresse", "pays", adresse.pays)
-        geolocalisation = adresse.geolocalisation
-        if geolocalisation is not None:
-            geo_opened = self._open(out, inner, "geolocalisation")
-            self._leaf(out, inner + 1, "latitude", repr(geolocalisation.latitude))
-            self._leaf(out, inner + 1, "longitude", repr(geolocalisation.longitude))
-            self._close(out, inner, "geolocalisation", geo_opened)
-        else:
-            self._absent("adresse", "geolocalisation")
-        self._close(out, depth, "adresse", opened)
+        parts = [self.opt(code, inner, "adresse", "denomination", "a.denomination")]
+        code("lignes = a.lignes or _PLACEHOLDER_LIGNES")
+        self.count(code, "adresse", "ligne", "len(lignes)")
+        parts.append(self.leaves(code, inner, "ligne", "lignes"))
+        parts.append(self.leaf(code, inner, "codepostal", f"a.codepostal or {PLACEHOLDERS['codepostal']!r}"))
+        parts.append(self.req(code, inner, "ville", "a.ville"))
+        for tag, field in (("departement", "departement"), ("code-INSEE-commune", "code_insee_commune"),
+                           ("region", "region"), ("pays", "pays")):
+            parts.append(self.opt(code, inner, "adresse", tag, f"a.{field}"))
+        geo = self.var("x")
+        code("g = a.geolocalisation")
+        with code.block("if g is not None:"):
+            latitude = self.leaf(code, inner + 1, "latitude", "repr(g.latitude)")
+            longitude = self.leaf(code, inner + 1, "longitude", "repr(g.longitude)")
+            self.container(code, inner, "geolocalisation", [latitude, longitude], geo)
+        with code.block("else:"):
+            self.absent(code, "adresse", "geolocalisation", geo)
+        parts.append(geo)
+        self.container(code, depth, "adresse", parts, "x")
+        code("return x")
+        return code
 
-    def _phones(self, out: list, depth: int, tag: str, numbers: list) -> None:
-        if not numbers:
-            self._absent("coordonnees", tag)
-            return
-        self._count(tag, "numtel", len(numbers))
-        opened = self._open(out, depth, tag)
-        for number in numbers:
-            self._leaf(out, depth + 1, "numtel", number)
-        self._close(out, depth, tag, opened)
-
-    def _coordonnees(self, out: list, depth: int, coordonnees: Optional[Coordonnees]) -> None:
-        opened = self._open(out, depth, "coordonnees")
-        if coordonnees is not None:
-            c = coordonnees
-            inner = depth + 1
-            self._opt(out, inner, "coordonnees", "civilite", c.civilite)
-            self._opt(out, inner, "coordonnees", "nom", c.nom)
-            self._opt(out, inner, "coordonnees", "prenom", c.prenom)
-            self._count("coordonnees", "ligne", len(c.lignes))
-            for ligne in c.lignes:
-                self._leaf(out, inner, "ligne", ligne)
-            if c.adresse is not None:
-                self._adresse(out, inner, c.adresse)
-            else:
-                self._absent("coordonnees", "adresse")
-            self._phones(out, inner, "telfixe", c.telfixe)
-            self._phones(out, inner, "portable", c.portable)
-            self._phones(out, inner, "fax", c.fax)
-            self._opt(out, inner, "coordonnees", "courriel", c.courriel)
-            self._urls(out, inner, "coordonnees", "web", c.web)
-        else:
+    def _coordonnees(self, name: str, depth: int) -> _Code:
+        code = _Code(f"def {name}(c):")
+        with code.block("if c is None:"):
             for child in _COORDONNEES_CHILDREN:
-                self._absent("coordonnees", child)
-        self._close(out, depth, "coordonnees", opened)
-
-    def _wrapped_coordonnees(self, out: list, depth: int, tag: str, coordonnees: Optional[Coordonnees]) -> None:
-        """``<tag><coordonnees>...</coordonnees></tag>``."""
-        opened = self._open(out, depth, tag)
-        self._coordonnees(out, depth + 1, coordonnees)
-        self._close(out, depth, tag, opened)
-
-    def _contacts(self, out: list, depth: int, parent: str, tag: str, contacts: list, required: bool) -> None:
-        if not contacts and required:
-            contacts = [None]
-        self._count(parent, tag, len(contacts))
-        for contact in contacts:
-            self._wrapped_coordonnees(out, depth, tag, contact)
-
-    def _periode(self, out: list, depth: int, periode: Optional[Periode]) -> None:
-        debut = periode.debut if periode else None
-        fin = periode.fin if periode else None
-        debut = debut.lheo() if debut else PLACEHOLDERS["debut"]
-        fin = fin.lheo() if fin else PLACEHOLDERS["fin"]
-        self._check("debut", debut)
-        self._check("fin", fin)
-        inner = _INDENTS[depth + 1]
-        out.append(f"{_INDENTS[depth]}<periode>{inner}<debut>{debut}</debut>{inner}<fin>{fin}</fin>{_INDENTS[depth]}</periode>")
-
-    # -- formation > action > session --------------------------------------------------------
-
-    def _formation(self, out: list, f: Formation) -> None:
-        opened = self._open(out, 2, "formation", self._dated(f.numero, f.datecrea, f.datemaj))
-        self._domaine(out, 3, f)
-        self._leaf(out, 3, "intitule-formation", f.intitule_formation)
-        self._req(out, 3, "objectif-formation", f.objectif_formation)
-        self._req(out, 3, "resultats-attendus", f.resultats_attendus)
-        self._req(out, 3, "contenu-formation", f.contenu_formation)
-        self._leaf(out, 3, "certifiante", _str(f.certifiante))
-        self._contacts(out, 3, "formation", "contact-formation", f.contact_formation, required=True)
-        parcours = f.parcours_de_formation
-        self._leaf(
-            out, 3, "parcours-de-formation",
-            _str(parcours) if parcours is not None else PLACEHOLDERS["parcours-de-formation"],
-        )
-        niveau = f.code_niveau_entree
-        self._leaf(
-            out, 3, "code-niveau-entree", _str(niveau) if niveau is not None else PLACEHOLDERS["code-niveau-entree"]
-        )
-        self._opt(out, 3, "formation", "objectif-general-formation", f.objectif_general_formation)
-        self._count("formation", "certification", len(f.certifications))
-        for certification in f.certifications:
-            self._certification(out, 3, certification)
-        self._opt(out, 3, "formation", "code-niveau-sortie", f.code_niveau_sortie)
-        self._urls(out, 3, "formation", "url-formation", f.url_formation)
-        self._count("formation", "action", len(f.actions))
-        for action in f.actions:
-            self._action(out, 3, action)
-        self._organisme_responsable(out, 3, f.organisme_formation_responsable)
-        self._close(out, 2, "formation", opened)
-
-    def _domaine(self, out: list, depth: int, f: Formation) -> None:
-        opened = self._open(out, depth, "domaine-formation")
+                self.absent(code, "coordonnees", child)
+            code(f"return {_INDENTS[depth] + '<coordonnees/>'!r}")
         inner = depth + 1
-        principal = f.code_formacode_principal
-        codes = list(f.code_formacode)
-        if principal and principal not in codes:
-            codes.insert(0, principal)
-        self._count("domaine-formation", "code-FORMACODE", len(codes))
-        for code in codes:
-            if code == principal:
-                self._check("code-FORMACODE", code)
-                out.append(f'{_INDENTS[inner]}<code-FORMACODE tag="principal">{_text(code)}</code-FORMACODE>')
-            else:
-                self._leaf(out, inner, "code-FORMACODE", code)
-        self._count("domaine-formation", "code-NSF", len(f.code_nsf))
-        for code in f.code_nsf:
-            self._leaf(out, inner, "code-NSF", code)
-        self._count("domaine-formation", "code-ROME", len(f.code_rome))
-        for code in f.code_rome:
-            self._leaf(out, inner, "code-ROME", code)
-        self._close(out, depth, "domaine-formation", opened)
+        parts = [self.opt(code, inner, "coordonnees", tag, f"c.{tag}") for tag in ("civilite", "nom", "prenom")]
+        self.count(code, "coordonnees", "ligne", "len(c.lignes)")
+        parts.append(self.leaves(code, inner, "ligne", "c.lignes"))
+        adresse = self.var("x")
+        with code.block("if c.adresse is not None:"):
+            code(f"{adresse} = {self.function('adresse', inner)}(c.adresse)")
+        with code.block("else:"):
+            self.absent(code, "coordonnees", "adresse", adresse)
+        parts.append(adresse)
+        for tag in ("telfixe", "portable", "fax"):
+            parts.append(self.urls(code, inner, "coordonnees", tag, f"c.{tag}", child="numtel"))
+        parts.append(self.opt(code, inner, "coordonnees", "courriel", "c.courriel"))
+        parts.append(self.urls(code, inner, "coordonnees", "web", "c.web"))
+        self.container(code, depth, "coordonnees", parts, "x")
+        code("return x")
+        return code
 
-    def _certification(self, out: list, depth: int, c: Certification) -> None:
-        opened = self._open(out, depth, "certification")
+    def _formation(self, name: str, depth: int) -> _Code:
+        code = _Code(f"def {name}(f):")
+        d = depth + 1
+        domaine = self.var("x")
+        code(f"{domaine} = {self.function('domaine', d)}(f)")
+        parts = [domaine]
+        parts.append(self.leaf(code, d, "intitule-formation", "f.intitule_formation"))
+        parts.append(self.req(code, d, "objectif-formation", "f.objectif_formation"))
+        parts.append(self.req(code, d, "resultats-attendus", "f.resultats_attendus"))
+        parts.append(self.req(code, d, "contenu-formation", "f.contenu_formation"))
+        parts.append(self.leaf(code, d, "certifiante", "f.certifiante", convert=True))
+        parts.append(self.contacts(code, d, "formation", "contact-formation", "f.contact_formation", required=True))
+        parts.append(self.req(code, d, "parcours-de-formation", "f.parcours_de_formation",
+                              PLACEHOLDERS["parcours-de-formation"], convert=True))
+        parts.append(self.req(code, d, "code-niveau-entree", "f.code_niveau_entree",
+                              PLACEHOLDERS["code-niveau-entree"], convert=True))
+        parts.append(self.opt(code, d, "formation", "objectif-general-formation", "f.objectif_general_formation"))
+        parts.append(self.loop(code, "formation", "certification", "certification", d, "f.certifications"))
+        parts.append(self.opt(code, d, "formation", "code-niveau-sortie", "f.code_niveau_sortie"))
+        parts.append(self.urls(code, d, "formation", "url-formation", "f.url_formation"))
+        parts.append(self.loop(code, "formation", "action", "action", d, "f.actions"))
+        responsable = self.var("x")
+        code(f"{responsable} = {self.function('organisme_responsable', d)}(f.organisme_formation_responsable)")
+        parts.append(responsable)
+        code("attrs = _dated(f.numero, f.datecrea, f.datemaj)")
+        self.container(code, depth, "formation", parts, "x", attrs="attrs")
+        code("return x")
+        return code
+
+    def _domaine(self, name: str, depth: int) -> _Code:
+        code = _Code(f"def {name}(f):")
         inner = depth + 1
-        self._opt(out, inner, "certification", "code-RNCP", c.code_rncp)
-        self._opt(out, inner, "certification", "code-CERTIFINFO", c.code_certifinfo)
-        self._opt(out, inner, "certification", "code-RS", c.code_rs)
-        self._opt(out, inner, "certification", "code-CPF", c.code_cpf)
-        self._close(out, depth, "certification", opened)
+        code("principal = f.code_formacode_principal")
+        code("codes = list(f.code_formacode)")
+        code("if principal and principal not in codes: codes.insert(0, principal)")
+        self.count(code, "domaine-formation", "code-FORMACODE", "len(codes)")
+        formacodes, y = self.var("x"), self.var("x")
+        code(f'{formacodes} = ""')
+        with code.block("for code in codes:"):
+            with code.block("if code == principal:"):
+                self.check(code, "code-FORMACODE", "code")
+                start = _INDENTS[inner] + '<code-FORMACODE tag="principal">'
+                code(f"{formacodes} += {start!r} + _text(code) + '</code-FORMACODE>'")
+            with code.block("else:"):
+                self.leaf_var(code, inner, "code-FORMACODE", "code", y)
+                code(f"{formacodes} += {y}")
+        parts = [formacodes]
+        for tag, field in (("code-NSF", "code_nsf"), ("code-ROME", "code_rome")):
+            self.count(code, "domaine-formation", tag, f"len(f.{field})")
+            parts.append(self.leaves(code, inner, tag, f"f.{field}"))
+        self.container(code, depth, "domaine-formation", parts, "x")
+        code("return x")
+        return code
 
-    def _action(self, out: list, depth: int, a: Action) -> None:
-        opened = self._open(out, depth, "action", self._dated(a.numero, a.datecrea, a.datemaj))
+    def _certification(self, name: str, depth: int) -> _Code:
+        code = _Code(f"def {name}(c):")
+        parts = [
+            self.opt(code, depth + 1, "certification", tag, f"c.{field}")
+            for tag, field in (("code-RNCP", "code_rncp"), ("code-CERTIFINFO", "code_certifinfo"),
+                               ("code-RS", "code_rs"), ("code-CPF", "code_cpf"))
+        ]
+        self.container(code, depth, "certification", parts, "x")
+        code("return x")
+        return code
+
+    def _action(self, name: str, depth: int) -> _Code:
+        code = _Code(f"def {name}(a):")
         d = depth + 1
-        self._req(out, d, "rythme-formation", a.rythme_formation)
-        publics = a.code_public_vise or _PLACEHOLDER_PUBLICS
-        self._count("action", "code-public-vise", len(publics))
-        for code in publics:
-            self._leaf(out, d, "code-public-vise", code)
-        self._opt(out, d, "action", "info-public-vise", a.info_public_vise)
-        self._flag(out, d, "niveau-entree-obligatoire", a.niveau_entree_obligatoire)
-        self._req(out, d, "modalites-alternance", a.modalites_alternance)
-        modalites = a.modalites_enseignement
-        self._leaf(
-            out, d, "modalites-enseignement",
-            _str(modalites) if modalites is not None else PLACEHOLDERS["modalites-enseignement"],
-        )
-        self._req(out, d, "conditions-specifiques", a.conditions_specifiques)
-        self._flag(out, d, "prise-en-charge-frais-possible", a.prise_en_charge_frais_possible)
-        self._count("action", "lieu-de-formation", len(a.lieux_de_formation))
-        for lieu in a.lieux_de_formation:
-            self._wrapped_coordonnees(out, d, "lieu-de-formation", lieu)
-        self._leaf(out, d, "modalites-entrees-sorties", _str(a.entrees_sorties_permanentes))
-        self._urls(out, d, "action", "url-action", a.url_action)
-        self._count("action", "session", len(a.sessions))
-        for session in a.sessions:
-            self._session(out, d, session)
-        if a.adresse_information is not None:
-            info_opened = self._open(out, d, "adresse-information")
-            self._adresse(out, d + 1, a.adresse_information)
-            self._close(out, d, "adresse-information", info_opened)
-        else:
-            self._absent("action", "adresse-information")
-        self._opt(out, d, "action", "restauration", a.restauration)
-        self._opt(out, d, "action", "hebergement", a.hebergement)
-        self._opt(out, d, "action", "transport", a.transport)
-        self._opt(out, d, "action", "acces-handicapes", a.acces_handicapes)
-        self._count("action", "langue-formation", len(a.langue_formation))
-        for langue in a.langue_formation:
-            self._leaf(out, d, "langue-formation", langue)
-        self._opt(out, d, "action", "modalites-recrutement", a.modalites_recrutement)
-        self._opt(out, d, "action", "modalites-pedagogiques", a.modalites_pedagogiques)
-        self._count("action", "code-modalite-pedagogique", len(a.code_modalite_pedagogique))
-        for code in a.code_modalite_pedagogique:
-            self._leaf(out, d, "code-modalite-pedagogique", code)
-        self._opt(out, d, "action", "frais-restants", a.frais_restants)
-        self._opt(out, d, "action", "prix-horaire-TTC", a.prix_horaire_ttc)
-        self._opt(out, d, "action", "prix-total-TTC", a.prix_total_ttc)
-        self._opt(out, d, "action", "duree-indicative", a.duree_indicative)
-        self._opt(out, d, "action", "nombre-heures-centre", a.nombre_heures_centre)
-        self._opt(out, d, "action", "nombre-heures-entreprise", a.nombre_heures_entreprise)
-        self._opt(out, d, "action", "nombre-heures-total", a.nombre_heures_total)
-        self._opt(out, d, "action", "detail-conditions-prise-en-charge", a.detail_conditions_prise_en_charge)
-        self._opt(out, d, "action", "conventionnement", a.conventionnement)
-        self._opt(out, d, "action", "duree-conventionnee", a.duree_conventionnee)
-        self._count("action", "organisme-formateur", len(a.organismes_formateurs))
-        for formateur in a.organismes_formateurs:
-            self._organisme_formateur(out, d, formateur)
-        self._count("action", "organisme-financeur", len(a.organismes_financeurs))
-        for financeur in a.organismes_financeurs:
-            opened_financeur = self._open(out, d, "organisme-financeur")
-            self._leaf(out, d + 1, "code-financeur", financeur.code_financeur)
-            self._opt(out, d + 1, "organisme-financeur", "nb-places-financees", financeur.nb_places_financees)
-            self._close(out, d, "organisme-financeur", opened_financeur)
-        self._close(out, depth, "action", opened)
+        code("attrs = _dated(a.numero, a.datecrea, a.datemaj)")
+        parts = [self.req(code, d, "rythme-formation", "a.rythme_formation")]
+        code("publics = a.code_public_vise or _PLACEHOLDER_PUBLICS")
+        self.count(code, "action", "code-public-vise", "len(publics)")
+        parts.append(self.leaves(code, d, "code-public-vise", "publics"))
+        parts.append(self.opt(code, d, "action", "info-public-vise", "a.info_public_vise"))
+        parts.append(self.req(code, d, "niveau-entree-obligatoire", "a.niveau_entree_obligatoire",
+                              PLACEHOLDERS["flag"], convert=True))
+        parts.append(self.req(code, d, "modalites-alternance", "a.modalites_alternance"))
+        parts.append(self.req(code, d, "modalites-enseignement", "a.modalites_enseignement",
+                              PLACEHOLDERS["modalites-enseignement"], convert=True))
+        parts.append(self.req(code, d, "conditions-specifiques", "a.conditions_specifiques"))
+        parts.append(self.req(code, d, "prise-en-charge-frais-possible", "a.prise_en_charge_frais_possible",
+                              PLACEHOLDERS["flag"], convert=True))
+        parts.append(self.contacts(code, d, "action", "lieu-de-formation", "a.lieux_de_formation", required=False))
+        parts.append(self.leaf(code, d, "modalites-entrees-sorties", "a.entrees_sorties_permanentes", convert=True))
+        parts.append(self.urls(code, d, "action", "url-action", "a.url_action"))
+        parts.append(self.loop(code, "action", "session", "session", d, "a.sessions"))
+        information = self.var("x")
+        with code.block("if a.adresse_information is not None:"):
+            self.wrapped(code, d, "adresse-information", "adresse", "a.adresse_information", information)
+        with code.block("else:"):
+            self.absent(code, "action", "adresse-information", information)
+        parts.append(information)
+        for tag in ("restauration", "hebergement", "transport", "acces-handicapes"):
+            parts.append(self.opt(code, d, "action", tag, "a." + tag.replace("-", "_")))
+        self.count(code, "action", "langue-formation", "len(a.langue_formation)")
+        parts.append(self.leaves(code, d, "langue-formation", "a.langue_formation"))
+        for tag in ("modalites-recrutement", "modalites-pedagogiques"):
+            parts.append(self.opt(code, d, "action", tag, "a." + tag.replace("-", "_")))
+        self.count(code, "action", "code-modalite-pedagogique", "len(a.code_modalite_pedagogique)")
+        parts.append(self.leaves(code, d, "code-modalite-pedagogique", "a.code_modalite_pedagogique"))
+        for tag in ("frais-restants", "prix-horaire-TTC", "prix-total-TTC", "duree-indicative", "nombre-heures-centre",
+                    "nombre-heures-entreprise", "nombre-heures-total", "detail-conditions-prise-en-charge",
+                    "conventionnement", "duree-conventionnee"):
+            parts.append(self.opt(code, d, "action", tag, "a." + tag.replace("-", "_").lower()))
+        parts.append(self.loop(code, "action", "organisme-formateur", "organisme_formateur", d,
+                               "a.organismes_formateurs"))
+        financeurs, financeur = self.var("x"), self.var("financeur")
+        self.count(code, "action", "organisme-financeur", "len(a.organismes_financeurs)")
+        code(f'{financeurs} = ""')
+        with code.block(f"for {financeur} in a.organismes_financeurs:"):
+            inner = [
+                self.leaf(code, d + 1, "code-financeur", f"{financeur}.code_financeur"),
+                self.opt(code, d + 1, "organisme-financeur", "nb-places-financees",
+                         f"{financeur}.nb_places_financees"),
+            ]
+            y = self.var("x")
+            self.container(code, d, "organisme-financeur", inner, y)
+            code(f"{financeurs} += {y}")
+        parts.append(financeurs)
+        self.container(code, depth, "action", parts, "x", attrs="attrs")
+        code("return x")
+        return code
 
-    def _session(self, out: list, depth: int, s: Session) -> None:
-        opened = self._open(out, depth, "session", self._dated(s.numero, s.datecrea, s.datemaj))
+    def _session(self, name: str, depth: int) -> _Code:
+        code = _Code(f"def {name}(s):")
         d = depth + 1
-        self._periode(out, d, s.periode)
-        inscription = self._open(out, d, "adresse-inscription")
-        self._adresse(out, d + 1, s.adresse_inscription)
-        self._close(out, d, "adresse-inscription", inscription)
-        if s.periode_inscription is not None:
-            periode = self._open(out, d, "periode-inscription")
-            self._periode(out, d + 1, s.periode_inscription)
-            self._close(out, d, "periode-inscription", periode)
-        else:
-            self._absent("session", "periode-inscription")
-        self._opt(out, d, "session", "etat-recrutement", s.etat_recrutement)
-        self._count("session", "extras", len(s.eligibilite_cpf))
-        for e in s.eligibilite_cpf:
-            attrs = ' info="eligibilite-cpf"'
-            if e.numero is not None:
-                attrs += f' numero="{_attr(e.numero)}"'
-            extras = self._open(out, d, "extras", attrs)
-            self._count("extras", "extra", sum(value is not None for value in (e.source, e.debut_validite,
-                                                                               e.fin_validite)))
-            for info, value in (("source", e.source), ("debut-validite", e.debut_validite),
-                                ("fin-validite", e.fin_validite)):
-                if value is not None:
-                    text = _str(value)
-                    self._check("extra", text)
-                    out.append(f'{_INDENTS[d + 1]}<extra info="{info}">{_text(text)}</extra>')
-            self._close(out, d, "extras", extras)
-        self._close(out, depth, "session", opened)
+        code("attrs = _dated(s.numero, s.datecrea, s.datemaj)")
+        parts = [self.periode(code, d, "s.periode")]
+        inscription = self.var("x")
+        self.wrapped(code, d, "adresse-inscription", "adresse", "s.adresse_inscription", inscription)
+        self.nonempty.add(inscription)
+        parts.append(inscription)
+        periode_inscription = self.var("x")
+        with code.block("if s.periode_inscription is not None:"):
+            periode = self.periode(code, d + 1, "s.periode_inscription")
+            start, end = _INDENTS[d] + "<periode-inscription>", _INDENTS[d] + "</periode-inscription>"
+            code(f"{periode_inscription} = {_fstring(start, (periode,), end)}")
+        with code.block("else:"):
+            self.absent(code, "session", "periode-inscription", periode_inscription)
+        parts.append(periode_inscription)
+        parts.append(self.opt(code, d, "session", "etat-recrutement", "s.etat_recrutement"))
+        self.count(code, "session", "extras", "len(s.eligibilite_cpf)")
+        extras = self.var("x")
+        code(f'{extras} = ""')
+        with code.block("for e in s.eligibilite_cpf:"):
+            code("extra_attrs = ' info=\"eligibilite-cpf\"'")
+            code("if e.numero is not None: extra_attrs += ' numero=\"' + _attr(e.numero) + '\"'")
+            self.count(code, "extras", "extra",
+                       "sum(value is not None for value in (e.source, e.debut_validite, e.fin_validite))")
+            inner = self.var("x")
+            code(f'{inner} = ""')
+            for info, field in (("source", "source"), ("debut-validite", "debut_validite"),
+                                ("fin-validite", "fin_validite")):
+                v = self.var()
+                code(f"{v} = e.{field}")
+                with code.block(f"if {v} is not None:"):
+                    code(f"{v} = _str({v})")
+                    self.check(code, "extra", v)
+                    code(f"{inner} += {_INDENTS[d + 1] + '<extra info=' + chr(34) + info + chr(34) + '>'!r}"
+                         f" + _text({v}) + '</extra>'")
+            y = self.var("x")
+            self.container(code, d, "extras", [inner], y, attrs="extra_attrs")
+            code(f"{extras} += {y}")
+        parts.append(extras)
+        self.container(code, depth, "session", parts, "x", attrs="attrs")
+        code("return x")
+        return code
 
-    def _organisme_formateur(self, out: list, depth: int, o: OrganismeFormateur) -> None:
-        attrs = f' numero="{_attr(o.numero)}"' if o.numero else ""
-        opened = self._open(out, depth, "organisme-formateur", attrs)
+    def _organisme_formateur(self, name: str, depth: int) -> _Code:
+        code = _Code(f"def {name}(o):")
         d = depth + 1
-        siret = self._open(out, d, "SIRET-formateur")
-        self._leaf(out, d + 1, "SIRET", o.siret_formateur or PLACEHOLDERS["SIRET"])
-        self._close(out, d, "SIRET-formateur", siret)
-        self._req(out, d, "raison-sociale-formateur", o.raison_sociale_formateur)
-        self._contacts(out, d, "organisme-formateur", "contact-formateur", o.contact_formateur, required=False)
-        self._close(out, depth, "organisme-formateur", opened)
+        code("attrs = ' numero=\"' + _attr(o.numero) + '\"' if o.numero else ''")
+        siret, x = self.leaf(code, d + 1, "SIRET", f"o.siret_formateur or {PLACEHOLDERS['SIRET']!r}"), self.var("x")
+        self.container(code, d, "SIRET-formateur", [siret], x)
+        parts = [x, self.req(code, d, "raison-sociale-formateur", "o.raison_sociale_formateur")]
+        parts.append(self.contacts(code, d, "organisme-formateur", "contact-formateur", "o.contact_formateur",
+                                   required=False))
+        self.container(code, depth, "organisme-formateur", parts, "x", attrs="attrs")
+        code("return x")
+        return code
 
-    def _organisme_responsable(self, out: list, depth: int, o: OrganismeFormationResponsable) -> None:
-        attrs = f' numero="{_attr(o.numero)}"' if o.numero else ""
-        opened = self._open(out, depth, "organisme-formation-responsable", attrs)
+    def _organisme_responsable(self, name: str, depth: int) -> _Code:
+        code = _Code(f"def {name}(o):")
         d = depth + 1
-        self._leaf(out, d, "numero-activite", o.numero_activite or PLACEHOLDERS["numero-activite"])
-        siret = self._open(out, d, "SIRET-organisme-formation")
-        self._leaf(out, d + 1, "SIRET", o.siret_organisme_formation)
-        self._close(out, d, "SIRET-organisme-formation", siret)
-        self._leaf(out, d, "nom-organisme", o.nom_organisme)
-        self._leaf(out, d, "raison-sociale", o.raison_sociale)
-        self._wrapped_coordonnees(out, d, "coordonnees-organisme", o.coordonnees_organisme)
-        self._contacts(out, d, "organisme-formation-responsable", "contact-organisme", o.contact_organisme,
-                       required=True)
-        self._opt(out, d, "organisme-formation-responsable", "renseignements-specifiques",
-                  o.renseignements_specifiques)
-        self._close(out, depth, "organisme-formation-responsable", opened)
+        code("attrs = ' numero=\"' + _attr(o.numero) + '\"' if o.numero else ''")
+        parts = [self.leaf(code, d, "numero-activite", f"o.numero_activite or {PLACEHOLDERS['numero-activite']!r}")]
+        siret, x = self.leaf(code, d + 1, "SIRET", "o.siret_organisme_formation"), self.var("x")
+        self.container(code, d, "SIRET-organisme-formation", [siret], x)
+        parts.append(x)
+        parts.append(self.leaf(code, d, "nom-organisme", "o.nom_organisme"))
+        parts.append(self.leaf(code, d, "raison-sociale", "o.raison_sociale"))
+        y = self.var("x")
+        self.wrapped(code, d, "coordonnees-organisme", "coordonnees", "o.coordonnees_organisme", y)
+        self.nonempty.add(y)
+        parts.append(y)
+        parts.append(self.contacts(code, d, "organisme-formation-responsable", "contact-organisme",
+                                   "o.contact_organisme", required=True))
+        parts.append(self.opt(code, d, "organisme-formation-responsable", "renseignements-specifiques",
+                              "o.renseignements_specifiques"))
+        self.container(code, depth, "organisme-formation-responsable", parts, "x", attrs="attrs")
+        code("return x")
+        return code
 
 
-_NO_BOUNDS = (1.0, 0.0)  # no count fits
+_UNBOUNDED = float("inf")
+#: ``_str(v)`` as written in the functions: what it gives an int or a bool (the flags), without the call.
+_STR = '"1" if {v} is True else "0" if {v} is False else str({v}) if type({v}) is int else _str({v})'
 _NO_ADRESSE = Adresse()
 _PLACEHOLDER_LIGNES = [PLACEHOLDERS["text"]]
 _PLACEHOLDER_PUBLICS = [PLACEHOLDERS["code-public-vise"]]
