@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import datetime as dt
 import errno
+import functools
 import gc
 import hashlib
 import bisect
@@ -200,9 +201,13 @@ def plain_text(value: Optional[str]) -> str:
     return " ".join(text.split())
 
 
+#: A character that keeps a URL from being a link: whitespace (as ``str.isspace``) or a control character.
+_NOT_IN_URL_RE = re.compile(r"[\s\x00-\x1f]")
+
+
 def is_http_url(value: Any) -> bool:
     """Only ``http(s)://host...`` URLs become links; anything else is shown as text."""
-    if not isinstance(value, str) or any(c.isspace() or ord(c) < 32 for c in value.strip()):
+    if not isinstance(value, str) or _NOT_IN_URL_RE.search(value.strip()):
         return False
     try:
         parts = urlsplit(value.strip())
@@ -351,6 +356,8 @@ class ActionView:
     sessions: tuple[SessionView, ...]
     title: str
     financeurs: tuple[str, ...]
+    #: Every one of its sessions has ended.
+    ended: bool
 
 
 def period_text(session: Session) -> str:
@@ -394,6 +401,7 @@ def action_views(formation: Formation, today: dt.date) -> list[ActionView]:
             title = "À distance" + (f" ({title})" if villes else "")
         codes = (f.code_financeur for f in action.organismes_financeurs)
         financeurs = tuple(_distinct(FINANCEURS.get(code, f"code {code}") for code in codes))
+        session_views = tuple(SessionView(s, is_ended(s, today), period_text(s)) for s in sessions)
         views.append(
             ActionView(
                 action=action,
@@ -401,9 +409,10 @@ def action_views(formation: Formation, today: dt.date) -> list[ActionView]:
                 lieux=lieux,
                 premises=premises.adresse if (not lieux and premises) else None,
                 in_premises=not lieux,
-                sessions=tuple(SessionView(s, is_ended(s, today), period_text(s)) for s in sessions),
+                sessions=session_views,
                 title=title,
                 financeurs=financeurs,
+                ended=all(s.ended for s in session_views),
             )
         )
     return views
@@ -978,14 +987,16 @@ class SiteSink:
         self._addresses: list[str] = list(state["addresses"]) if state is not None else []
         self._address_ids: Optional[dict[str, int]] = None  # made at the first add()
         self._table = state["table"] if state is not None else 0  # its size when last made anew
-        self._batch: list[tuple[Path, Optional[str], Formation, Entry]] = []
+        self._batch: list[tuple[str, Optional[str], Formation, Entry]] = []
         self._pool: Optional[_FichePool] = None
 
     # -- fiches -------------------------------------------------------------
 
     def add(self, formation: Formation, entry: Entry) -> None:
-        path = self._fiche(entry.ref)
-        spare = f"{self._spare_prefix}formations{os.sep}{path.name}" if self._spare_prefix else None
+        # Paths as strings: this runs in the build's own process, once per formation (see keep()).
+        name = f"{_safe_ref(entry.ref)}.html"
+        path = self._fiches_prefix + name
+        spare = f"{self._spare_prefix}formations{os.sep}{name}" if self._spare_prefix else None
         self._added.add(entry.ref)
         self._added_entries.append(entry)
         self._added_sirets.add(entry.siret)
@@ -994,8 +1005,8 @@ class SiteSink:
         address = self._address_id(adresse.model_dump_json() if adresse else NO_ADDRESS)
         self._refs[entry.ref] = _facts(address, entry)
         recycled = self._recycled
-        if recycled is not None and path.name in recycled.present and path.name not in recycled.same:
-            recycled.discard(str(path), path.name)  # the older build's own page: put aside, not unlinked
+        if recycled is not None and name in recycled.present and name not in recycled.same:
+            recycled.discard(path, name)  # the older build's own page: put aside, not unlinked
         if self.workers <= 0:
             _write(path, self.site.fiche(formation, entry), spare)
             return
@@ -1455,9 +1466,6 @@ class SiteSink:
 
     # -- paths --------------------------------------------------------------
 
-    def _fiche(self, ref: str) -> Path:
-        return self._fiches / f"{_safe_ref(ref)}.html"
-
     @staticmethod
     def _name(*parts: str) -> str:
         """A path under site/, as a string, each part one plain name."""
@@ -1625,7 +1633,7 @@ class _FichePool:
         self._pending: deque[Future] = deque()
         self._limit = workers * BATCHES_IN_FLIGHT
 
-    def submit(self, batch: list[tuple[Path, Optional[str], Formation, Entry]]) -> None:
+    def submit(self, batch: list[tuple[str, Optional[str], Formation, Entry]]) -> None:
         self._pending.append(self._executor.submit(_write_fiches, batch))
         if not self._processes:
             # Forked by the first submit; kept to stop them (ProcessPoolExecutor has no public way before 3.14).
@@ -1685,9 +1693,27 @@ def _start_fiche_worker(site: Site) -> None:
     # The collector would walk every object inherited from the build, copying its pages: a third of the
     # worker's time. What the build had at the fork is never freed here anyway.
     gc.freeze()
+    # A batch's objects die with it, but a page leaves a few cycles (a template's macros and its context):
+    # collected once at the end of each batch (_collected), rather than by collections that walk the live
+    # batch again and again while it renders.
+    gc.disable()
 
 
-def _write_fiches(batch: list[tuple[Path, Optional[str], Formation, Entry]]) -> int:
+def _collected(function: Callable[[Any], int]) -> Callable[[Any], int]:
+    """A worker's job, then the collection of what it left (see _start_fiche_worker)."""
+
+    @functools.wraps(function)
+    def job(batch: Any) -> int:
+        try:
+            return function(batch)
+        finally:
+            gc.collect()
+
+    return job
+
+
+@_collected
+def _write_fiches(batch: list[tuple[str, Optional[str], Formation, Entry]]) -> int:
     assert _worker_site is not None
     for path, spare, formation, entry in batch:
         try:
@@ -1698,6 +1724,7 @@ def _write_fiches(batch: list[tuple[Path, Optional[str], Formation, Entry]]) -> 
     return len(batch)
 
 
+@_collected
 def _write_organismes(batch: list[tuple[str, Optional[str], OrganismeSummary, str]]) -> int:
     assert _worker_site is not None
     return _write_organisme_pages(_worker_site, batch)
