@@ -196,11 +196,14 @@ def lheo_text(value: Optional[str]) -> Markup:
     return Markup(text)
 
 
+_PLAIN_BR_RE = re.compile(r"<\s*br\s*/?\s*>", re.IGNORECASE)
+
+
 def plain_text(value: Optional[str]) -> str:
     """The same text without markup, for meta descriptions and JSON-LD (line breaks as spaces)."""
     if not value:
         return ""
-    text = re.sub(r"<\s*br\s*/?\s*>", " ", value, flags=re.IGNORECASE)
+    text = _PLAIN_BR_RE.sub(" ", value) if "<" in value else value
     return " ".join(text.split())
 
 
@@ -289,11 +292,18 @@ def address_lines(adresse: Optional[Adresse]) -> list[str]:
     if adresse is None:
         return []
     lines = [adresse.denomination] if adresse.denomination else []
-    for ligne in adresse.lignes:
-        lines.extend(part.strip() for part in _NEWLINE_RE.split(ligne) if part.strip() and part.strip() != "-")
+    lines += _lines_of(adresse.lignes)
     town = " ".join(p for p in (adresse.codepostal, adresse.ville) if p)
     if town:
         lines.append(town)
+    return lines
+
+
+def _lines_of(lignes: list[str]) -> list[str]:
+    """The lines of an address's ``lignes``, each cut at its line breaks, without the blank ones and the ``-``."""
+    lines: list[str] = []
+    for ligne in lignes:
+        lines.extend(part.strip() for part in _NEWLINE_RE.split(ligne) if part.strip() and part.strip() != "-")
     return lines
 
 
@@ -454,6 +464,13 @@ def _code(value: Optional[str], prefix: str) -> Optional[str]:
     return value[len(prefix) :] if value.upper().startswith(prefix) else value
 
 
+_COURSE_MODES = {
+    ModalitesEnseignement.PRESENTIEL: "onsite",
+    ModalitesEnseignement.MIXTE: "blended",
+    ModalitesEnseignement.DISTANCE: "online",
+}
+
+
 def course_jsonld(formation: Formation, entry: Entry, canonical: str, settings: Settings) -> dict[str, Any]:
     """Schema.org ``Course`` with one ``CourseInstance`` per LHEO session."""
     organisme = formation.organisme_formation_responsable
@@ -476,12 +493,12 @@ def course_jsonld(formation: Formation, entry: Entry, canonical: str, settings: 
     premises = organisme.coordonnees_organisme.adresse if organisme.coordonnees_organisme else None
     instances = []
     for action in formation.actions:
-        mode = {
-            ModalitesEnseignement.PRESENTIEL: "onsite",
-            ModalitesEnseignement.MIXTE: "blended",
-            ModalitesEnseignement.DISTANCE: "online",
-        }.get(action.modalites_enseignement)
+        mode = _COURSE_MODES.get(action.modalites_enseignement)
         adresse = action.lieux_de_formation[0].adresse if action.lieux_de_formation else premises
+        # One place for all the action's sessions (json.dumps writes a dict met twice twice).
+        location = None
+        if adresse is not None and adresse.ville:
+            location = {"@type": "Place", "address": _postal_address(adresse)}
         for session in action.sessions:
             instance: dict[str, Any] = {"@type": "CourseInstance"}
             if session.numero:
@@ -494,8 +511,8 @@ def course_jsonld(formation: Formation, entry: Entry, canonical: str, settings: 
                 instance["endDate"] = iso_date(session.periode.fin)
             if action.nombre_heures_total:
                 instance["courseWorkload"] = f"PT{action.nombre_heures_total}H"
-            if adresse is not None and adresse.ville:
-                instance["location"] = {"@type": "Place", "address": _postal_address(adresse)}
+            if location is not None:
+                instance["location"] = location
             instances.append(instance)
     course["hasCourseInstance"] = instances
     prices = sorted({a.prix_total_ttc for a in formation.actions if a.prix_total_ttc is not None})
@@ -511,7 +528,7 @@ def course_jsonld(formation: Formation, entry: Entry, canonical: str, settings: 
 
 def _postal_address(adresse: Adresse) -> dict[str, Any]:
     address: dict[str, Any] = {"@type": "PostalAddress", "addressCountry": "FR"}
-    street = ", ".join(l for l in address_lines(Adresse(lignes=adresse.lignes)) if l)
+    street = ", ".join(_lines_of(adresse.lignes))
     if street:
         address["streetAddress"] = street
     if adresse.codepostal:
@@ -1568,17 +1585,27 @@ def _write(path: Path | str, content: str, spare: Optional[str] = None) -> None:
             pass  # a spare short of a page has that page linked by the build that takes it over
 
 
+#: A new file, as ``open(path, "xb")`` makes it, for os.open (without a file object: a fiche is one write).
+_NEW_FILE = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0)
+
+
 def _write_bytes(path: Path | str, data: bytes) -> None:
     try:
-        handle = open(path, "xb")
+        fd = os.open(path, _NEW_FILE, 0o666)
     except FileNotFoundError:
         os.makedirs(os.path.dirname(path), exist_ok=True)
-        handle = open(path, "xb")
+        fd = os.open(path, _NEW_FILE, 0o666)
     except FileExistsError:
         os.unlink(path)
-        handle = open(path, "xb")
-    with handle:
-        handle.write(data)
+        fd = os.open(path, _NEW_FILE, 0o666)
+    try:
+        written = os.write(fd, data)
+        if written < len(data):  # a short write (a signal, a full disk): the rest, or the error
+            view = memoryview(data)
+            while written < len(data):
+                written += os.write(fd, view[written:])
+    finally:
+        os.close(fd)
 
 
 def _adresse(address: str) -> Optional[Adresse]:
