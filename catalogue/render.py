@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import datetime as dt
 import errno
+import functools
 import gc
 import hashlib
 import bisect
@@ -187,22 +188,32 @@ def lheo_text(value: Optional[str]) -> Markup:
     if not value:
         return Markup("")
     text = str(escape(value.strip()))
-    text = _BR_RE.sub("<br>", text)
-    text = _NEWLINE_RE.sub("<br>", text)
+    # Most texts have neither: a substring test is many times quicker than a regex scan of a long text.
+    if "&lt;" in text:
+        text = _BR_RE.sub("<br>", text)
+    if "\n" in text or "\r" in text:
+        text = _NEWLINE_RE.sub("<br>", text)
     return Markup(text)
+
+
+_PLAIN_BR_RE = re.compile(r"<\s*br\s*/?\s*>", re.IGNORECASE)
 
 
 def plain_text(value: Optional[str]) -> str:
     """The same text without markup, for meta descriptions and JSON-LD (line breaks as spaces)."""
     if not value:
         return ""
-    text = re.sub(r"<\s*br\s*/?\s*>", " ", value, flags=re.IGNORECASE)
+    text = _PLAIN_BR_RE.sub(" ", value) if "<" in value else value
     return " ".join(text.split())
+
+
+#: A character that keeps a URL from being a link: whitespace (as ``str.isspace``) or a control character.
+_NOT_IN_URL_RE = re.compile(r"[\s\x00-\x1f]")
 
 
 def is_http_url(value: Any) -> bool:
     """Only ``http(s)://host...`` URLs become links; anything else is shown as text."""
-    if not isinstance(value, str) or any(c.isspace() or ord(c) < 32 for c in value.strip()):
+    if not isinstance(value, str) or _NOT_IN_URL_RE.search(value.strip()):
         return False
     try:
         parts = urlsplit(value.strip())
@@ -281,11 +292,18 @@ def address_lines(adresse: Optional[Adresse]) -> list[str]:
     if adresse is None:
         return []
     lines = [adresse.denomination] if adresse.denomination else []
-    for ligne in adresse.lignes:
-        lines.extend(part.strip() for part in _NEWLINE_RE.split(ligne) if part.strip() and part.strip() != "-")
+    lines += _lines_of(adresse.lignes)
     town = " ".join(p for p in (adresse.codepostal, adresse.ville) if p)
     if town:
         lines.append(town)
+    return lines
+
+
+def _lines_of(lignes: list[str]) -> list[str]:
+    """The lines of an address's ``lignes``, each cut at its line breaks, without the blank ones and the ``-``."""
+    lines: list[str] = []
+    for ligne in lignes:
+        lines.extend(part.strip() for part in _NEWLINE_RE.split(ligne) if part.strip() and part.strip() != "-")
     return lines
 
 
@@ -351,6 +369,8 @@ class ActionView:
     sessions: tuple[SessionView, ...]
     title: str
     financeurs: tuple[str, ...]
+    #: Every one of its sessions has ended.
+    ended: bool
 
 
 def period_text(session: Session) -> str:
@@ -394,6 +414,7 @@ def action_views(formation: Formation, today: dt.date) -> list[ActionView]:
             title = "À distance" + (f" ({title})" if villes else "")
         codes = (f.code_financeur for f in action.organismes_financeurs)
         financeurs = tuple(_distinct(FINANCEURS.get(code, f"code {code}") for code in codes))
+        session_views = tuple(SessionView(s, is_ended(s, today), period_text(s)) for s in sessions)
         views.append(
             ActionView(
                 action=action,
@@ -401,9 +422,10 @@ def action_views(formation: Formation, today: dt.date) -> list[ActionView]:
                 lieux=lieux,
                 premises=premises.adresse if (not lieux and premises) else None,
                 in_premises=not lieux,
-                sessions=tuple(SessionView(s, is_ended(s, today), period_text(s)) for s in sessions),
+                sessions=session_views,
                 title=title,
                 financeurs=financeurs,
+                ended=all(s.ended for s in session_views),
             )
         )
     return views
@@ -442,6 +464,13 @@ def _code(value: Optional[str], prefix: str) -> Optional[str]:
     return value[len(prefix) :] if value.upper().startswith(prefix) else value
 
 
+_COURSE_MODES = {
+    ModalitesEnseignement.PRESENTIEL: "onsite",
+    ModalitesEnseignement.MIXTE: "blended",
+    ModalitesEnseignement.DISTANCE: "online",
+}
+
+
 def course_jsonld(formation: Formation, entry: Entry, canonical: str, settings: Settings) -> dict[str, Any]:
     """Schema.org ``Course`` with one ``CourseInstance`` per LHEO session."""
     organisme = formation.organisme_formation_responsable
@@ -464,12 +493,12 @@ def course_jsonld(formation: Formation, entry: Entry, canonical: str, settings: 
     premises = organisme.coordonnees_organisme.adresse if organisme.coordonnees_organisme else None
     instances = []
     for action in formation.actions:
-        mode = {
-            ModalitesEnseignement.PRESENTIEL: "onsite",
-            ModalitesEnseignement.MIXTE: "blended",
-            ModalitesEnseignement.DISTANCE: "online",
-        }.get(action.modalites_enseignement)
+        mode = _COURSE_MODES.get(action.modalites_enseignement)
         adresse = action.lieux_de_formation[0].adresse if action.lieux_de_formation else premises
+        # One place for all the action's sessions (json.dumps writes a dict met twice twice).
+        location = None
+        if adresse is not None and adresse.ville:
+            location = {"@type": "Place", "address": _postal_address(adresse)}
         for session in action.sessions:
             instance: dict[str, Any] = {"@type": "CourseInstance"}
             if session.numero:
@@ -482,8 +511,8 @@ def course_jsonld(formation: Formation, entry: Entry, canonical: str, settings: 
                 instance["endDate"] = iso_date(session.periode.fin)
             if action.nombre_heures_total:
                 instance["courseWorkload"] = f"PT{action.nombre_heures_total}H"
-            if adresse is not None and adresse.ville:
-                instance["location"] = {"@type": "Place", "address": _postal_address(adresse)}
+            if location is not None:
+                instance["location"] = location
             instances.append(instance)
     course["hasCourseInstance"] = instances
     prices = sorted({a.prix_total_ttc for a in formation.actions if a.prix_total_ttc is not None})
@@ -499,7 +528,7 @@ def course_jsonld(formation: Formation, entry: Entry, canonical: str, settings: 
 
 def _postal_address(adresse: Adresse) -> dict[str, Any]:
     address: dict[str, Any] = {"@type": "PostalAddress", "addressCountry": "FR"}
-    street = ", ".join(l for l in address_lines(Adresse(lignes=adresse.lignes)) if l)
+    street = ", ".join(_lines_of(adresse.lignes))
     if street:
         address["streetAddress"] = street
     if adresse.codepostal:
@@ -978,14 +1007,16 @@ class SiteSink:
         self._addresses: list[str] = list(state["addresses"]) if state is not None else []
         self._address_ids: Optional[dict[str, int]] = None  # made at the first add()
         self._table = state["table"] if state is not None else 0  # its size when last made anew
-        self._batch: list[tuple[Path, Optional[str], Formation, Entry]] = []
+        self._batch: list[tuple[str, Optional[str], Formation, Entry]] = []
         self._pool: Optional[_FichePool] = None
 
     # -- fiches -------------------------------------------------------------
 
     def add(self, formation: Formation, entry: Entry) -> None:
-        path = self._fiche(entry.ref)
-        spare = f"{self._spare_prefix}formations{os.sep}{path.name}" if self._spare_prefix else None
+        # Paths as strings: this runs in the build's own process, once per formation (see keep()).
+        name = f"{_safe_ref(entry.ref)}.html"
+        path = self._fiches_prefix + name
+        spare = f"{self._spare_prefix}formations{os.sep}{name}" if self._spare_prefix else None
         self._added.add(entry.ref)
         self._added_entries.append(entry)
         self._added_sirets.add(entry.siret)
@@ -994,8 +1025,8 @@ class SiteSink:
         address = self._address_id(adresse.model_dump_json() if adresse else NO_ADDRESS)
         self._refs[entry.ref] = _facts(address, entry)
         recycled = self._recycled
-        if recycled is not None and path.name in recycled.present and path.name not in recycled.same:
-            recycled.discard(str(path), path.name)  # the older build's own page: put aside, not unlinked
+        if recycled is not None and name in recycled.present and name not in recycled.same:
+            recycled.discard(path, name)  # the older build's own page: put aside, not unlinked
         if self.workers <= 0:
             _write(path, self.site.fiche(formation, entry), spare)
             return
@@ -1455,9 +1486,6 @@ class SiteSink:
 
     # -- paths --------------------------------------------------------------
 
-    def _fiche(self, ref: str) -> Path:
-        return self._fiches / f"{_safe_ref(ref)}.html"
-
     @staticmethod
     def _name(*parts: str) -> str:
         """A path under site/, as a string, each part one plain name."""
@@ -1557,17 +1585,27 @@ def _write(path: Path | str, content: str, spare: Optional[str] = None) -> None:
             pass  # a spare short of a page has that page linked by the build that takes it over
 
 
+#: A new file, as ``open(path, "xb")`` makes it, for os.open (without a file object: a fiche is one write).
+_NEW_FILE = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0)
+
+
 def _write_bytes(path: Path | str, data: bytes) -> None:
     try:
-        handle = open(path, "xb")
+        fd = os.open(path, _NEW_FILE, 0o666)
     except FileNotFoundError:
         os.makedirs(os.path.dirname(path), exist_ok=True)
-        handle = open(path, "xb")
+        fd = os.open(path, _NEW_FILE, 0o666)
     except FileExistsError:
         os.unlink(path)
-        handle = open(path, "xb")
-    with handle:
-        handle.write(data)
+        fd = os.open(path, _NEW_FILE, 0o666)
+    try:
+        written = os.write(fd, data)
+        if written < len(data):  # a short write (a signal, a full disk): the rest, or the error
+            view = memoryview(data)
+            while written < len(data):
+                written += os.write(fd, view[written:])
+    finally:
+        os.close(fd)
 
 
 def _adresse(address: str) -> Optional[Adresse]:
@@ -1625,7 +1663,7 @@ class _FichePool:
         self._pending: deque[Future] = deque()
         self._limit = workers * BATCHES_IN_FLIGHT
 
-    def submit(self, batch: list[tuple[Path, Optional[str], Formation, Entry]]) -> None:
+    def submit(self, batch: list[tuple[str, Optional[str], Formation, Entry]]) -> None:
         self._pending.append(self._executor.submit(_write_fiches, batch))
         if not self._processes:
             # Forked by the first submit; kept to stop them (ProcessPoolExecutor has no public way before 3.14).
@@ -1685,9 +1723,27 @@ def _start_fiche_worker(site: Site) -> None:
     # The collector would walk every object inherited from the build, copying its pages: a third of the
     # worker's time. What the build had at the fork is never freed here anyway.
     gc.freeze()
+    # A batch's objects die with it, but a page leaves a few cycles (a template's macros and its context):
+    # collected once at the end of each batch (_collected), rather than by collections that walk the live
+    # batch again and again while it renders.
+    gc.disable()
 
 
-def _write_fiches(batch: list[tuple[Path, Optional[str], Formation, Entry]]) -> int:
+def _collected(function: Callable[[Any], int]) -> Callable[[Any], int]:
+    """A worker's job, then the collection of what it left (see _start_fiche_worker)."""
+
+    @functools.wraps(function)
+    def job(batch: Any) -> int:
+        try:
+            return function(batch)
+        finally:
+            gc.collect()
+
+    return job
+
+
+@_collected
+def _write_fiches(batch: list[tuple[str, Optional[str], Formation, Entry]]) -> int:
     assert _worker_site is not None
     for path, spare, formation, entry in batch:
         try:
@@ -1698,6 +1754,7 @@ def _write_fiches(batch: list[tuple[Path, Optional[str], Formation, Entry]]) -> 
     return len(batch)
 
 
+@_collected
 def _write_organismes(batch: list[tuple[str, Optional[str], OrganismeSummary, str]]) -> int:
     assert _worker_site is not None
     return _write_organisme_pages(_worker_site, batch)
