@@ -222,7 +222,7 @@ class Rule:
 
     def __init__(self, field: str, via: Optional[str] = None, clean: Optional[Cleaner] = None):
         self.field, self.via, self.name, self.clean = field, via, "", clean
-        #: The field, for a text element that :func:`convert` reads inline (the hot path).
+        #: The field, for a text element that :func:`_read` reads inline (the hot path).
         self.leaf: Optional[str] = None
         #: Inline, append to a list rather than set.
         self.many = False
@@ -570,7 +570,7 @@ def _validated(el: etree._Element, spec: Spec) -> Union[BaseModel, dict]:
     for word, in each of its formations: an element whose bytes were validated
     before is neither converted nor validated again, its (frozen) model is
     given to the formation's validation, which takes a model instance as it
-    is. The bytes of an element determine its dict (``convert`` reads nothing
+    is. The bytes of an element determine its dict (``_read`` reads nothing
     else), and a model validates alike alone or nested; an element that does
     not validate alone is given as a dict, so the formation's errors are the
     same as without this cache (and only the error pass, which never comes
