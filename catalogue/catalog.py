@@ -13,7 +13,7 @@ import datetime as dt
 from dataclasses import dataclass, field
 from typing import Iterable, Optional
 
-from .model import Adresse, Formation, Session, Statut
+from .model import Adresse, Formation, ModalitesEnseignement, Session, Statut
 from .problems import Origin
 from .regions import Geo
 from .settings import Settings
@@ -145,10 +145,38 @@ def summarize(
 ) -> Entry:
     organisme = formation.organisme_formation_responsable
     carif = settings.carif_of(formation.numero)
-    actions = formation.actions
-    sessions = [s for a in actions for s in a.sessions]  # formation.sessions, once
-    pairs = tuple((a.numero or "", s.numero or "") for a in actions for s in a.sessions)
-    running = [s for s in sessions if not is_ended(s, today)]
+    # One pass over the actions and one over the sessions for what the model's properties
+    # (sessions, eligible_cpf, a_distance...) would each walk again.
+    sessions: list[Session] = []
+    pairs = []
+    action_numeros = []
+    financeurs = set()
+    a_distance = entrees_sorties_permanentes = False
+    for action in formation.actions:
+        numero = action.numero
+        if numero:
+            action_numeros.append(numero)
+        for session in action.sessions:
+            sessions.append(session)
+            pairs.append((numero or "", session.numero or ""))
+        for financeur in action.organismes_financeurs:
+            financeurs.add(financeur.code_financeur)
+        a_distance = a_distance or action.modalites_enseignement is ModalitesEnseignement.DISTANCE
+        entrees_sorties_permanentes = entrees_sorties_permanentes or action.entrees_sorties_permanentes
+    running = []
+    session_numeros = []
+    debuts = set()
+    eligible_cpf = False
+    for session in sessions:
+        if session.numero:
+            session_numeros.append(session.numero)
+        periode = session.periode
+        if periode.debut:
+            debuts.add(_yyyymmdd(periode.debut.earliest()))
+        if not (periode.fin is not None and periode.fin.latest() < today):  # is_ended()
+            running.append(session)
+        eligible_cpf = eligible_cpf or bool(session.eligibilite_cpf)
+    certifications = formation.certifications
     return Entry(
         ref=formation.numero,
         intitule=formation.intitule_formation,
@@ -162,15 +190,15 @@ def summarize(
         origin=origin,
         carif=carif[0] if carif else None,
         certifiante=formation.certifiante,
-        eligible_cpf=formation.eligible_cpf,
-        a_distance=formation.a_distance,
-        entrees_sorties_permanentes=formation.entrees_sorties_permanentes,
-        financeurs=tuple(sorted({f.code_financeur for a in actions for f in a.organismes_financeurs})),
-        rncp=tuple(sorted({_digits(c.code_rncp) for c in formation.certifications if c.code_rncp})),
-        action_numeros=tuple(a.numero for a in actions if a.numero),
-        session_numeros=tuple(s.numero for s in sessions if s.numero),
-        action_sessions=pairs,
-        debuts=tuple(sorted({_yyyymmdd(s.periode.debut.earliest()) for s in sessions if s.periode.debut})),
+        eligible_cpf=eligible_cpf or any(c.code_cpf for c in certifications),  # Formation.eligible_cpf
+        a_distance=a_distance,
+        entrees_sorties_permanentes=entrees_sorties_permanentes,
+        financeurs=tuple(sorted(financeurs)),
+        rncp=tuple(sorted({_digits(c.code_rncp) for c in certifications if c.code_rncp})),
+        action_numeros=tuple(action_numeros),
+        session_numeros=tuple(session_numeros),
+        action_sessions=tuple(pairs),
+        debuts=tuple(sorted(debuts)),
         prochaine_session=_next_start(running),
         motif_refus=motif_refus,
     )

@@ -26,6 +26,7 @@ from pydantic import (
     Field,
     GetCoreSchemaHandler,
     GetJsonSchemaHandler,
+    StringConstraints,
     model_validator,
 )
 from pydantic_core import PydanticCustomError, core_schema
@@ -48,6 +49,12 @@ def unknown_to_none(value: Any) -> Any:
             return None
     return value
 
+
+#: A string whose surrounding blanks pydantic drops: for the fields no validator of ours strips. Not
+#: every string field (``str_strip_whitespace``): pydantic then copies every string it strips, a fifth
+#: of a formation's validation for texts ``unknown_to_none`` has stripped already (``str.strip`` drops
+#: every blank pydantic's strip would, so the values are the same).
+Stripped = Annotated[str, StringConstraints(strip_whitespace=True)]
 
 #: Free text: surrounding blanks dropped, placeholders read as unknown. May hold
 #: HTML as text (``<br />``); templates escape it and only turn line breaks back.
@@ -273,7 +280,7 @@ FullDate = Annotated[Optional[PartialDate], AfterValidator(_full_date)]
 class LheoModel(BaseModel):
     """Base of every model: unknown keys are errors (a typo in YAML must not vanish)."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True, str_strip_whitespace=True)
+    model_config = ConfigDict(extra="forbid", frozen=True)
 
 
 class Geolocalisation(LheoModel):
@@ -293,8 +300,8 @@ class Adresse(LheoModel):
     """A postal address; ``region`` is as written, often a pre-2016 code (see :mod:`catalogue.regions`)."""
 
     denomination: Text = None
-    lignes: list[Annotated[str, Field(max_length=500)]] = Field(default_factory=list, max_length=4)
-    codepostal: Annotated[Optional[Annotated[str, Field(pattern=r"^\d[0-9AB]\d{3}$")]], BeforeValidator(_postcode)] = None
+    lignes: list[Annotated[Stripped, Field(max_length=500)]] = Field(default_factory=list, max_length=4)
+    codepostal: Annotated[Optional[Annotated[Stripped, Field(pattern=r"^\d[0-9AB]\d{3}$")]], BeforeValidator(_postcode)] = None
     ville: Text = None
     departement: Annotated[Optional[Annotated[str, Field(pattern=r"^(\d{2,3}|2[AB])$")]], BeforeValidator(unknown_to_none)] = None
     code_insee_commune: Annotated[
@@ -316,13 +323,13 @@ class Coordonnees(LheoModel):
     civilite: Text = None
     nom: Text = None
     prenom: Text = None
-    lignes: list[str] = Field(default_factory=list, max_length=3)
+    lignes: list[Stripped] = Field(default_factory=list, max_length=3)
     adresse: Optional[Adresse] = None
-    telfixe: list[str] = Field(default_factory=list)
-    portable: list[str] = Field(default_factory=list)
-    fax: list[str] = Field(default_factory=list)
+    telfixe: list[Stripped] = Field(default_factory=list)
+    portable: list[Stripped] = Field(default_factory=list)
+    fax: list[Stripped] = Field(default_factory=list)
     courriel: Text = None
-    web: list[str] = Field(default_factory=list)
+    web: list[Stripped] = Field(default_factory=list)
 
 
 class Periode(LheoModel):
@@ -365,7 +372,7 @@ class Session(LheoModel):
 
 
 class OrganismeFinanceur(LheoModel):
-    code_financeur: str = Field(pattern=r"^\d{1,2}$")
+    code_financeur: Stripped = Field(pattern=r"^\d{1,2}$")
     nb_places_financees: Optional[int] = Field(default=None, ge=0)
 
 
@@ -391,7 +398,7 @@ class Action(LheoModel):
     datecrea: LheoDate = None
     datemaj: LheoDate = None
     rythme_formation: Text = None
-    code_public_vise: list[str] = Field(default_factory=list)
+    code_public_vise: list[Stripped] = Field(default_factory=list)
     info_public_vise: Text = None
     niveau_entree_obligatoire: Optional[Flag] = None
     modalites_alternance: Text = None
@@ -402,17 +409,17 @@ class Action(LheoModel):
     lieux_de_formation: list[Coordonnees] = Field(default_factory=list)
     #: ``True`` for entrées/sorties permanentes (LHEO ``modalites-entrees-sorties`` = 1).
     entrees_sorties_permanentes: Flag = False
-    url_action: list[str] = Field(default_factory=list)
+    url_action: list[Stripped] = Field(default_factory=list)
     sessions: list[Session] = Field(min_length=1)
     adresse_information: Optional[Adresse] = None
     restauration: Text = None
     hebergement: Text = None
     transport: Text = None
     acces_handicapes: Text = None
-    langue_formation: list[str] = Field(default_factory=list)
+    langue_formation: list[Stripped] = Field(default_factory=list)
     modalites_recrutement: Text = None
     modalites_pedagogiques: Text = None
-    code_modalite_pedagogique: list[str] = Field(default_factory=list)
+    code_modalite_pedagogique: list[Stripped] = Field(default_factory=list)
     frais_restants: Text = None
     prix_horaire_ttc: Optional[Decimal] = Field(default=None, ge=0)
     prix_total_ttc: Optional[Decimal] = Field(default=None, ge=0)
@@ -440,10 +447,10 @@ class Action(LheoModel):
 
 
 class Certification(LheoModel):
-    code_rncp: Optional[str] = Field(default=None, pattern=r"^(RNCP)?\d{1,6}$")
-    code_rs: Optional[str] = Field(default=None, pattern=r"^(RS)?\d{1,6}$")
-    code_certifinfo: Optional[str] = Field(default=None, pattern=r"^\d{1,7}$")
-    code_cpf: Optional[str] = None
+    code_rncp: Optional[Stripped] = Field(default=None, pattern=r"^(RNCP)?\d{1,6}$")
+    code_rs: Optional[Stripped] = Field(default=None, pattern=r"^(RS)?\d{1,6}$")
+    code_certifinfo: Optional[Stripped] = Field(default=None, pattern=r"^\d{1,7}$")
+    code_cpf: Optional[Stripped] = None
 
 
 class OrganismeFormationResponsable(LheoModel):
@@ -470,17 +477,17 @@ class Formation(LheoModel):
     resultats_attendus: Text = None
     contenu_formation: Text = None
     certifiante: Flag = False
-    code_formacode: list[str] = Field(default_factory=list)
-    code_formacode_principal: Optional[str] = None
-    code_nsf: list[str] = Field(default_factory=list)
-    code_rome: list[Annotated[str, Field(pattern=r"^[A-N]\d{4}$")]] = Field(default_factory=list)
+    code_formacode: list[Stripped] = Field(default_factory=list)
+    code_formacode_principal: Optional[Stripped] = None
+    code_nsf: list[Stripped] = Field(default_factory=list)
+    code_rome: list[Annotated[Stripped, Field(pattern=r"^[A-N]\d{4}$")]] = Field(default_factory=list)
     contact_formation: list[Coordonnees] = Field(default_factory=list)
     parcours_de_formation: Optional[int] = None
     code_niveau_entree: Optional[int] = None
     objectif_general_formation: Optional[int] = None
     certifications: list[Certification] = Field(default_factory=list)
     code_niveau_sortie: Optional[int] = None
-    url_formation: list[str] = Field(default_factory=list)
+    url_formation: list[Stripped] = Field(default_factory=list)
     actions: list[Action] = Field(min_length=1)
     organisme_formation_responsable: OrganismeFormationResponsable
 

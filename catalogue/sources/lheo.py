@@ -222,7 +222,7 @@ class Rule:
 
     def __init__(self, field: str, via: Optional[str] = None, clean: Optional[Cleaner] = None):
         self.field, self.via, self.name, self.clean = field, via, "", clean
-        #: The field, for a text element that :func:`convert` reads inline (the hot path).
+        #: The field, for a text element that :func:`_read` reads inline (the hot path).
         self.leaf: Optional[str] = None
         #: Inline, append to a list rather than set.
         self.many = False
@@ -233,6 +233,10 @@ class Rule:
 
     def apply(self, el: etree._Element, data: dict, where: Optional[Where]) -> None:
         raise NotImplementedError
+
+    def read(self, el: etree._Element, data: dict) -> None:
+        """``apply`` without noting where values came from: the happy path, which :func:`_read` takes."""
+        self.apply(el, data, None)
 
 
 class Text(Rule):
@@ -255,15 +259,32 @@ class Text(Rule):
         if where is not None:
             where.note((self.field,), self.name, el.sourceline, text)
 
+    def read(self, el, data):
+        source = _first(el, self.via) if self.via else el
+        if source is None:
+            return
+        text = source.text if not len(source) else "".join(source.itertext())
+        if text is None:
+            return
+        text = text.strip()
+        if text in UNKNOWN_TEXT:
+            return
+        if self.clean is not None:
+            text = self.clean(text)
+            if text is None:
+                return
+        data[self.field] = text
+
 
 class Texts(Rule):
     """A list of scalars: one per repeated element, or per ``via`` child of a wrapper."""
 
-    __slots__ = ()
+    __slots__ = ("pattern",)
 
     def __init__(self, field: str, via: Optional[str] = None):
         super().__init__(field, via)
         self.leaf, self.many = (None if via else field), True
+        self.pattern = f"{{*}}{via}" if via else None  # the ``via`` children, whatever their namespace
 
     def apply(self, el, data, where):
         items = data.get(self.field)
@@ -278,6 +299,18 @@ class Texts(Rule):
                 step = f"{self.name}/{self.via}[{_rank(source)}]" if self.via else f"{self.name}[{_rank(el)}]"
                 where.note((self.field, len(items) - 1), step, source.sourceline, value)
                 where.note((self.field,), self.name, el.sourceline)
+
+    def read(self, el, data):
+        items = data.get(self.field)
+        if items is None:
+            items = data[self.field] = []
+        for source in el.iterchildren(self.pattern) if self.via else (el,):
+            value = source.text if not len(source) else "".join(source.itertext())
+            if value is None:
+                continue
+            value = value.strip()
+            if value not in UNKNOWN_TEXT:
+                items.append(value)
 
 
 class Formacode(Texts):
@@ -294,6 +327,17 @@ class Formacode(Texts):
         if el.get("tag") == "principal":
             Text("code_formacode_principal").named(f"{self.name}[{_rank(el)}]").apply(el, data, where)
 
+    def read(self, el, data):
+        items = data.get(self.field)
+        if items is None:
+            items = data[self.field] = []
+        value = _text(el)
+        known = value is not None and value not in UNKNOWN_TEXT
+        if known:
+            items.append(value)
+        if el.get("tag") == "principal" and known:
+            data["code_formacode_principal"] = value
+
 
 class Node(Rule):
     """A nested model; left out when its ``via`` child is missing."""
@@ -305,16 +349,20 @@ class Node(Rule):
         self.spec = spec
 
     def apply(self, el, data, where):
+        if where is None:
+            return self.read(el, data)
         source = _first(el, self.via) if self.via else el
         if source is None:
-            return
-        if where is None:
-            spec = self.spec
-            data[self.field] = _validated(source, spec) if spec.model is not None else convert(source, spec, None)
             return
         where.note((self.field,), self.name, el.sourceline)
         inner = where.enter((self.field,), f"{self.name}/{self.via}" if self.via else self.name)
         data[self.field] = convert(source, self.spec, inner)
+
+    def read(self, el, data):
+        source = _first(el, self.via) if self.via else el
+        if source is not None:
+            spec = self.spec
+            data[self.field] = _validated(source, spec) if spec.model is not None else _read(source, spec)
 
 
 class Nodes(Node):
@@ -323,22 +371,28 @@ class Nodes(Node):
     __slots__ = ()
 
     def apply(self, el, data, where):
+        if where is None:
+            return self.read(el, data)
         items = data.get(self.field)
         if items is None:
             items = data[self.field] = []
         source = _first(el, self.via) if self.via else el
-        if where is None:
-            spec = self.spec
-            if source is None:
-                items.append({})
-            else:
-                items.append(_validated(source, spec) if spec.model is not None else convert(source, spec, None))
-            return
         step = f"{self.name}[{_rank(el)}]"
         where.note((self.field,), self.name, el.sourceline)
         where.note((self.field, len(items)), step, el.sourceline)
         inner = where.enter((self.field, len(items)), f"{step}/{self.via}" if self.via else step)
         items.append(convert(source, self.spec, inner) if source is not None else {})
+
+    def read(self, el, data):
+        items = data.get(self.field)
+        if items is None:
+            items = data[self.field] = []
+        source = _first(el, self.via) if self.via else el
+        if source is None:
+            items.append({})
+        else:
+            spec = self.spec
+            items.append(_validated(source, spec) if spec.model is not None else _read(source, spec))
 
 
 class Flat(Rule):
@@ -351,7 +405,12 @@ class Flat(Rule):
         self.spec = spec
 
     def apply(self, el, data, where):
-        convert(el, self.spec, where.enter((), self.name) if where is not None else None, data)
+        if where is None:
+            return self.read(el, data)
+        convert(el, self.spec, where.enter((), self.name), data)
+
+    def read(self, el, data):
+        _read(el, self.spec, data)
 
 
 class Geoloc(Node):
@@ -369,9 +428,18 @@ class Geoloc(Node):
         self.strict = strict
 
     def apply(self, el, data, where):
+        if where is None:
+            return self.read(el, data)
         super().apply(el, data, where)
         if not self._usable(data[self.field]):
             del data[self.field]
+
+    def read(self, el, data):
+        point = _read(el, self.spec)  # Node.read, without ``via`` nor model
+        if self._usable(point):
+            data[self.field] = point
+        else:
+            data.pop(self.field, None)
 
     def _usable(self, point: dict) -> bool:
         try:
@@ -423,7 +491,12 @@ class CpfExtras(Rule):
 
 
 def convert(el: etree._Element, spec: Spec, where: Optional[Where], data: Optional[dict] = None) -> dict:
-    """The element as a dict for the model, by ``spec``; elements the model lacks are ignored."""
+    """The element as a dict for the model, by ``spec``; elements the model lacks are ignored.
+
+    With ``where``, every value's LHEO path and line is noted there too (the error pass).
+    """
+    if where is None:
+        return _read(el, spec, data)
     if data is None:
         data = {}
     if spec.attrs:
@@ -434,13 +507,38 @@ def convert(el: etree._Element, spec: Spec, where: Optional[Where], data: Option
         rule = by_tag.get(tag, _UNSEEN)
         if rule is _UNSEEN:
             rule = spec.rule(tag)
+        if rule is not None:
+            rule.apply(child, data, where)
+    return data
+
+
+def _read(el: etree._Element, spec: Spec, data: Optional[dict] = None) -> dict:
+    """:func:`convert` without noting where values came from: what every formation read goes through.
+
+    Kept apart from the error pass so that no rule tests ``where`` on the way:
+    the bulk of an export is text elements, read inline here (saving two calls
+    each); the other rules' ``read`` is their ``apply`` without the noting.
+    """
+    if data is None:
+        data = {}
+    for attr, field, clean in spec.attrs:
+        text = el.get(attr)
+        if text is not None:
+            text = text.strip()
+            if text:
+                data[field] = clean(text) if clean is not None else text
+    by_tag = spec.by_tag
+    for child in el:
+        tag = child.tag
+        rule = by_tag.get(tag, _UNSEEN)
+        if rule is _UNSEEN:
+            rule = spec.rule(tag)
         if rule is None:
             continue
         field = rule.leaf
-        if field is None or where is not None:
-            rule.apply(child, data, where)
+        if field is None:
+            rule.read(child, data)
             continue
-        # The bulk of an export is text elements: read here, saving two calls each.
         text = child.text if not len(child) else "".join(child.itertext())
         if text is None:
             continue
@@ -452,7 +550,11 @@ def convert(el: etree._Element, spec: Spec, where: Optional[Where], data: Option
             if text is None:
                 continue
         if rule.many:
-            data.setdefault(field, []).append(text)
+            items = data.get(field)
+            if items is None:
+                data[field] = [text]
+            else:
+                items.append(text)
         else:
             data[field] = text
     return data
@@ -468,7 +570,7 @@ def _validated(el: etree._Element, spec: Spec) -> Union[BaseModel, dict]:
     for word, in each of its formations: an element whose bytes were validated
     before is neither converted nor validated again, its (frozen) model is
     given to the formation's validation, which takes a model instance as it
-    is. The bytes of an element determine its dict (``convert`` reads nothing
+    is. The bytes of an element determine its dict (``_read`` reads nothing
     else), and a model validates alike alone or nested; an element that does
     not validate alone is given as a dict, so the formation's errors are the
     same as without this cache (and only the error pass, which never comes
@@ -479,7 +581,7 @@ def _validated(el: etree._Element, spec: Spec) -> Union[BaseModel, dict]:
     model = cache.get(key)
     if model is not None:
         return model
-    data = convert(el, spec, None)
+    data = _read(el, spec)
     if len(key) > VALIDATED_KEY_MAX:  # not what repeats: an organisme is a few kB
         return data
     try:
@@ -848,7 +950,7 @@ def _line(el: etree._Element, delta: int) -> int:
 
 def _read_formation(el: etree._Element, origin_path: str, delta: int = 0) -> Iterator[Item]:
     """The formation's record, or its problems; ``delta``: see :class:`Where`."""
-    data = convert(el, FORMATION, None)
+    data = _read(el, FORMATION)
     try:
         formation = Formation.model_validate(data)
     except ValidationError as exc:
