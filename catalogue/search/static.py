@@ -72,7 +72,11 @@ The cache, ``staging/.cache/static-search/`` (:class:`_Cache`), keeps what a
 next build needs without the formations: each formation's *record* (its
 distinct terms and their frequencies per field, its field lengths, number
 keys and weight: :func:`make_record`), each term's postings grouped by
-signature, and the previous build's statistics, tables and file digests.
+signature, and the previous build's statistics, tables and file digests. A
+full build also leaves there a spare copy (hard links) of its search files and
+cached records and postings (:data:`SPARE_DIR`), which the first rebuild takes
+over as its own folders instead of linking ~40,000 files one by one; later
+rebuilds take over the folders of the build before the published one.
 """
 
 from __future__ import annotations
