@@ -72,7 +72,11 @@ The cache, ``staging/.cache/static-search/`` (:class:`_Cache`), keeps what a
 next build needs without the formations: each formation's *record* (its
 distinct terms and their frequencies per field, its field lengths, number
 keys and weight: :func:`make_record`), each term's postings grouped by
-signature, and the previous build's statistics, tables and file digests.
+signature, and the previous build's statistics, tables and file digests. A
+full build also leaves there a spare copy (hard links) of its search files and
+cached records and postings (:data:`SPARE_DIR`), which the first rebuild takes
+over as its own folders instead of linking ~40,000 files one by one; later
+rebuilds take over the folders of the build before the published one.
 """
 
 from __future__ import annotations
@@ -80,6 +84,7 @@ from __future__ import annotations
 import hashlib
 import json
 import marshal
+import math
 import os
 import re
 import shutil
@@ -107,7 +112,6 @@ from .analysis import (
     STOP_WORDS,
     analyse,
     average_length,
-    bm25,
     field_texts,
     idf,
     round_score,
@@ -385,14 +389,10 @@ def _signatures(record: Record) -> dict[str, tuple]:
     """Term → what the formation's score for it depends on, the catalogue's statistics aside."""
     stored = [stored_length(n) for n in record[2]]
     archived = record[1]
-    made: dict[int, tuple] = {}
-    result = {}
-    for term, code in zip(record[3], record[4]):
-        sig = made.get(code)
-        if sig is None:
-            sig = made[code] = _signature(code, stored, archived)
-        result[term] = sig
-    return result
+    codes = record[4]
+    # Terms share a few codes: one signature per code, then one pass in C.
+    made = {code: _signature(code, stored, archived) for code in set(codes)}
+    return dict(zip(record[3], map(made.__getitem__, codes)))
 
 
 def _signature(code: int, stored: list[int], archived: int) -> tuple:
@@ -430,26 +430,44 @@ class _Scorer:
         self.averages = averages
         self.options = options
         self.boosts = [FIELD_BOOSTS[f] for f in FIELDS]
+        #: Signature → ``((field, bm25 over idf), ...)`` for its fields holding the term: the same
+        #: for every term (a signature is shared by many), only the idf is the term's.
+        self._parts: dict[tuple, tuple] = {}
+
+    def _saturations(self, sig: tuple) -> tuple:
+        nf = len(FIELDS)
+        # bm25() is idf * this: the very operations, so the product below is bm25()'s to the bit.
+        return tuple(
+            (f, (sig[f] * (K1 + 1)) / (sig[f] + K1 * ((1 - B) + B * sig[nf + f] / self.averages[f])))
+            for f in range(nf)
+            if sig[f]
+        )
 
     def output(self, groups: Groups, members: bool = True) -> _TermOutput:
         """``members=False``: the term's formations are those of the previous build (same N): its
         ``b/`` values are kept as they were (:data:`_KEPT`), not encoded again."""
         nf = len(FIELDS)
         df = [0] * nf
+        parts_of = self._parts
         for sig, docs in groups:
             for f in range(nf):
                 if sig[f]:
                     df[f] += len(docs)
         idfs = [idf(self.n, d) for d in df]
         digits = self.options.score_digits
+        boosts = self.boosts
+        log10, floor = math.log10, math.floor
         by_score: tuple[dict, dict] = ({}, {})  # current, archived: rounded score → [docnums, ...]
         for sig, docs in groups:
+            parts = parts_of.get(sig)
+            if parts is None:
+                parts = parts_of[sig] = self._saturations(sig)
             score = 0.0
-            for f in range(nf):
-                tf = sig[f]
-                if tf:
-                    score += self.boosts[f] * bm25(tf, sig[nf + f], self.averages[f], idfs[f], B, K1)
-            by_score[sig[-1]].setdefault(round_score(score, digits), []).append(docs)
+            for f, saturation in parts:
+                score += boosts[f] * (idfs[f] * saturation)  # as boosts[f] * bm25(...)
+            if score and score == score and score not in _INFINITIES:  # round_score(score, digits), inlined
+                score = round(score, digits - 1 - int(floor(log10(abs(score)))))
+            by_score[sig[-1]].setdefault(score, []).append(docs)
         ranked = [_ranked(scores) for scores in by_score]
         k, ka = self.options.top_k, self.options.top_k_archived
         counts = [sum(len(docs) for _, docs in r) for r in ranked]
@@ -469,6 +487,8 @@ class _Scorer:
             entry = _dumps([head, *groups_of[0]])
         return _TermOutput(entry, [_dumps(g) for g in groups_of[1:]], held)
 
+
+_INFINITIES = (math.inf, -math.inf)
 
 #: The members of a term whose formations did not change (an incremental build): its ``b/``
 #: values stay the previous build's (a third of the cost of scoring a common term again).
@@ -508,6 +528,14 @@ def _all_docs(ranked: list[tuple[float, list[int]]]) -> list[int]:
 
 def _page_groups(current: list[tuple[float, list[int]]], old: list[tuple[float, list[int]]]) -> list[list]:
     """A page's postings as ``[[score, code, +delta, ...], ...]`` by descending score."""
+    if not current or not old:
+        # One kind only: its runs are already by descending score, one run per score.
+        archived = 0 if current else 1
+        groups = []
+        for score, docs in current or old:
+            # Codes are docnum * 2 + archived: their deltas are twice the docnums'.
+            groups.append([score, docs[0] * 2 + archived, *[gap * 2 for gap in map(sub, docs[1:], docs)]])
+        return groups
     by_score: dict[float, list[int]] = {}
     for score, docs in current:
         by_score[score] = [d * 2 for d in docs]
@@ -552,17 +580,25 @@ def _apply(groups: Groups, moves: list[tuple[int, Optional[tuple], Optional[tupl
 # --------------------------------------------------------------------------
 
 CACHE_DIR = Path(".cache") / "static-search"
-CACHE_FORMAT = 1
+CACHE_FORMAT = 2
 #: Terms' postings go to one of this many files, by crc32 of the term.
 TERM_FILES = 512
 #: Records per file (in input order; a record stays in its file from build to build).
 RECORDS_PER_FILE = 32
+#: Under CACHE_DIR, a full build's spare copy (hard links, never served) of the subfolders of its search
+#: folder (``recherche/``) and of its cache (``cache/``): the first rebuild, which has no build before the
+#: published one to take over (:func:`_take_over`), takes these over instead of linking ~40,000 files
+#: one by one. The site sink does the same with its fiches (:data:`catalogue.render.SPARE_DIR`).
+SPARE_DIR = "spare"
 
 
 class _Cache:
     """The sink's private files: ``meta`` (the statistics and tables of the last build),
     ``refs`` (Ref → records file), ``keywords`` (every term of a number query),
-    ``records/<i>`` (:data:`Record` lists) and ``terms/<i>`` (term → :data:`Groups`).
+    ``records/<i>`` (Ref → its :data:`Record`, marshalled on its own: a rebuild that changes a
+    formation decodes and encodes that record only, and copies the others' bytes; ~1,000 formations
+    changed at 100,000 touch a third of the files, which hold a third of the records) and
+    ``terms/<i>`` (term → :data:`Groups`).
 
     Written with marshal (our own files, never served; deflating them would save a
     third of the bytes but cost more time than the writing saves); a file of the previous
@@ -576,24 +612,32 @@ class _Cache:
         self.dropped: set[str] = set()
         #: The cache folder of the build before the previous one, taken over (:meth:`take_over`).
         self.taken: Optional[_Taken] = None
+        #: A full build links its records and terms files into its spare folder too (see SPARE_DIR).
+        self._spare: Optional[str] = None
         if previous is None:
+            self._spare = os.path.join(folder, SPARE_DIR, "cache") + os.sep
             self._folders()
 
     def _folders(self) -> None:
         for sub in ("records", "terms"):
             (self.folder / sub).mkdir(parents=True, exist_ok=True)
+            if self._spare is not None:
+                os.makedirs(self._spare + sub, exist_ok=True)
 
     def take_over(self, published: Path) -> None:
         """An incremental build, before its first write: the folder of the build before ``published``
         if it can be taken over (:func:`_take_over`), else a new one."""
-        self.taken = _take_over(published, CACHE_DIR, self.folder)
+        self.taken = _take_over(published, CACHE_DIR, self.folder, CACHE_DIR / SPARE_DIR / "cache")
         self._folders()
 
     def write(self, name: str, data) -> None:
         if self.taken is not None:
             self.taken.discard(self.folder, name)
-        (self.folder / name).write_bytes(marshal.dumps(data))
+        path = self.folder / name
+        path.write_bytes(marshal.dumps(data))
         self.written.add(name)
+        if self._spare is not None and "/" in name:
+            _link_spare(path, self._spare + name)
 
     def read(self, name: str):
         """A file of the previous build's cache."""
@@ -628,11 +672,19 @@ class _Output:
     """
 
     def __init__(
-        self, root: Path, previous: Optional[Path], digests: dict[str, str], keep: bool = True, taken: Optional[_Taken] = None
+        self,
+        root: Path,
+        previous: Optional[Path],
+        digests: dict[str, str],
+        keep: bool = True,
+        taken: Optional[_Taken] = None,
+        spare: Optional[Path] = None,
     ):
         self.root = root
         self.previous = previous
         self.taken = taken  # the folder of the build before the previous one, taken over
+        #: A full build's spare folder (SPARE_DIR): each file of a subfolder is linked there too.
+        self.spare = f"{spare}{os.sep}" if spare is not None else None
         self.before = dict(digests)  # the previous build's files
         self.digests = dict(digests) if keep else {}  # keep=False: each file is written again (or linked if the same)
         self.written: set[str] = set()
@@ -643,8 +695,7 @@ class _Output:
         digest = hashlib.sha256(data).hexdigest()
         path = self.root / relative
         if relative in self.written:
-            path.unlink()  # written earlier in this build: replaced, never written in place
-            self.written.discard(relative)
+            self._unlink(relative)  # written earlier in this build: replaced, never written in place
         self.digests[relative] = digest
         if self.before.get(relative) == digest:
             return  # as it was: linked at the end
@@ -655,12 +706,22 @@ class _Output:
             self.taken.discard(self.root, relative)  # an older build's file: unlinked, never written into
         path.write_bytes(data)
         self.written.add(relative)
+        if self.spare is not None and "/" in relative:
+            _link_spare(path, self.spare + relative)
 
     def drop(self, relative: str) -> None:
         self.digests.pop(relative, None)
         if relative in self.written:
-            (self.root / relative).unlink()
-            self.written.discard(relative)
+            self._unlink(relative)
+
+    def _unlink(self, relative: str) -> None:
+        (self.root / relative).unlink()
+        self.written.discard(relative)
+        if self.spare is not None and "/" in relative:
+            try:
+                os.unlink(self.spare + relative)
+            except FileNotFoundError:
+                pass
 
     def read_back(self, relative: str) -> str:
         """A file of this build, written earlier (or the previous build's, when it came out the same)."""
@@ -673,6 +734,13 @@ class _Output:
             return None
         return json.loads((self.previous / relative).read_text(encoding="utf-8"))
 
+    def previous_members(self, relative: str) -> dict[str, str]:
+        """A JSON object of the previous build (empty when it had none by that name): each member's
+        value as its text, which a file that keeps it needs not serialise again (:func:`_raw_members`)."""
+        if self.previous is None or relative not in self.before:
+            return {}
+        return _raw_members((self.previous / relative).read_text(encoding="utf-8"))
+
     def link_rest(self) -> int:
         """Link the previous build's files that were neither written anew nor dropped."""
         return _settle(self.previous, self.root, [r for r in self.digests if r not in self.written], self.taken)
@@ -680,6 +748,21 @@ class _Output:
     def version(self) -> str:
         text = "\n".join(f"{name} {digest}" for name, digest in sorted(self.digests.items()))
         return hashlib.sha256(text.encode()).hexdigest()[:12]
+
+
+def _link_spare(path: Path, spare: str) -> None:
+    """Link a file a full build wrote into its spare folder (SPARE_DIR), if it can be: the build that takes
+    a spare short of a file over links that file as it would without a spare."""
+    try:
+        os.link(path, spare)
+    except FileNotFoundError:
+        try:
+            os.makedirs(os.path.dirname(spare), exist_ok=True)
+            os.link(path, spare)
+        except OSError:
+            pass
+    except OSError:
+        pass
 
 
 def _link_all(source: Path, target: Path, names: list[str]) -> int:
@@ -711,17 +794,24 @@ class _Taken:
     #: Where its files that this build does not keep go (``<that build>/.stale/<folder name>``), with
     #: the same subfolders: unlinking a file's last link costs milliseconds here (ext4, the disk
     #: busy), a rename tens of microseconds; that build's folder is deleted in the background
-    #: once this build is published, these files with it.
-    aside: str
+    #: once this build is published, these files with it. None for a full build's spare folder
+    #: (:data:`SPARE_DIR`): its files are links of the published build's, whose unlinking frees nothing.
+    aside: Optional[str]
 
     def discard(self, root: Path, relative: str) -> None:
         """Move the file ``relative`` aside before this build writes its own there."""
         if self.files.pop(relative, None) is not None:
-            os.rename(os.path.join(root, relative), os.path.join(self.aside, relative))
+            if self.aside is None:
+                os.unlink(os.path.join(root, relative))
+            else:
+                os.rename(os.path.join(root, relative), os.path.join(self.aside, relative))
 
 
-def _take_over(published: Path, relative: Path, target: Path) -> Optional[_Taken]:
+def _take_over(published: Path, relative: Path, target: Path, spare: Optional[Path] = None) -> Optional[_Taken]:
     """Move the folder ``relative`` of the build before ``published`` to ``target``, for an incremental build.
+
+    Or rather, when ``published`` holds it, its own spare copy of that folder (``spare``, relative to
+    ``published``: see :data:`SPARE_DIR`): after a full build there is no build before it.
 
     The site sink does the same with its fiches (:func:`catalogue.render._recycle_fiches`):
     that build is kept only for readers still on it and goes once this build is published,
@@ -736,10 +826,16 @@ def _take_over(published: Path, relative: Path, target: Path) -> Optional[_Taken
     after a full build, or when much changed).
     """
     try:
-        older = build_before(published)
-        if older is None or target.exists():
+        if target.exists():
             return None
-        source = os.path.join(older, relative)
+        older = None
+        if spare is not None and os.path.isdir(os.path.join(published, spare)):
+            source = os.path.join(published, spare)
+        else:
+            older = build_before(published)
+            if older is None:
+                return None
+            source = os.path.join(older, relative)
         current = os.path.join(published, relative)
         if os.stat(source).st_dev != os.stat(current).st_dev:
             return None
@@ -748,8 +844,8 @@ def _take_over(published: Path, relative: Path, target: Path) -> Optional[_Taken
         tops: list[str] = []
         with os.scandir(source) as entries:
             for entry in entries:
-                if not entry.is_dir(follow_symlinks=False):
-                    tops.append(entry.name)
+                if not entry.is_dir(follow_symlinks=False) or (entry.name == SPARE_DIR and relative == CACHE_DIR):
+                    tops.append(entry.name)  # and a spare folder that no build took over: aside as well
                     continue
                 present = _inodes(entry.path)
                 inodes = _inodes(os.path.join(current, entry.name)) if os.path.isdir(os.path.join(current, entry.name)) else {}
@@ -760,15 +856,20 @@ def _take_over(published: Path, relative: Path, target: Path) -> Optional[_Taken
                 files.update((prefix + name, inodes.get(name) == inode) for name, inode in present.items())
         if 2 * sum(files.values()) <= len(files):
             return None
-        aside = os.path.join(older, STALE_DIR, os.path.basename(relative))
-        for folder in ["", *folders]:
-            os.makedirs(os.path.join(aside, folder), exist_ok=True)
+        aside = None
+        if older is not None:
+            aside = os.path.join(older, STALE_DIR, os.path.basename(relative))
+            for folder in ["", *folders]:
+                os.makedirs(os.path.join(aside, folder), exist_ok=True)
         target.parent.mkdir(parents=True, exist_ok=True)
         os.rename(source, target)
     except OSError:
         return None
     for name in tops:  # a few files: the page, the manifest, the cache's tables
-        os.rename(os.path.join(target, name), os.path.join(aside, name))
+        if aside is None:
+            os.unlink(os.path.join(target, name))  # a spare has none
+        else:
+            os.rename(os.path.join(target, name), os.path.join(aside, name))
     return _Taken(files, folders, aside)
 
 
@@ -785,8 +886,11 @@ def _settle(previous: Path, target: Path, names: list[str], taken: Optional[_Tak
     if taken is None:
         return _link_all(previous, target, names)
     files = taken.files
-    prefix, aside = os.fspath(target) + os.sep, taken.aside + os.sep
-    rename = os.rename
+    prefix = os.fspath(target) + os.sep
+    if taken.aside is None:
+        aside, rename = "", lambda path, _: os.unlink(path)
+    else:
+        aside, rename = taken.aside + os.sep, os.rename
     linked = []
     for name in names:
         same = files.pop(name, None)
@@ -804,6 +908,27 @@ def _settle(previous: Path, target: Path, names: list[str], taken: Optional[_Tak
         except OSError:
             pass
     return _link_all(previous, target, linked)
+
+
+_raw_value = json.JSONDecoder().raw_decode
+_scan_key = json.decoder.scanstring
+
+
+def _raw_members(text: str) -> dict[str, str]:
+    """``{key: value text}`` of a JSON object as :func:`_dumps` and :func:`_object_text` write it (no
+    white space). Each value is as it was written, which is what ``_dumps`` of it parsed gives: the
+    same bytes, without serialising it again."""
+    members: dict[str, str] = {}
+    if text == "{}":
+        return members
+    position = 1  # a key's opening quote
+    while True:
+        key, position = _scan_key(text, position + 1)  # then the colon
+        _, end = _raw_value(text, position + 1)
+        members[key] = text[position + 1 : end]
+        if text[end] == "}":
+            return members
+        position = end + 1
 
 
 def _object_text(values: dict[str, str]) -> str:
@@ -904,7 +1029,7 @@ class StaticSearchSink:
 
     def _flush(self) -> None:
         if self._file:
-            self.cache.write(f"records/{self._file_of[self._file[0][0]]}", self._file)
+            self.cache.write(f"records/{self._file_of[self._file[0][0]]}", _blobs(self._file))
             self._file = []
 
     # -- finish --------------------------------------------------------------------
@@ -924,7 +1049,7 @@ class StaticSearchSink:
             self.root.mkdir(parents=True)
             self._finish_full(catalog)
             return
-        self._taken = _take_over(self.previous.folder, Path("site") / SITE_DIR, self.root)
+        self._taken = _take_over(self.previous.folder, Path("site") / SITE_DIR, self.root, CACHE_DIR / SPARE_DIR / SITE_DIR)
         if self._taken is None:
             self.root.mkdir(parents=True)
         self.cache.take_over(self.previous.folder)
@@ -984,9 +1109,9 @@ class StaticSearchSink:
             totals = [t + n for t, n in zip(totals, record[2])]
 
         for number in sorted(set(refs_of.values())):
-            for record in self.cache.read(f"records/{number}"):
-                if record[0] in new_docnum and record[0] not in changed:
-                    take(record)
+            for ref, blob in self.cache.read(f"records/{number}").items():
+                if ref in new_docnum and ref not in changed:
+                    take(marshal.loads(blob))
         for record in changed.values():
             take(record)
         fresh: dict[str, dict[tuple, list[int]]] = {}
@@ -1141,11 +1266,11 @@ def _update_records(
     refs_of: dict[str, int],
     changed: dict[str, Record],
     removed: set[str],
-    read: Optional[Callable[[int], Iterable[Record]]] = None,
+    read: Optional[Callable[[int], dict[str, bytes]]] = None,
 ) -> dict[str, int]:
     """Rewrite the records files holding a changed or removed formation; new ones go to new files.
 
-    ``read`` gives a records file of the previous build (by default, read from its cache)."""
+    ``read`` gives a records file of the previous build, as stored (by default, read from its cache)."""
     read = read or (lambda number: cache.read(f"records/{number}"))
     touched: dict[int, list[str]] = {}
     for ref in chain(changed, removed):
@@ -1153,7 +1278,9 @@ def _update_records(
             touched.setdefault(refs_of[ref], []).append(ref)
     file_of = dict(refs_of)
     for number, refs in sorted(touched.items()):
-        records = [changed.get(r[0], r) for r in read(number) if r[0] not in removed]
+        records = {
+            ref: marshal.dumps(changed[ref]) if ref in changed else blob for ref, blob in read(number).items() if ref not in removed
+        }
         if records:
             cache.write(f"records/{number}", records)
         else:
@@ -1165,7 +1292,7 @@ def _update_records(
     following = max(refs_of.values(), default=-1) + 1
     for start in range(0, len(new), RECORDS_PER_FILE):
         chunk = new[start : start + RECORDS_PER_FILE]
-        cache.write(f"records/{following}", chunk)
+        cache.write(f"records/{following}", _blobs(chunk))
         for record in chunk:
             file_of[record[0]] = following
         following += 1
@@ -1194,7 +1321,7 @@ def _write_all(
     if sink.previous is not None:
         output = _Output(sink.root, sink.previous.folder / "site" / SITE_DIR, sink.meta["digests"], keep=False, taken=sink._taken)
     else:
-        output = _Output(sink.root, None, {})
+        output = _Output(sink.root, None, {}, spare=cache.folder / SPARE_DIR / SITE_DIR)
     queries = _NumberQueries.of(keys, vocabulary)
     wanted = queries.wanted()
     scorer = _Scorer(n, averages, options)
@@ -1243,6 +1370,11 @@ def _write_all(
     if output.previous is not None:
         output.link_rest()
     cache.link_rest()
+
+
+def _blobs(records: list[Record]) -> dict[str, bytes]:
+    """A records file as the cache keeps it: Ref → the record, marshalled."""
+    return {record[0]: marshal.dumps(record) for record in records}
 
 
 def _pack(groups: Groups) -> list:
@@ -1625,16 +1757,17 @@ class _Update:
         self.output = _Output(sink.root, sink.previous.folder / "site" / SITE_DIR, self.meta["digests"], taken=sink._taken)
         self.changed: dict[str, Record] = {r[0]: r for r in sink._records}
         self.refs_of: dict[str, int] = self.cache.read("refs")
-        self._record_files: dict[int, dict[str, Record]] = {}
+        self._record_files: dict[int, dict[str, bytes]] = {}  # as stored
         self._term_files: dict[str, dict[str, list]] = {}  # as stored (packed)
 
     def record(self, ref: str) -> Record:
         """The previous build's record of ``ref``."""
-        return self.records_in(self.refs_of[ref])[ref]
+        return marshal.loads(self.records_in(self.refs_of[ref])[ref])
 
-    def records_in(self, number: int) -> dict[str, Record]:
+    def records_in(self, number: int) -> dict[str, bytes]:
+        """A records file of the previous build, as stored."""
         if number not in self._record_files:
-            self._record_files[number] = {r[0]: r for r in self.cache.read(f"records/{number}")}
+            self._record_files[number] = self.cache.read(f"records/{number}")
         return self._record_files[number]
 
     def stored_groups(self, term: str) -> Groups:
@@ -1663,12 +1796,12 @@ class _Update:
         members_changed: set[str] = set()
         for ref, new in self.changed.items():
             before, after = _signatures(old[ref]), _signatures(new)
-            for term in before.keys() | after.keys():
+            # The terms whose signature changed (most did not), found by sets of pairs in C.
+            for term in {term for term, _ in before.items() ^ after.items()}:
                 a, b = before.get(term), after.get(term)
-                if a != b:
-                    moves.setdefault(term, []).append((docnum[ref], a, b))
-                    if a is None or b is None or a[-1] != b[-1]:
-                        members_changed.add(term)
+                moves.setdefault(term, []).append((docnum[ref], a, b))
+                if a is None or b is None or a[-1] != b[-1]:
+                    members_changed.add(term)
         sizes: dict[str, int] = dict(meta["sizes"])
         vocabulary_before = set(sizes)
         rescore = averages != meta["averages"]
@@ -1714,7 +1847,7 @@ class _Update:
         _write_docs(self.output, entries, sorted({d // size for d in docnum.values()}), options)
         tables = _write_manifest_and_page(self.sink, self.output, n, averages, buckets, digitless > 0, split)
         self.output.link_rest()
-        file_of = _update_records(self.cache, self.refs_of, self.changed, set(), lambda n: self.records_in(n).values())
+        file_of = _update_records(self.cache, self.refs_of, self.changed, set(), self.records_in)
         if file_of != self.refs_of:
             self.cache.write("refs", file_of)
         if queries.keywords != keywords_before:
@@ -1741,9 +1874,9 @@ class _Update:
         merged: dict[str, dict[str, str]] = {}
         kept = {t for t, out in outputs.items() if out is not None and out.members is _KEPT}
         for name in names:
-            previous = self.output.previous_json(name) or {}
+            previous = self.output.previous_members(name)
             keep = kept if name.startswith("b/") else set()
-            merged[name] = {t: _dumps(v) for t, v in previous.items() if t not in outputs or t in keep}
+            merged[name] = {t: v for t, v in previous.items() if t not in outputs or t in keep}
         for term, out in outputs.items():
             if out is not None:
                 for name, value in _page_values(term, out):
@@ -1770,8 +1903,8 @@ class _Update:
                 by_leaf.setdefault(leaf_of(term, split), []).append(term)
             for leaf, terms in sorted(by_leaf.items()):
                 name = f"t/{leaf_file(leaf)}.json"
-                previous = self.output.previous_json(name) or {}
-                values = {t: _dumps(v) for t, v in previous.items() if t not in outputs}
+                previous = self.output.previous_members(name)
+                values = {t: v for t, v in previous.items() if t not in outputs}
                 values.update((t, outputs[t].entry) for t in terms if outputs[t] is not None)
                 if values:
                     self.output.write(name, _object_text(values))
@@ -1782,7 +1915,7 @@ class _Update:
         after = _leaves(sizes, split)
         for leaf in before.keys() - after.keys():
             self.output.drop(f"t/{leaf_file(leaf)}.json")
-        previous: dict[str, dict] = {}
+        previous: dict[str, dict[str, str]] = {}
         for leaf, terms in sorted(after.items()):
             if before.get(leaf) == terms and not any(t in outputs for t in terms):
                 continue
@@ -1794,8 +1927,8 @@ class _Update:
                     continue
                 name = f"t/{leaf_file(leaf_of(term, split_before))}.json"
                 if name not in previous:
-                    previous[name] = self.output.previous_json(name) or {}
-                values[term] = _dumps(previous[name][term])
+                    previous[name] = self.output.previous_members(name)
+                values[term] = previous[name][term]
             self.output.write(f"t/{leaf_file(leaf)}.json", _object_text(values))
 
     # -- numbers -------------------------------------------------------------------
@@ -1900,27 +2033,28 @@ class _NumberShards:
         self.buckets = buckets
         self.big = big  # key → its file, in the previous build
         self.options = options
-        # bucket → (key → codes, texted queries, docnum → row)
-        self.tables: dict[int, tuple[dict[str, list[int]], set[str], dict[int, list]]] = {}
+        # bucket → (key → codes, texted queries, docnum → row serialised)
+        self.tables: dict[int, tuple[dict[str, list[int]], set[str], dict[int, str]]] = {}
         self.changed: set[int] = set()  # the buckets to write
 
-    def table(self, bucket: int) -> tuple[dict[str, list[int]], set[str], dict[int, list]]:
+    def table(self, bucket: int) -> tuple[dict[str, list[int]], set[str], dict[int, str]]:
         if bucket not in self.tables:
             keys: dict[str, list[int]] = {}
             texted: set[str] = set()
-            rows: dict[int, list] = {}
-            data = self.output.previous_json(f"n/{bucket:x}.json")
-            if data is not None:
-                for key, codes in data["k"].items():
+            rows: dict[int, str] = {}
+            data = self.output.previous_members(f"n/{bucket:x}.json")
+            if data:
+                for key, codes in json.loads(data["k"]).items():
                     if isinstance(codes, str):
                         codes = self.output.previous_json(f"n/{codes}.json")["c"]
                     keys[key] = list(codes)
-                texted = set(data["t"])
-                rows = {int(d): row for d, row in data["r"].items()}
+                texted = set(json.loads(data["t"]))
+                # Rows stay as written (most are kept): only a changed one is serialised.
+                rows = {int(d): row for d, row in _raw_members(data["r"]).items()}
             self.tables[bucket] = (keys, texted, rows)
         return self.tables[bucket]
 
-    def _change(self, key: str) -> tuple[dict[str, list[int]], set[str], dict[int, list]]:
+    def _change(self, key: str) -> tuple[dict[str, list[int]], set[str], dict[int, str]]:
         bucket = bucket_of(key, self.buckets)
         self.changed.add(bucket)
         return self.table(bucket)
@@ -1939,7 +2073,7 @@ class _NumberShards:
             insort(codes, code)
 
     def set_row(self, ref: str, docnum: int, row: list) -> None:
-        self._change(ref)[2][docnum] = row
+        self._change(ref)[2][docnum] = _dumps(row)
 
     def set_texted(self, query: str, texted: bool) -> None:
         queries = self._change(query)[1]
@@ -1967,7 +2101,7 @@ class _NumberShards:
             for key in keys:
                 if key in names:
                     self.output.write(f"n/{names[key]}.json", _dumps({"c": sorted(keys[key])}))
-            self.output.write(relative, _bucket_text(keys, texted, {d: _dumps(row) for d, row in rows.items()}, names))
+            self.output.write(relative, _bucket_text(keys, texted, rows, names))
         for name in set(self.big.values()) - set(names.values()):
             self.output.drop(f"n/{name}.json")
         return names
