@@ -21,7 +21,12 @@
    reports) at the same relative path with the same size: same number of files,
    same bytes, same folders. Before each build and the floor, ``os.sync()``
    (untimed) flushes what the step before left dirty, so each starts alike;
-   neither syncs its own output.
+   neither syncs its own output. Before the first build, the first rebuild (after
+   the floor's files are deleted) and the reference full build (after the 1 %
+   rebuild's prune), the benchmark waits for the deletions to end, then
+   ``--settle`` seconds (:data:`SETTLE_S`): for a minute or so after 100,000
+   unlinks, every file created costs twenty times more kernel CPU (a build's
+   own prune runs after it, in the background).
 4. The rebuilds go into the same build folder, as a user would run them, so
    they are incremental: nothing changed; one formation changed (its
    ``intitule-formation`` edited); 1 % changed (every hundredth, including that
@@ -238,6 +243,24 @@ class Build:
         return max(self.tree_pss, self.maxrss)
 
 
+#: Seconds a build waits after the last mass deletion (the floor's folder, a pruned build). On this
+#: machine's ext4 (online discard), creating a file cost 25 µs of CPU before 100,000 unlinks, 480 to
+#: 680 µs from 30 to 70 s after them, and 25 µs again from 100 s on: a full build's 150,000 files
+#: would pay a minute of kernel CPU for the step before it.
+SETTLE_S = 120.0
+
+
+def settle(build_dirs: list[Path], seconds: float) -> None:
+    """Wait for the builds' trash to be deleted (their prune runs in the background), then ``seconds``."""
+    deadline = time.monotonic() + 600
+    while any((folder / ".trash").exists() and any((folder / ".trash").iterdir()) for folder in build_dirs):
+        if time.monotonic() > deadline:
+            break
+        time.sleep(0.5)
+    os.sync()
+    time.sleep(seconds)
+
+
 def run_build(label: str, content: Path, build_dir: Path, expected: int, log: Path, code: Path,
               full: bool = False) -> Build:
     """Run one build in a child process, on the code snapshot ``code``, and measure it."""
@@ -411,6 +434,7 @@ def one_run(number: int, args, catalogue: Path, n: int) -> Run:
         return build
 
     shutil.copyfile(catalogue, content)
+    settle([build_dir], args.settle)
     full = measure("full")
     output = walk(published(build_dir))
     site = [f for f in output if f[0].startswith("site" + os.sep)]
@@ -418,6 +442,7 @@ def one_run(number: int, args, catalogue: Path, n: int) -> Run:
     print(f"  run {number}: floor    {floor_s:7.1f} s ({len(output):,} files, {sum(s for _, s in output) / MB:,.0f} MB)",
           flush=True)
 
+    settle([build_dir], args.settle)  # the floor's files were just deleted
     nothing = measure("nothing")
 
     edited_copy(catalogue, content, every=None, only=middle)
@@ -430,6 +455,7 @@ def one_run(number: int, args, catalogue: Path, n: int) -> Run:
     percent_changed = differences(one.hashes, percent.hashes)
     reference_dir = args.build_root / f"build-{n}-run{number}-reference"
     shutil.rmtree(reference_dir, ignore_errors=True)
+    settle([build_dir, reference_dir], args.settle)
     reference = measure("reference", reference_dir, full=True)
     mismatches = differences(reference.hashes, percent.hashes)
     shutil.rmtree(reference_dir, ignore_errors=True)
@@ -609,6 +635,8 @@ def main(argv=None) -> None:
     parser.add_argument("--build-root", type=Path, help="where builds and the floor go (default: --work)")
     parser.add_argument("--reuse", action="store_true", help="reuse WORK/catalogue-N.xml if it exists")
     parser.add_argument("--keep", action="store_true", help="keep the build folders")
+    parser.add_argument("--settle", type=float, default=SETTLE_S,
+                        help="seconds a full build waits after the last mass deletion (see SETTLE_S; 0: none)")
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--content", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--build-dir", type=Path, help=argparse.SUPPRESS)
