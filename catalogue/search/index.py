@@ -66,7 +66,7 @@ from ..model import Formation
 from whoosh.system import pack_uint
 from whoosh.util.numeric import length_to_byte
 
-from .analysis import FIELD_BOOSTS, TermsTokenizer, analyse_both, field_texts, fold, normalise_number, stem
+from .analysis import FIELD_BOOSTS, TermsTokenizer, _analysed, field_texts, fold, normalise_number, stem
 
 INDEX_DIR = "index"
 STORE_FILE = "formations.sqlite"
@@ -223,7 +223,17 @@ def _id_terms(entry: Entry) -> list[str]:
                 ids.add(f"{entry.ref}|{action}|{session}")
     ids.add(entry.siret)
     ids.update(f"RNCP{code}" for code in entry.rncp)
-    return sorted(normalise_number(i) for i in ids if i)
+    ids.discard(None)
+    ids.discard("")
+    if all(map(_NORMAL_NUMBER.fullmatch, ids)):
+        # Already as normalise_number() makes them (the usual case): no call per number.
+        return sorted(ids)
+    return sorted(normalise_number(i) for i in ids)
+
+
+#: A number :func:`normalise_number` leaves as it is: no blank, no lowercase letter, no ``Ref :``
+#: label (it has a colon): nothing but ASCII capitals, digits and a few marks.
+_NORMAL_NUMBER = re.compile(r"[0-9A-Z_|./\-]+")
 
 
 def ref_without_prefix(ref: str) -> list[str]:
@@ -251,16 +261,18 @@ def analysed_document(formation: Formation, entry: Entry) -> tuple[dict, "Indexe
     fields: dict[str, object] = {}
     lengths: list[int] = []
     words: list[list[str]] = []
-    vocabulary: set[str] = set()
+    found: set[str] = set()
     for name, text in field_texts(formation, entry).items():
-        folded, stems = analyse_both(text)
+        # The analysis's own tuples (shared with the static search, which analyses the same
+        # texts next), not copies: nothing here changes them.
+        folded, stems = _analysed(text) if text else ((), ())
+        count = len(stems)
         fields[name] = " ".join(stems)
-        fields[f"len_{name}"] = length_to_byte(len(stems))
-        lengths.append(len(stems))
-        distinct = list(dict.fromkeys(folded))
-        words.append(distinct)
-        vocabulary.update(w for w in distinct if len(w) >= VOCABULARY_MIN_LENGTH and w.isalpha())
-    terms = IndexedTerms(lengths, words, vocabulary)
+        fields[_LENGTH_FIELDS[name]] = _LENGTH_BYTES[count] if count < len(_LENGTH_BYTES) else length_to_byte(count)
+        lengths.append(count)
+        words.append(list(dict.fromkeys(folded)))
+        found.update(folded)
+    terms = IndexedTerms(lengths, words, vocabulary_of(found))
     place = entry.place
     doc = dict(
         ref=entry.ref,
@@ -280,6 +292,39 @@ def analysed_document(formation: Formation, entry: Entry) -> tuple[dict, "Indexe
     return doc, terms
 
 
+_LENGTH_FIELDS = {name: f"len_{name}" for name in FIELD_BOOSTS}
+#: :func:`length_to_byte` of the usual lengths, looked up rather than bisected per field.
+_LENGTH_BYTES = [length_to_byte(n) for n in range(4096)]
+
+
+def is_vocabulary_word(word: str) -> bool:
+    """Whether a folded word goes into the vocabulary searched with spelling tolerance."""
+    return len(word) >= VOCABULARY_MIN_LENGTH and word.isalpha()
+
+
+def vocabulary_of(found: set[str]) -> set[str]:
+    """The vocabulary words (:func:`is_vocabulary_word`) among a document's distinct folded words.
+
+    A catalogue repeats the same few tens of thousands of words: each is judged once,
+    and a document's words are then sorted out by set operations.
+    """
+    new = found - _judged
+    if new:
+        if len(_judged) >= _JUDGED_LIMIT:
+            _judged.clear()
+            _vocabulary_words.clear()
+            new = found
+        _judged.update(new)
+        _vocabulary_words.update(filter(is_vocabulary_word, new))
+    return found & _vocabulary_words
+
+
+#: Folded words judged so far, and those of them that are vocabulary words (emptied past the limit).
+_judged: set[str] = set()
+_vocabulary_words: set[str] = set()
+_JUDGED_LIMIT = 500_000
+
+
 class IndexedTerms:
     """What a document holds in the scored fields, kept in its ``terms`` column for later builds.
 
@@ -296,7 +341,7 @@ class IndexedTerms:
         self.lengths = lengths
         self.words = words
         if vocabulary is None:
-            vocabulary = {w for field in words for w in field if len(w) >= VOCABULARY_MIN_LENGTH and w.isalpha()}
+            vocabulary = {w for field in words for w in field if is_vocabulary_word(w)}
         self.vocabulary = vocabulary
 
     def to_bytes(self) -> bytes:
