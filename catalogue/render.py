@@ -1063,6 +1063,28 @@ class SiteSink:
         if entry.ref in self._previous_latest:
             self._latest_kept[entry.ref] = entry
 
+    def keep_all(self, entries: list[Entry]) -> None:
+        """:meth:`keep` of each, its lookups made once: a rebuild keeps nearly all of 100,000 fiches, most of
+        them already in the folder taken over (the published build's very files: nothing to link)."""
+        recycled = self._recycled
+        if recycled is None or not self._same_salt:
+            for entry in entries:
+                self.keep(entry)
+            return
+        previous_refs, refs, kept, same = self._previous_refs, self._refs, self._kept, recycled.same
+        latest = self._previous_latest
+        for entry in entries:
+            ref = entry.ref
+            facts = previous_refs.get(ref)
+            name = ref + ".html"
+            if facts is None or name not in same:
+                self.keep(entry)  # an older page to put aside, a fiche to link, or the error
+                continue
+            kept.add(name)
+            refs[ref] = facts
+            if ref in latest:
+                self._latest_kept[ref] = entry
+
     def _drop_recycled(self) -> None:
         """Remove, from a folder taken over, the fiches of formations that are no longer published."""
         recycled = self._recycled
