@@ -274,7 +274,8 @@ class Manifest:
         not when the published build turns out damaged. None when there is no manifest or another ``key``'s.
 
         (Reading them on a thread while the input is cut was tried: no faster, since the cut takes the
-        GIL back after hashing each run and waits for the thread each time.)
+        GIL back after hashing each run and waits for the thread each time. The cut now runs in a
+        forked process meanwhile: :class:`~.sources.lheo_cut.CutAhead`.)
         """
         path = folder / CACHE_DIR / MANIFEST_DIR
         try:
@@ -416,7 +417,7 @@ def read_incremental(
     files = list(discover(paths))
     lheo_files = [path for path in files if path.suffix.lower() in XML_SUFFIXES and path.is_file()]
     # A rebuild cuts its LHEO files in a child process while this one reads the previous outcomes.
-    ahead = CutAhead([(path, known_cuts.get(str(path))) for path in lheo_files]) if previous and lheo_files else None
+    ahead = CutAhead([(path, known_cuts.get(str(path))) for path in lheo_files]) if previous is not None and lheo_files else None
     try:
         outcomes = previous.outcomes if previous is not None else {}
         yield from _read_files(files, lheo_files, outcomes, known_cuts, ahead, today, progress, cuts)
