@@ -58,6 +58,21 @@ def link_file(source: Path, target: Path) -> None:
         shutil.copy2(source, target)
 
 
+def link_spare(path: Union[Path, str], spare: str) -> None:
+    """Link a file a full build wrote into a spare folder (see ``render.SPARE_DIR``), if it can be: the
+    rebuild that takes over a spare short of a file links that file as it would without a spare."""
+    try:
+        os.link(path, spare)
+    except FileNotFoundError:
+        try:
+            os.makedirs(os.path.dirname(spare), exist_ok=True)
+            os.link(path, spare)
+        except OSError:
+            pass
+    except OSError:
+        pass
+
+
 def link_tree(source: Path, target: Path) -> int:
     """Link every file under ``source`` to the same place under ``target``; returns how many."""
     count = 0

@@ -51,7 +51,7 @@ from markupsafe import Markup, escape
 from . import catalog as catalog_module, model as model_module
 from .build import STALE_DIR, SinkContext, build_before, register_sink
 from .catalog import Catalog, Entry, OrganismeSummary, is_ended
-from .incremental import link_file, link_tree, listed_inodes as _inodes
+from .incremental import link_file, link_spare, link_tree, listed_inodes as _inodes
 from .model import Action, Adresse, Coordonnees, Formation, ModalitesEnseignement, PartialDate, Session, check_ref
 from .regions import Geo
 from .settings import PROJECT_ROOT, Settings
@@ -1595,16 +1595,7 @@ def _write(path: Path | str, content: str, spare: Optional[str] = None) -> None:
     """
     _write_bytes(path, content.encode("utf-8"))
     if spare is not None:
-        try:
-            os.link(path, spare)
-        except FileNotFoundError:
-            try:
-                os.makedirs(os.path.dirname(spare), exist_ok=True)
-                os.link(path, spare)
-            except OSError:
-                pass
-        except OSError:
-            pass  # a spare short of a page has that page linked by the build that takes it over
+        link_spare(path, spare)
 
 
 #: A new file, as ``open(path, "xb")`` makes it, for os.open (without a file object: a fiche is one write).

@@ -102,7 +102,7 @@ from typing import Callable, Iterable, Iterator, Optional
 
 from ..build import STALE_DIR, SinkContext, build_before, register_sink
 from ..catalog import Catalog, Entry
-from ..incremental import link_file, listed_inodes
+from ..incremental import link_file, link_spare, listed_inodes
 from ..model import Formation
 from .analysis import (
     B,
@@ -637,7 +637,7 @@ class _Cache:
         path.write_bytes(marshal.dumps(data))
         self.written.add(name)
         if self._spare is not None and "/" in name:
-            _link_spare(path, self._spare + name)
+            link_spare(path, self._spare + name)
 
     def read(self, name: str):
         """A file of the previous build's cache."""
@@ -707,7 +707,7 @@ class _Output:
         path.write_bytes(data)
         self.written.add(relative)
         if self.spare is not None and "/" in relative:
-            _link_spare(path, self.spare + relative)
+            link_spare(path, self.spare + relative)
 
     def drop(self, relative: str) -> None:
         self.digests.pop(relative, None)
@@ -748,21 +748,6 @@ class _Output:
     def version(self) -> str:
         text = "\n".join(f"{name} {digest}" for name, digest in sorted(self.digests.items()))
         return hashlib.sha256(text.encode()).hexdigest()[:12]
-
-
-def _link_spare(path: Path, spare: str) -> None:
-    """Link a file a full build wrote into its spare folder (SPARE_DIR), if it can be: the build that takes
-    a spare short of a file over links that file as it would without a spare."""
-    try:
-        os.link(path, spare)
-    except FileNotFoundError:
-        try:
-            os.makedirs(os.path.dirname(spare), exist_ok=True)
-            os.link(path, spare)
-        except OSError:
-            pass
-    except OSError:
-        pass
 
 
 def _link_all(source: Path, target: Path, names: list[str]) -> int:
