@@ -275,14 +275,14 @@ class CutAhead:
 
     def take(self, path: Path, previous: Optional[Cut]) -> Optional[Cutting]:
         """The cut of ``path``, the next file of the jobs (in their order); :func:`cut_lheo`'s when out of step."""
-        if self._next < len(self._jobs) and self._jobs[self._next][0] == path:
+        if self._next < len(self._jobs) and self._jobs[self._next] == (path, previous):
             self._next += 1
             try:
                 answer = self._receive.recv()
             except (EOFError, OSError):
                 answer = None
             if answer is not None and answer[0] == "cut":
-                return _decoded(path, previous, answer[1])
+                return _decoded(path, previous, answer[1])  # the kept runs are numbered in this previous cut
             if answer is not None and answer[0] == "none":
                 return None
         self.close()  # out of step, or the child failed: cut here, as without it
