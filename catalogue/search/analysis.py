@@ -168,12 +168,10 @@ def analyse(text: Optional[str]) -> list[str]:
     return list(_analysed(text)[1]) if text else []
 
 
-def analyse_both(text: Optional[str]) -> tuple[list[str], list[str]]:
-    """:func:`fold_terms` and :func:`analyse` of ``text`` in one pass."""
-    if not text:
-        return [], []
-    folded, stems = _analysed(text)
-    return list(folded), list(stems)
+def analyse_both(text: Optional[str]) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """:func:`fold_terms` and :func:`analyse` of ``text`` in one pass, as the tuples the analysis keeps:
+    shared by the sinks that analyse the same text one after the other, never copied (nor changed)."""
+    return _analysed(text) if text else ((), ())
 
 
 #: The label a fiche prints before its Ref: "Ref : 15_AF_1" pasted from a fiche is the Ref.

@@ -66,7 +66,7 @@ from ..model import Formation
 from whoosh.system import pack_uint
 from whoosh.util.numeric import length_to_byte
 
-from .analysis import FIELD_BOOSTS, TermsTokenizer, _analysed, field_texts, fold, normalise_number, stem
+from .analysis import FIELD_BOOSTS, TermsTokenizer, analyse_both, field_texts, fold, normalise_number, stem
 
 INDEX_DIR = "index"
 STORE_FILE = "formations.sqlite"
@@ -263,9 +263,7 @@ def analysed_document(formation: Formation, entry: Entry) -> tuple[dict, "Indexe
     words: list[list[str]] = []
     found: set[str] = set()
     for name, text in field_texts(formation, entry).items():
-        # The analysis's own tuples (shared with the static search, which analyses the same
-        # texts next), not copies: nothing here changes them.
-        folded, stems = _analysed(text) if text else ((), ())
+        folded, stems = analyse_both(text)  # shared with the static search, which analyses the same texts next
         count = len(stems)
         fields[name] = " ".join(stems)
         fields[_LENGTH_FIELDS[name]] = _LENGTH_BYTES[count] if count < len(_LENGTH_BYTES) else length_to_byte(count)
