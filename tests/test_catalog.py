@@ -67,3 +67,22 @@ def test_normalise_title_is_remembered_and_right():
     assert normalise_title(title) == "electricien d equipement du batiment"
     assert normalise_title(title) == "electricien d equipement du batiment"
     assert normalise_title.cache_info().hits == 1
+
+
+def test_flags_and_numbers_are_the_models():
+    """summarize() walks the actions and sessions once for what the model's properties each walk again:
+    over varied formations, the entry says what those properties say."""
+    from catalogue.generate import generate_formations
+
+    formations = list(generate_formations(400, seed=7))
+    for flag in ("eligible_cpf", "a_distance", "entrees_sorties_permanentes"):
+        assert {getattr(f, flag) for f in formations} == {True, False}, flag  # both cases seen
+    for formation in formations:
+        entry = entry_of(formation)
+        assert entry.eligible_cpf is formation.eligible_cpf
+        assert entry.a_distance is formation.a_distance
+        assert entry.entrees_sorties_permanentes is formation.entrees_sorties_permanentes
+        assert entry.financeurs == tuple(
+            sorted({f.code_financeur for a in formation.actions for f in a.organismes_financeurs})
+        )
+        assert entry.action_numeros == tuple(a.numero for a in formation.actions if a.numero)
