@@ -146,12 +146,13 @@ def _analysed(text: str) -> tuple[tuple[str, ...], tuple[str, ...]]:
     found = _recent.get(text)
     if found is None:
         found_words = words(text)
-        if not all(map(_stem_of.__contains__, found_words)):
+        try:
+            folded = tuple(filter(None, map(_folded_of.__getitem__, found_words)))
+        except KeyError:  # a word not met yet (rarely, once the catalogue's words are known)
             _learn(found_words)
-        found = (
-            tuple(filter(None, map(_folded_of.__getitem__, found_words))),
-            tuple(filter(None, map(_stem_of.__getitem__, found_words))),
-        )
+            folded = tuple(filter(None, map(_folded_of.__getitem__, found_words)))
+        # _folded_of and _stem_of know the same words.
+        found = (folded, tuple(filter(None, map(_stem_of.__getitem__, found_words))))
         if len(_recent) >= _RECENT_LIMIT:
             _recent.clear()
         _recent[text] = found
@@ -192,8 +193,23 @@ def normalise_number(query: str) -> str:
 def field_texts(formation: "Formation", entry: "Entry") -> dict[str, str]:
     """The raw text of each scored field of a formation (keys of :data:`FIELD_BOOSTS`).
 
-    Both the Whoosh index and the static shards index exactly these texts.
+    Both the Whoosh index and the static shards index exactly these texts, and ask for
+    them one after the other: the last answer is kept (with the objects asked about, so
+    that another formation cannot take their ids), and a copy of it given.
     """
+    last = _last_texts[0]
+    if last[0] is formation and last[1] is entry:
+        return dict(last[2])
+    texts = _field_texts(formation, entry)
+    _last_texts[0] = (formation, entry, texts)
+    return dict(texts)
+
+
+#: The last formation and entry :func:`field_texts` was asked about, and its answer (one tuple: read at once).
+_last_texts: list[tuple] = [(None, None, {})]
+
+
+def _field_texts(formation: "Formation", entry: "Entry") -> dict[str, str]:
     organisme = formation.organisme_formation_responsable
     names = [organisme.nom_organisme]
     if organisme.raison_sociale != organisme.nom_organisme:

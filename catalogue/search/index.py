@@ -35,6 +35,7 @@ import json
 import math
 import multiprocessing
 import os
+import pickle
 import queue
 import re
 import shutil
@@ -45,7 +46,7 @@ import zlib
 from collections import Counter
 from contextlib import closing
 from pathlib import Path
-from typing import Iterable, Optional
+from typing import Iterable, Iterator, Optional
 
 from whoosh import index as whoosh_index
 from whoosh.codec.whoosh3 import W3Codec
@@ -54,10 +55,13 @@ from whoosh.multiproc import MpWriter, SubWriterTask
 from whoosh.reading import SegmentReader
 from whoosh.writing import IndexingError, SegmentWriter
 from whoosh.columns import NumericColumn, VarBytesColumn
+from whoosh.analysis import KeywordAnalyzer
 from whoosh.fields import COLUMN, ID, KEYWORD, STORED, TEXT, Schema
+from whoosh.formats import Frequency
 from whoosh.automata.fsa import find_all_matches
 from whoosh.automata.lev import levenshtein_automaton
 from whoosh.query import Term
+from whoosh.util import random_name
 
 from ..build import PreviousBuild, SinkContext, register_sink
 from ..catalog import Catalog, Entry
@@ -165,7 +169,8 @@ def make_schema() -> Schema:
 
 
 class AnalysedText(TEXT):
-    """A text field without positions, given the terms of :func:`~catalogue.search.analysis.analyse`
+    """A text field without positions, given the terms of :func:`~catalogue.search.analysis.analyse`:
+    as a sequence (:func:`document_of`; :class:`LeanSegmentWriter` counts them itself), or
     joined by spaces (:class:`TermsTokenizer`).
 
     Whoosh would run the tokenizer, a token object per term, and its frequency
@@ -179,8 +184,10 @@ class AnalysedText(TEXT):
         super().__init__(phrase=False, **kwargs)
 
     def index(self, value, **kwargs):
+        """``value``: the terms joined by spaces, or the sequence of them (what :func:`document_of` gives)."""
         boost = self.format.field_boost
-        return [(term.encode(), freq, freq * boost, pack_uint(freq)) for term, freq in Counter(value.split()).items()]
+        terms = value.split() if isinstance(value, str) else value
+        return [(term.encode(), freq, freq * boost, pack_uint(freq)) for term, freq in Counter(terms).items()]
 
 
 def flags_of(entry: Entry) -> int:
@@ -258,38 +265,75 @@ def document(formation: Formation, entry: Entry, vocabulary: Optional[set[str]] 
 
 def analysed_document(formation: Formation, entry: Entry) -> tuple[dict, "IndexedTerms"]:
     """The Whoosh document, and the terms it holds (also in its ``terms`` column)."""
-    fields: dict[str, object] = {}
+    return document_of(index_row(formation, entry))
+
+
+#: What the build's process sends the index's writers of a formation (:func:`index_row`): the
+#: texts of the scored fields, not yet analysed, and the other fields' values, in a tuple.
+IndexRow = tuple
+
+
+def index_row(formation: Formation, entry: Entry) -> IndexRow:
+    """What the writers need of a formation to make its document (:func:`document_of`).
+
+    The build's process, the bottleneck of a full build, only gathers the texts: the
+    analysis runs where the document is written (the writer processes, the update process),
+    and a tuple of plain values pickles faster than a document's dict.
+    """
+    place = entry.place
+    return (
+        entry.ref,
+        tuple(map(field_texts(formation, entry).__getitem__, _FIELD_NAMES)),
+        " ".join(entry.regions),
+        " ".join(entry.departements),
+        " ".join(entry.financeurs),
+        flags_of(entry),
+        int(max(entry.debuts)) if entry.debuts else 0,
+        entry.archived,
+        entry.intitule,
+        entry.organisme,
+        (place.ville, place.codepostal) if place else (None, None),
+        entry.datemaj,
+    )
+
+
+def document_of(row: IndexRow) -> tuple[dict, "IndexedTerms"]:
+    """The Whoosh document of an :func:`index_row`, and the terms it holds (also in its ``terms`` column).
+
+    The scored fields get their terms as a tuple (:class:`AnalysedText` counts them).
+    """
+    ref, texts, regions, departements, financeurs, flags, debut_max, archived, titre, nom, lieu, datemaj = row
+    doc: dict[str, object] = {"ref": ref}
     lengths: list[int] = []
     words: list[list[str]] = []
     found: set[str] = set()
-    for name, text in field_texts(formation, entry).items():
-        folded, stems = analyse_both(text)  # shared with the static search, which analyses the same texts next
+    for name, text in zip(_FIELD_NAMES, texts):
+        folded, stems = analyse_both(text)
         count = len(stems)
-        fields[name] = " ".join(stems)
-        fields[_LENGTH_FIELDS[name]] = _LENGTH_BYTES[count] if count < len(_LENGTH_BYTES) else length_to_byte(count)
+        doc[name] = stems
+        doc[_LENGTH_FIELDS[name]] = _LENGTH_BYTES[count] if count < len(_LENGTH_BYTES) else length_to_byte(count)
         lengths.append(count)
-        words.append(list(dict.fromkeys(folded)))
-        found.update(folded)
+        distinct = list(dict.fromkeys(folded))
+        words.append(distinct)
+        found.update(distinct)
     terms = IndexedTerms(lengths, words, vocabulary_of(found))
-    place = entry.place
-    doc = dict(
-        ref=entry.ref,
-        **fields,
+    doc.update(
         terms=terms.to_bytes(),
-        regions=" ".join(entry.regions),
-        departements=" ".join(entry.departements),
-        financeurs=" ".join(entry.financeurs),
-        flags=flags_of(entry),
-        debut_max=int(max(entry.debuts)) if entry.debuts else 0,
-        archived=entry.archived,
-        titre=entry.intitule,
-        nom=entry.organisme,
-        lieu=(place.ville, place.codepostal) if place else (None, None),
-        datemaj=entry.datemaj,
+        regions=regions,
+        departements=departements,
+        financeurs=financeurs,
+        flags=flags,
+        debut_max=debut_max,
+        archived=archived,
+        titre=titre,
+        nom=nom,
+        lieu=lieu,
+        datemaj=datemaj,
     )
     return doc, terms
 
 
+_FIELD_NAMES = tuple(FIELD_BOOSTS)
 _LENGTH_FIELDS = {name: f"len_{name}" for name in FIELD_BOOSTS}
 #: :func:`length_to_byte` of the usual lengths, looked up rather than bisected per field.
 _LENGTH_BYTES = [length_to_byte(n) for n in range(4096)]
@@ -378,9 +422,11 @@ class IndexSink:
 
     A full build (``context.previous`` is None) writes everything, with
     :data:`WRITER_PROCS` writer processes, and the store's process
-    (:class:`StoreProcess`): this process only analyses the texts. An incremental build starts from the
-    previous build's index (:class:`IndexUpdate`), in a process forked when the sinks open
-    (:class:`UpdateProcess`): this process again only analyses the changed formations.
+    (:class:`StoreProcess`): this process only gathers each formation's texts and values
+    (:func:`index_row`) and its store rows (:func:`store_rows`); the writer processes analyse
+    the texts. An incremental build starts from the previous build's index (:class:`IndexUpdate`),
+    in a process forked when the sinks open (:class:`UpdateProcess`), which analyses the changed
+    formations' texts.
     ``keep()`` has nothing to do. :class:`Excess` says why the answers are those of a full build.
     """
 
@@ -425,23 +471,31 @@ class IndexSink:
     # -- the protocol
 
     def add(self, formation: Formation, entry: Entry) -> None:
-        doc, terms = analysed_document(formation, entry)
+        row = index_row(formation, entry)
         if self.update is not None:
             self.added = True
-            self.update.add(doc, store_rows(formation, entry), terms.vocabulary)
+            self.update.add(row, store_rows(formation, entry))
             return
-        self.writer.add_document(**doc)
+        if isinstance(self.writer, SegmentedMpWriter):
+            self.writer.add_row(row)  # analysed, and its words counted, by the writer processes
+        else:
+            doc, terms = document_of(row)
+            self.writer.add_document(**doc)
+            self.word_counts.update(terms.vocabulary)
         self.store.add(formation, entry)
-        self.word_counts.update(terms.vocabulary)
 
     def keep(self, entry: Entry) -> None:
         """Unchanged since the previous build: its document and rows come with the previous files."""
 
     def finish(self, catalog: Catalog) -> None:
         if self.previous is None:
-            # The store's last rows first: its process finishes while Whoosh's commit.
-            self.store.add_vocabulary(self.word_counts)
-            self.writer.commit()
+            if isinstance(self.writer, SegmentedMpWriter):
+                # The writer processes count the words; the store's last rows go as soon as they
+                # have, and its process finishes while they write their last segments.
+                self.writer.commit(words=self.store.add_vocabulary)
+            else:
+                self.store.add_vocabulary(self.word_counts)
+                self.writer.commit()
             self.store.close()
             self._stop_tasks.detach()
             return
@@ -520,16 +574,18 @@ class IndexUpdate:
         self.writer = ix.writer(limitmb=UPDATE_LIMITMB, codec=LeanCodec())
         self.store = FormationStoreWriter.reopen(self.folder / STORE_FILE)
 
-    def add(self, doc: dict, rows: "StoreRows", vocabulary: Iterable[str]) -> None:
-        """A new or changed formation: its document (:func:`analysed_document`), rows (:func:`store_rows`)
-        and vocabulary words."""
+    def add(self, row: IndexRow, rows: "StoreRows") -> None:
+        """A new or changed formation: what its document is made of (:func:`index_row`), and its
+        rows (:func:`store_rows`)."""
         self.start()
+        doc, terms = document_of(row)
         self.writer.add_document(**doc)
         self.store.add_rows(rows)
-        self.word_counts.update(vocabulary)
-        if doc["ref"] in self.previous_refs:
+        self.word_counts.update(terms.vocabulary)
+        ref = row[0]
+        if ref in self.previous_refs:
             # Changed: its previous document is deleted now rather than at the end (same deletions).
-            self._delete_documents([doc["ref"]])
+            self._delete_documents([ref])
 
     def finish(self, removed: list[str]) -> None:
         """Take out the formations no longer published, commit the index, write the store."""
@@ -647,11 +703,11 @@ class UpdateProcess(_ChildProcess):
     """:class:`IndexUpdate` in a process of its own, forked when the sinks open.
 
     It links and copies the previous build's files while the build reads on;
-    the build's process only analyses each changed formation (the static search
-    analyses the same texts next) and sends its document, rows and words, in
+    the build's process only gathers each changed formation's texts and rows
+    (:func:`index_row`, :func:`store_rows`) and sends them, in
     batches (:data:`UPDATE_BATCH`; the first one alone, so that the process
     starts at once). Whoosh's writer, the store's compression and inserts, the
-    deletions and the commit are the process's, in the order a single process
+    analysis, the deletions and the commit are the process's, in the order a single process
     would do them: the same files. Messages are bounded (:data:`STORE_QUEUE`).
     """
 
@@ -662,8 +718,8 @@ class UpdateProcess(_ChildProcess):
         self.batch: list[tuple] = []
         self.sent = 0
 
-    def add(self, doc: dict, rows: "StoreRows", vocabulary: Iterable[str]) -> None:
-        self.batch.append((doc, rows, vocabulary))
+    def add(self, row: IndexRow, rows: "StoreRows") -> None:
+        self.batch.append((row, rows))
         if len(self.batch) >= (UPDATE_BATCH if self.sent else 1):
             self._flush()
 
@@ -690,8 +746,8 @@ def _run_update(update: IndexUpdate, jobs, results) -> None:
         while True:
             kind, payload = jobs.get()
             if kind == "add":
-                for doc, rows, vocabulary in payload:
-                    update.add(doc, rows, vocabulary)
+                for row, rows in payload:
+                    update.add(row, rows)
             else:
                 update.finish(payload)
                 break
@@ -822,18 +878,216 @@ def segments_to_merge(segments: list) -> list:
     return chosen
 
 
+class LeanPool:
+    """A segment's postings, grouped by term as they come (in place of Whoosh's :class:`PostingPool`).
+
+    Whoosh's pool keeps one tuple per posting, sorts them all when the segment is
+    written and gives them one by one to the codec: a third of a writer process's
+    time. Here a document's postings are appended to their term's list, in docnum
+    order (a document holds a term once per field), and only the terms are sorted:
+    the same postings, in the same order. The terms of the text and keyword fields
+    are kept as given (the text, not its bytes) with each document's frequency, the
+    only thing their postings are made of. For :class:`LeanSegmentWriter`, whose
+    segments are written whole (no runs to disk: :data:`SEGMENT_DOCS` bounds them).
+    """
+
+    def __init__(self):
+        #: (field name, term bytes) → the postings ``(field name, term bytes, docnum, weight, value bytes)``.
+        self.terms: dict[tuple[str, bytes], list[tuple]] = {}
+        #: (field name, term) of a field given to :meth:`add_terms` → docnum, frequency, docnum, frequency...
+        self.texts: dict[tuple[str, str], list[int]] = {}
+        self.fieldnames: set[str] = set()
+
+    def add(self, item: tuple) -> None:
+        key = item[0], item[1]
+        postings = self.terms.get(key)
+        if postings is None:
+            self.terms[key] = [item]
+            self.fieldnames.add(item[0])
+        else:
+            postings.append(item)
+
+    def add_terms(self, fieldname: str, terms, docnum: int) -> None:
+        """A document's terms in a field whose format counts them (:class:`Frequency`), with repeats."""
+        texts = self.texts
+        for term, freq in Counter(terms).items():
+            key = fieldname, term
+            postings = texts.get(key)
+            if postings is None:
+                texts[key] = [docnum, freq]
+            else:
+                postings.append(docnum)
+                postings.append(freq)
+        if terms:
+            self.fieldnames.add(fieldname)
+
+    def posting_lists(self, schema) -> Iterator[tuple[str, bytes, list[int], list[float], list[bytes]]]:
+        """Each term's postings, in the order Whoosh writes them (field name, then term bytes):
+        ``(field name, term bytes, docnums, weights, value bytes)``."""
+        keys: dict[tuple[str, bytes], Optional[str]] = {(name, term.encode()): term for name, term in self.texts}
+        for key in self.terms:
+            keys.setdefault(key, None)
+        boosts: dict[str, float] = {}
+        for key in sorted(keys):
+            name, text = key
+            term = keys[key]
+            if term is not None:
+                postings = self.texts[name, term]
+                freqs = postings[1::2]
+                boost = boosts.get(name)
+                if boost is None:
+                    boost = boosts[name] = schema[name].format.field_boost
+                # As Frequency.word_values() and SegmentWriter.add_document() weigh them (no boosts given).
+                values = [_PACKED_FREQS[f] if f < len(_PACKED_FREQS) else pack_uint(f) for f in freqs]
+                found = postings[0::2], [f * boost for f in freqs], values
+                items = self.terms.get(key)
+                if items is not None:
+                    # Documents given to Whoosh's own add_document (boosts) among the others: by docnum.
+                    merged = sorted([*zip(*found), *(item[2:] for item in items)], key=lambda p: p[0])
+                    found = [p[0] for p in merged], [p[1] for p in merged], [p[2] for p in merged]
+            else:
+                items = self.terms[key]
+                found = [p[2] for p in items], [p[3] for p in items], [p[4] for p in items]
+            yield name, text, *found
+
+    def cleanup(self) -> None:
+        self.terms = {}
+        self.texts = {}
+
+
+#: :func:`pack_uint` of the usual frequencies (what a :class:`Frequency` format stores per posting).
+_PACKED_FREQS = [pack_uint(n) for n in range(256)]
+
+
+class LeanSegmentWriter(SegmentWriter):
+    """Whoosh's segment writer with a :class:`LeanPool`, whose terms go to the codec a posting list at a time.
+
+    Only for :class:`LeanCodec` (no length statistics per block: the codec is not
+    given documents' lengths) and segments made of added documents. Its
+    ``add_document`` is Whoosh's for a schema without vectors nor spelling fields,
+    given no boosts nor ``_stored_`` values (else Whoosh's own runs), with the terms
+    of the text and keyword fields handed to the pool as they are (no token objects).
+    """
+
+    def __init__(self, ix, **kwargs):
+        super().__init__(ix, **kwargs)
+        self.pool.cleanup()
+        self.pool = LeanPool()
+        self._plain = not any(field.vector or field.separate_spelling() for _, field in self.schema.items())
+        #: The fields whose terms go to the pool as they are: AnalysedText (given its terms), and
+        #: keyword fields split on blanks with a frequency format, whose tokens the pool counts as
+        #: Whoosh's format does.
+        self._lean: dict[str, str] = {}
+        for name, field in self.schema.items():
+            if type(field) is AnalysedText and type(field.format) is Frequency:
+                self._lean[name] = _GIVEN
+            elif (type(field) is KEYWORD and type(field.format) is Frequency
+                  and field.analyzer == KeywordAnalyzer(lowercase=False, commas=False)):
+                self._lean[name] = _SPLIT
+
+    def add_document(self, **fields) -> None:
+        fieldnames = sorted(fields)
+        if not self._plain or any(name.startswith("_") for name in fieldnames):
+            return super().add_document(**fields)
+        self._check_state()
+        perdocwriter = self.perdocwriter
+        schema = self.schema
+        docnum = self.docnum
+        pool = self.pool
+        self._check_fields(schema, fieldnames)
+        perdocwriter.start_doc(docnum)
+        try:
+            for fieldname in fieldnames:
+                value = fields[fieldname]
+                if value is None:
+                    continue
+                field = schema[fieldname]
+                length = 0
+                if field.indexed:
+                    lean = self._lean.get(fieldname)
+                    if lean is _GIVEN and not isinstance(value, str):
+                        terms = value
+                    elif lean is _SPLIT and isinstance(value, str):
+                        terms = _blank_separated(value)
+                    else:
+                        terms = None
+                    if terms is not None:
+                        pool.add_terms(fieldname, terms, docnum)
+                        if field.scorable:
+                            length = len(terms)  # the sum of their frequencies
+                    else:
+                        scorable = field.scorable
+                        for tbytes, freq, weight, vbytes in field.index(value):
+                            if scorable:
+                                length += freq
+                            pool.add((fieldname, tbytes, docnum, weight * 1.0, vbytes))
+                perdocwriter.add_field(fieldname, field, value if field.stored else None, length)
+                column = field.column_type
+                if column:
+                    perdocwriter.add_column_value(fieldname, column, field.to_column_value(value))
+        except Exception:
+            perdocwriter.cancel_doc()
+            raise
+        perdocwriter.finish_doc()
+        self._added = True
+        self.docnum += 1
+
+    def _flush_segment(self) -> None:
+        self.perdocwriter.close()
+        fieldwriter = self.fieldwriter
+        field = None
+        for name, text, ids, weights, values in self.pool.posting_lists(self.schema):
+            if name != field:
+                if field is not None:
+                    fieldwriter.finish_field()
+                fieldwriter.start_field(name, self.schema[name])
+                field = name
+            fieldwriter.start_term(text)
+            _add_posting_list(fieldwriter._postwriter, ids, weights, values)
+            fieldwriter.finish_term()
+        if field is not None:
+            fieldwriter.finish_field()
+        fieldwriter.close()
+
+
+#: How :class:`LeanSegmentWriter` takes a field's terms: as given, or split on blanks (Whoosh's
+#: ``SpaceSeparatedTokenizer``).
+_GIVEN, _SPLIT = "given", "split"
+_blank_separated = re.compile(r"[^ \t\r\n]+").findall
+
+
+def _add_posting_list(writer, ids: list[int], weights: list[float], values: list[bytes]) -> None:
+    """What Whoosh's :class:`W3PostingsWriter` ``add_posting`` does for each posting of a term (without a
+    document length, as :class:`LeanCodec` has none), a block of them at a time."""
+    limit = writer._blocklimit
+    for start in range(0, len(ids), limit):
+        end = start + limit
+        if writer._ids:  # a full block waits: written before the next posting, as add_posting does
+            writer._write_block()
+        writer._ids.extend(ids[start:end])
+        block = weights[start:end]
+        writer._weights.extend(block)
+        weight = max(block)
+        if weight > writer._maxweight:
+            writer._maxweight = weight
+        writer._values.extend([v for v in values[start:end] if v])
+
+
 class SegmentedTask(SubWriterTask):
-    """A Whoosh writer process that closes its segment every :data:`SEGMENT_DOCS` documents.
+    """A Whoosh writer process that makes the documents of the rows it is sent (:func:`document_of`),
+    counts their vocabulary words, and closes its segment every :data:`SEGMENT_DOCS` documents.
 
     Whoosh pools a segment's postings in memory until the segment is written;
     closing segments as they fill bounds the process's memory whatever the
     catalogue's size, and writes them during the build rather than all at the end.
+    The analysis is here rather than in the build's process, its bottleneck.
     """
 
     def run(self) -> None:
         ix = self.storage.open_index(self.indexname)
         segments = []
-        self.writer = SegmentWriter(ix, _lk=False, **self.kwargs)
+        self.words: Counter[str] = Counter()
+        self.writer = LeanSegmentWriter(ix, _lk=False, **self.kwargs)
         while True:
             job = self.jobqueue.get()
             if job is None:
@@ -841,19 +1095,56 @@ class SegmentedTask(SubWriterTask):
             self._process_file(*job)
             if self.writer.docnum >= SEGMENT_DOCS:
                 segments.append(self.writer._finalize_segment())
-                self.writer = SegmentWriter(ix, _lk=False, **self.kwargs)
+                self.writer = LeanSegmentWriter(ix, _lk=False, **self.kwargs)
+        # The words first: the store writes them while this process writes its last segment.
+        self.resultqueue.put(("words", self.words))
         if self.writer.docnum:
             segments.append(self.writer._finalize_segment())
         else:
             self.writer._close_segment()
-        self.resultqueue.put(segments)
+        self.resultqueue.put(("segments", segments))
+
+    def _process_file(self, filename: str, doc_count: int) -> None:
+        """A job file of :meth:`SegmentedMpWriter._enqueue`: one pickled list of rows."""
+        storage = self.writer.temp_storage()
+        with storage.open_file(filename).raw_file() as f:
+            rows = pickle.load(f)
+        storage.delete_file(filename)
+        add_document = self.writer.add_document
+        count = self.words.update
+        for row in rows:
+            doc, terms = document_of(row)
+            add_document(**doc)
+            count(terms.vocabulary)
 
 
 class SegmentedMpWriter(MpWriter):
-    """Whoosh's multi-process writer with :class:`SegmentedTask` processes: the index is their segments."""
+    """Whoosh's multi-process writer with :class:`SegmentedTask` processes: the index is their segments.
+
+    It is given rows (:func:`index_row`), not documents: each batch of them goes to a job
+    file as one pickled list.
+    """
 
     def __init__(self, ix, procs: int, **kwargs):
         super().__init__(ix, procs=procs, multisegment=True, **kwargs)
+
+    def add_row(self, row: IndexRow) -> None:
+        self.docbuffer.append(row)
+        if len(self.docbuffer) >= self.batchsize:
+            self._enqueue()
+        self._added_sub = True
+
+    def add_document(self, **fields) -> None:
+        raise NotImplementedError("SegmentedMpWriter reçoit des lignes (add_row), pas des documents")
+
+    def _enqueue(self) -> None:
+        rows, self.docbuffer = self.docbuffer, []
+        filename = f"{random_name()}.rows"
+        with self.temp_storage().create_file(filename).raw_file() as f:
+            pickle.dump(rows, f, pickle.HIGHEST_PROTOCOL)
+        if len(self.tasks) < self.procs:
+            self._new_task()
+        self.jobqueue.put((filename, len(rows)))
 
     def _new_task(self) -> SegmentedTask:
         task = SegmentedTask(self.storage, self.indexname, self.jobqueue, self.resultqueue, self.subargs, True)
@@ -861,29 +1152,46 @@ class SegmentedMpWriter(MpWriter):
         task.start()
         return task
 
-    def commit(self, mergetype=None, optimize=None, merge=None) -> None:
+    def commit(self, mergetype=None, optimize=None, merge=None, words=None) -> None:
+        """Commit the processes' segments; ``words``, when given, is called with the vocabulary
+        words of all the documents and how many hold each, as soon as the processes have counted them."""
         if self.docbuffer:
             self._enqueue()
         for _task in self.tasks:
             self.jobqueue.put(None)
-        segments = [segment for result in self._results() for segment in result]
+        counts: Counter[str] = Counter()
+        segments = []
+        for kind, result in self._results():
+            if kind == "words":
+                counts.update(result)
+                if words is not None and self._words_left == 0:
+                    words(counts)
+            else:
+                segments.extend(result)
+        if words is not None and not self.tasks:
+            words(counts)
         for task in self.tasks:
             task.join()
         self._close_segment()
         self._commit_toc(segments)
         self._finish()
 
-    def _results(self) -> list[list]:
-        """Each process's segments; a process that died fails the build (its documents would be missing)."""
-        results: list[list] = []
-        while len(results) < len(self.tasks):
+    def _results(self) -> Iterator[tuple[str, object]]:
+        """Each process's words, then its segments; a process that died fails the build (its documents would be missing)."""
+        self._words_left = len(self.tasks)
+        expected = 2 * len(self.tasks)
+        while expected:
             try:
-                results.append(self.resultqueue.get(timeout=1))
+                kind, result = self.resultqueue.get(timeout=1)
             except queue.Empty:
                 failed = [task.exitcode for task in self.tasks if task.exitcode not in (None, 0)]
                 if failed:
                     raise IndexingError(f"un processus d'écriture de l'index s'est arrêté (code {failed[0]})")
-        return results
+                continue
+            expected -= 1
+            if kind == "words":
+                self._words_left -= 1
+            yield kind, result
 
 
 def _stop_writer_tasks(tasks: list, others: list = ()) -> None:
