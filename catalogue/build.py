@@ -57,10 +57,10 @@ KEEP_BUILDS = 2  # the published one and the one before, still open by slow read
 _held_locks: list[int] = []
 
 
-#: Niceness added to the processes a build forks (fiche, Whoosh writer, store, static search workers...). The
-#: build's own process is its critical path: the work it hands to others waits for it, never the reverse, until
-#: the end. Niced, those processes share one core and leave the other to it, rather than the three or four of
-#: them taking turns on both.
+#: Niceness added to the processes a build starts (fiche, Whoosh writer, store and static search workers, the
+#: exports' compressor). The build's own process is its critical path: the work it hands to others waits for it,
+#: never the reverse, until the end. Niced, those processes share one core and leave the other to it, rather
+#: than the three or four of them taking turns on both.
 CHILD_NICENESS = 5
 
 
