@@ -80,7 +80,7 @@ from typing import Any, BinaryIO, Callable, Iterator, Optional, Sequence, Union
 
 from lxml import etree
 
-from .build import PreviousBuild, SinkContext, register_sink
+from .build import CHILD_NICENESS, PreviousBuild, SinkContext, register_sink
 from .catalog import Catalog, Entry
 from .incremental import link_file
 from .lheo_export import NAMESPACES, FragmentWriter, formation_element
@@ -1160,7 +1160,11 @@ class FileWork:
 #: build's own interpreter: the same zlib, so the same bytes as :func:`gzip_member` (checked first).
 _DEFLATER_SOURCE = """
 import os, struct, sys, zlib
-level, count = int(sys.argv[1]), int(sys.argv[2])
+level, count, niceness = int(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3])
+try:
+    os.nice(niceness)
+except OSError:
+    pass
 header = struct.Struct("<%dq" % count)
 source, target = open(0, "rb", buffering=0), open(1, "wb", buffering=0)
 def read(length):
@@ -1217,7 +1221,7 @@ class Deflater:
             return None
         try:
             process = subprocess.Popen(
-                [sys.executable, "-I", "-S", "-c", _DEFLATER_SOURCE, str(GZIP_LEVEL), str(len(KINDS))],
+                [sys.executable, "-I", "-S", "-c", _DEFLATER_SOURCE, str(GZIP_LEVEL), str(len(KINDS)), str(CHILD_NICENESS)],
                 stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, bufsize=0,
             )
         except OSError:

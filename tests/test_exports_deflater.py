@@ -8,7 +8,7 @@ import random
 import pytest
 
 import catalogue.exports as exports
-from catalogue.build import SinkContext
+from catalogue.build import CHILD_NICENESS, SinkContext
 from catalogue.catalog import Catalog
 from catalogue.exports import Deflater, DonneesSink, gzip_member
 from catalogue.regions import geo
@@ -173,3 +173,10 @@ def test_the_process_stops_when_closed_though_a_forked_process_holds_its_pipe(de
     finally:
         os.kill(child, 9)
         os.waitpid(child, 0)
+
+
+def test_the_process_is_niced_like_the_builds_other_children(deflater):
+    # It shares the second core with them, leaving one to the build's own process (build.CHILD_NICENESS).
+    deflater.members([[b"x"], [], []])  # answered: it is past its start
+    fields = open(f"/proc/{deflater._process.pid}/stat").read().rpartition(")")[2].split()
+    assert int(fields[16]) == min(19, os.nice(0) + CHILD_NICENESS)  # field 19 of proc(5): nice

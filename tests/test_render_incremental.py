@@ -13,6 +13,7 @@ from typing import Callable, Optional
 
 import pytest
 
+import catalogue.build as build_module
 import catalogue.render as render
 from catalogue.build import BuildOptions, PreviousBuild, SinkContext, build, published_build
 from catalogue.catalog import Catalog, Entry, Place, summarize
@@ -450,6 +451,24 @@ def test_abort_stops_the_workers(tmp_path, small_batches):
     assert len(our_children(existing)) == 2
     sink.abort()
     assert our_children(existing) == []
+
+
+def test_a_builds_workers_are_niced(tmp_path, small_batches, monkeypatch):
+    # They leave a core to the build's own process, which feeds them (build.CHILD_NICENESS).
+    fiche = Site.fiche
+    ours = os.nice(0)
+
+    def noting(self, formation, entry):
+        return fiche(self, formation, entry).replace("</body>", f"<!-- nice {os.nice(0)} --></body>")
+
+    monkeypatch.setattr(Site, "fiche", noting)
+    content = tmp_path / "content"
+    write(content / "a.xml", many(4))
+    run(content, tmp_path / "build")
+    assert small_batches  # rendered by the workers
+    expected = min(19, ours + build_module.CHILD_NICENESS)
+    for page in (tmp_path / "build" / "site" / "formations").glob("*.html"):
+        assert f"<!-- nice {expected} -->" in page.read_text(encoding="utf-8")
 
 
 def test_workers_do_not_hold_the_build_lock(tmp_path, small_batches, monkeypatch):
