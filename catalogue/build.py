@@ -746,15 +746,29 @@ def _prune(build_dir: Path) -> list[Path]:
     return list(trash.iterdir())
 
 
+#: Deletes what is in the trash, not the trash folder itself: the next build may be moving a folder into it.
+_EMPTY_TRASH = (
+    "import os, shutil, sys\n"
+    "for name in os.listdir(sys.argv[1]):\n"
+    "    shutil.rmtree(os.path.join(sys.argv[1], name), ignore_errors=True)"
+)
+
+
 def _prune_later(build_dir: Path) -> None:
-    """Prune, and delete the trash in a process of its own: nobody waits for 100,000 unlinks."""
-    if not _prune(build_dir):
-        return
-    subprocess.Popen(
-        [sys.executable, "-c", "import shutil, sys; shutil.rmtree(sys.argv[1], ignore_errors=True)", str(build_dir / TRASH_DIR)],
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        start_new_session=True,
-        close_fds=True,
-    )
+    """Prune, and delete the trash in a process of its own: nobody waits for 100,000 unlinks.
+
+    Housekeeping after the build is published: a failure here is not the build's.
+    """
+    try:
+        if not _prune(build_dir):
+            return
+        subprocess.Popen(
+            [sys.executable, "-c", _EMPTY_TRASH, str(build_dir / TRASH_DIR)],
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,
+            close_fds=True,
+        )
+    except OSError:
+        pass  # the next build prunes again
