@@ -98,7 +98,7 @@ from functools import lru_cache
 from itertools import chain, compress, repeat
 from operator import sub
 from pathlib import Path
-from typing import Callable, Iterable, Iterator, Optional
+from typing import Callable, Iterable, Iterator, Optional, Sequence
 
 from ..build import STALE_DIR, SinkContext, build_before, register_sink
 from ..catalog import Catalog, Entry
@@ -111,6 +111,7 @@ from .analysis import (
     MAX_QUERY_TERMS,
     STOP_WORDS,
     analyse,
+    analyse_both,
     average_length,
     field_texts,
     idf,
@@ -356,14 +357,19 @@ Record = tuple
 
 def make_record(formation: Formation, entry: Entry) -> Record:
     """What the shards need of a formation, analysed once (kept in the cache for the next build)."""
+    return _make_record(field_terms(formation, entry), number_keys(entry), entry)
+
+
+def field_terms(formation: Formation, entry: Entry) -> list[tuple[str, ...]]:
+    """The analysed terms of each field, in FIELDS order: the analysis's own tuples (in a full build
+    the index has just analysed the same texts, so these cost a lookup each)."""
     texts = field_texts(formation, entry)
-    return _make_record([texts[name] for name in FIELDS], number_keys(entry), entry)
+    return [analyse_both(texts[name])[1] for name in FIELDS]
 
 
-def _make_record(texts: list[str], keys: list[str], entry) -> Record:
-    """:func:`make_record` from the fields' texts (in FIELDS order) and the number keys; ``entry``
+def _make_record(analysed: list[Sequence[str]], keys: list[str], entry) -> Record:
+    """:func:`make_record` from the fields' terms (in FIELDS order) and the number keys; ``entry``
     an :class:`Entry` or a :class:`_Row` (what the worker process knows of it)."""
-    analysed = [analyse(text) for text in texts]
     # The text first, in one go: most terms are there only (its shift is 0).
     codes = {term: tf for term, tf in Counter(analysed[-1]).items()}
     if codes and max(codes.values()) > _MAX_TF:
@@ -975,8 +981,10 @@ class StaticSearchSink:
 
     def add(self, formation: Formation, entry: Entry) -> None:
         if self._worker is not None:
-            texts = field_texts(formation, entry)
-            self._worker.add(([texts[name] for name in FIELDS], number_keys(entry), _Row.of(entry)))
+            # The terms, not the texts: in a full build the index has just analysed them (the
+            # worker would analyse them again); joined, one string a field pickles at memcpy speed.
+            terms = tuple(map(_joined, field_terms(formation, entry)))
+            self._worker.add((terms, number_keys(entry), _Row.of(entry)))
             return
         record = make_record(formation, entry)
         if self.previous is not None:
@@ -1025,8 +1033,9 @@ class StaticSearchSink:
 
     def finish(self, catalog: Catalog) -> None:
         if self._worker is not None:
+            # The worker scores and writes the shards while the build goes on (the index's commit):
+            # :meth:`wait` collects its answer.
             self._worker.finish([e.ref for e in catalog.entries])
-            self._worker = None
             return
         if self.root.exists():
             shutil.rmtree(self.root)
@@ -1046,6 +1055,12 @@ class StaticSearchSink:
             self._finish_moved(catalog, removed)
         else:
             _Update(self, catalog).run()
+
+    def wait(self) -> None:
+        """The worker's end of a full build (its error, if any, raised here)."""
+        if self._worker is not None:
+            worker, self._worker = self._worker, None
+            worker.wait()
 
     def _finish_full(self, catalog: Catalog) -> None:
         self._flush()
@@ -1128,10 +1143,10 @@ class StaticSearchSink:
 # The worker process of a full build
 # --------------------------------------------------------------------------
 
-#: Whether a full build runs the sink in a process of its own (``CATALOGUE_STATIC_WORKER=1``). Off by
-#: default: it pays only when the second core is idle; on this shared 2-core machine, 20,000-formation
-#: builds were slower with it (medians of 3: 42.0 s against 35.8 s), the build's process waiting for a core.
-WORKER = os.environ.get("CATALOGUE_STATIC_WORKER") == "1"
+#: Whether a full build runs the sink in a process of its own (``CATALOGUE_STATIC_WORKER=0`` turns it
+#: off). The build's process is the critical path: it only sends each formation's terms, keys and
+#: row, and the worker scores and writes the shards while the build finishes its other sinks.
+WORKER = os.environ.get("CATALOGUE_STATIC_WORKER", "1") != "0"
 #: Formations sent to the worker at once.
 WORKER_BATCH = 256
 
@@ -1186,10 +1201,13 @@ class _Worker:
             self._raise()
 
     def finish(self, refs: list[str]) -> None:
+        """The last formations and the catalogue's Refs, in docnum order; :meth:`wait` for the answer."""
         if self._batch:
             self._send(("add", self._batch))
             self._batch = []
         self._send(("finish", refs))
+
+    def wait(self) -> None:
         self._raise()
 
     def _raise(self) -> None:
@@ -1210,6 +1228,20 @@ class _Worker:
         self._conn.close()
 
 
+def _joined(terms: tuple[str, ...]):
+    """A field's terms for the worker: joined by spaces (what the index gives Whoosh too), or the
+    tuple itself should a term hold a space."""
+    joined = " ".join(terms)
+    return joined if joined.count(" ") == len(terms) - 1 or not terms else terms
+
+
+def _split(terms) -> Sequence[str]:
+    """The terms :func:`_joined` sent."""
+    if isinstance(terms, str):
+        return terms.split(" ") if terms else ()
+    return terms
+
+
 def _worker_main(conn, context: SinkContext, options: ShardOptions) -> None:
     import gc
     import traceback
@@ -1225,10 +1257,10 @@ def _worker_main(conn, context: SinkContext, options: ShardOptions) -> None:
             except EOFError:
                 return  # the build stopped without finishing
             if kind == "add":
-                for texts, keys, values in payload:
+                for terms, keys, values in payload:
                     row = _Row(*values)
                     rows[row.ref] = row
-                    record = _make_record(texts, keys, row)
+                    record = _make_record([_split(t) for t in terms], keys, row)
                     sink._add_record(record)
                     row.row_text = _dumps(values)
                     row.key_crcs = _crcs(record[5])
