@@ -109,6 +109,7 @@ def child_costs(build_dir: Path, count: int, worker: bool) -> dict:
         result[f"{name}_add_s"] = time.perf_counter() - start
         start = time.perf_counter()
         sink.finish(Catalog.of(entries, TODAY))
+        sink.wait()
         result[f"{name}_finish_s"] = time.perf_counter() - start
         build_module._publish(build_dir, staging)
         return staging
@@ -201,6 +202,9 @@ def child_build(build_dir: Path, count: int, sinks: list[str], top_k: int, digit
     for name, sink in active.items():
         t = time.perf_counter()
         sink.finish(catalog)
+        wait = getattr(sink, "wait", None)
+        if wait is not None:
+            wait()
         finish[name] = time.perf_counter() - t
     build_module._publish(build_dir, staging)
     return {

@@ -121,6 +121,7 @@ class Builds:
             else:
                 sink.keep(entry)
         sink.finish(Catalog.of(entries, TODAY))
+        sink.wait()  # a full build's worker writes the files after finish()
         (folder / "refs.json").write_text(json.dumps(sorted(e.ref for e in entries)))
         self.made = made
         return folder

@@ -73,6 +73,7 @@ def feed(root: Path, items, options: ShardOptions = ShardOptions(), worker=None)
         entries.append(entry)
         sink.add(formation, entry)
     sink.finish(Catalog.of(entries, TODAY))
+    sink.wait()  # a full build's worker writes the files after finish()
     return root / "site"
 
 
@@ -409,6 +410,7 @@ def test_the_worker_process_is_used_and_its_error_stops_the_build(tmp_path, monk
         sink.add(formation, entry)
     with pytest.raises(RuntimeError, match="static-search : .*analyse impossible"):
         sink.finish(Catalog.of(entries, TODAY))
+        sink.wait()  # the worker's error comes with its answer
     assert not sink._worker._process.is_alive() if sink._worker else True
 
 
@@ -566,3 +568,33 @@ def test_javascript_helpers_equal_python(generated, page):  # noqa: F811
 
 def test_field_boosts_are_the_contract():
     assert list(FIELD_BOOSTS) == list(static.FIELDS)
+
+
+def test_the_worker_gets_each_field_s_terms_back_as_they_were():
+    """A field's terms go to the worker joined by spaces; a term holding a space (never made by the
+    analysis, but not assumed) goes as the tuple itself."""
+    for terms in [(), ("electr",), ("electr", "batiment", "electr"), ("a b", "c"), (" ",)]:
+        sent = static._joined(terms)
+        assert tuple(static._split(sent)) == terms
+    assert isinstance(static._joined(("electr", "batiment")), str)
+    assert static._joined(("a b", "c")) == ("a b", "c")
+
+
+def test_a_full_build_s_worker_answers_at_wait(tmp_path):
+    """finish() hands the shards to the worker and returns; wait() collects them (the build calls it
+    once every sink has finished)."""
+    context = SinkContext(tmp_path, Settings(), TODAY, geo())
+    sink = StaticSearchSink(context, worker=True)
+    entries = []
+    for i, formation in enumerate(formations()):
+        entry = summarize(formation, origin=Origin("test", i + 1), statut=Statut.VALIDEE, today=TODAY,
+                          settings=Settings(), geo=context.geo)
+        entries.append(entry)
+        sink.add(formation, entry)
+    sink.finish(Catalog.of(entries, TODAY))
+    worker = sink._worker
+    assert worker is not None  # still at work
+    sink.wait()
+    assert sink._worker is None and not worker._process.is_alive()
+    assert (tmp_path / "site" / "recherche" / "manifest.json").exists()
+    sink.wait()  # once is enough

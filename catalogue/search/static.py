@@ -87,7 +87,9 @@ import marshal
 import math
 import os
 import re
+import queue
 import shutil
+import threading
 import unicodedata
 import zlib
 from array import array
@@ -98,7 +100,7 @@ from functools import lru_cache
 from itertools import chain, compress, repeat
 from operator import sub
 from pathlib import Path
-from typing import Callable, Iterable, Iterator, Optional
+from typing import Callable, Iterable, Iterator, Optional, Sequence
 
 from ..build import STALE_DIR, SinkContext, build_before, register_sink
 from ..catalog import Catalog, Entry
@@ -111,6 +113,7 @@ from .analysis import (
     MAX_QUERY_TERMS,
     STOP_WORDS,
     analyse,
+    analyse_both,
     average_length,
     field_texts,
     idf,
@@ -356,14 +359,19 @@ Record = tuple
 
 def make_record(formation: Formation, entry: Entry) -> Record:
     """What the shards need of a formation, analysed once (kept in the cache for the next build)."""
+    return _make_record(field_terms(formation, entry), number_keys(entry), entry)
+
+
+def field_terms(formation: Formation, entry: Entry) -> list[tuple[str, ...]]:
+    """The analysed terms of each field, in FIELDS order: the analysis's own tuples (in a full build
+    the index has just analysed the same texts, so these cost a lookup each)."""
     texts = field_texts(formation, entry)
-    return _make_record([texts[name] for name in FIELDS], number_keys(entry), entry)
+    return [analyse_both(texts[name])[1] for name in FIELDS]
 
 
-def _make_record(texts: list[str], keys: list[str], entry) -> Record:
-    """:func:`make_record` from the fields' texts (in FIELDS order) and the number keys; ``entry``
+def _make_record(analysed: list[Sequence[str]], keys: list[str], entry) -> Record:
+    """:func:`make_record` from the fields' terms (in FIELDS order) and the number keys; ``entry``
     an :class:`Entry` or a :class:`_Row` (what the worker process knows of it)."""
-    analysed = [analyse(text) for text in texts]
     # The text first, in one go: most terms are there only (its shift is 0).
     codes = {term: tf for term, tf in Counter(analysed[-1]).items()}
     if codes and max(codes.values()) > _MAX_TF:
@@ -592,6 +600,55 @@ RECORDS_PER_FILE = 32
 SPARE_DIR = "spare"
 
 
+class _Files:
+    """A full build's new files, written by a thread of its own while the sink computes the next ones.
+
+    Creating a file costs this disk a fraction of a millisecond to milliseconds when it is busy,
+    time the sink's process spends waiting, not computing: the ~10,000 files of 20,000 formations
+    took a third of its finish. The system calls leave the interpreter's lock to the sink.
+    Full builds only: an incremental build moves and relinks files in place, in order.
+    """
+
+    def __init__(self) -> None:
+        self._queue: queue.Queue = queue.Queue(maxsize=2048)  # bounds the bytes waiting
+        self._thread: Optional[threading.Thread] = None
+        self._error: Optional[BaseException] = None
+
+    def write(self, path: str, data: bytes, spare: Optional[str]) -> None:
+        """Write ``data`` to ``path`` (its folder made), then link it to ``spare`` if given."""
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._run, name="static-search-files", daemon=True)
+            self._thread.start()
+        self._queue.put((path, data, spare))
+
+    def _run(self) -> None:
+        get = self._queue.get
+        while True:
+            item = get()
+            if item is None:
+                return
+            if self._error is not None:
+                continue  # drained: the error is raised by flush()
+            path, data, spare = item
+            try:
+                with open(path, "wb") as file:
+                    file.write(data)
+                if spare is not None:
+                    link_spare(path, spare)
+            except BaseException as exc:  # noqa: BLE001  (raised in the sink's thread by flush())
+                self._error = exc
+
+    def flush(self) -> None:
+        """Wait until every file is written; the first error, if any, raised here."""
+        if self._thread is not None:
+            self._queue.put(None)
+            self._thread.join()
+            self._thread = None
+        if self._error is not None:
+            error, self._error = self._error, None
+            raise error
+
+
 class _Cache:
     """The sink's private files: ``meta`` (the statistics and tables of the last build),
     ``refs`` (Ref → records file), ``keywords`` (every term of a number query),
@@ -605,9 +662,10 @@ class _Cache:
     build that did not change is hard-linked, never rewritten.
     """
 
-    def __init__(self, folder: Path, previous: Optional[Path]):
+    def __init__(self, folder: Path, previous: Optional[Path], files: Optional[_Files] = None):
         self.folder = folder
         self.previous = previous
+        self.files = files  # a full build's writer thread
         self.written: set[str] = set()
         self.dropped: set[str] = set()
         #: The cache folder of the build before the previous one, taken over (:meth:`take_over`).
@@ -634,10 +692,14 @@ class _Cache:
         if self.taken is not None:
             self.taken.discard(self.folder, name)
         path = self.folder / name
-        path.write_bytes(marshal.dumps(data))
+        spare = self._spare + name if self._spare is not None and "/" in name else None
+        if self.files is not None:
+            self.files.write(os.fspath(path), marshal.dumps(data), spare)
+        else:
+            path.write_bytes(marshal.dumps(data))
+            if spare is not None:
+                link_spare(path, spare)
         self.written.add(name)
-        if self._spare is not None and "/" in name:
-            link_spare(path, self._spare + name)
 
     def read(self, name: str):
         """A file of the previous build's cache."""
@@ -679,8 +741,10 @@ class _Output:
         keep: bool = True,
         taken: Optional[_Taken] = None,
         spare: Optional[Path] = None,
+        files: Optional[_Files] = None,
     ):
         self.root = root
+        self.files = files  # a full build's writer thread (the files are new: never read back before flush)
         self.previous = previous
         self.taken = taken  # the folder of the build before the previous one, taken over
         #: A full build's spare folder (SPARE_DIR): each file of a subfolder is linked there too.
@@ -704,10 +768,14 @@ class _Output:
             self._folders.add(path.parent)
         if self.taken is not None:
             self.taken.discard(self.root, relative)  # an older build's file: unlinked, never written into
-        path.write_bytes(data)
+        spare = self.spare + relative if self.spare is not None and "/" in relative else None
+        if self.files is not None:
+            self.files.write(os.fspath(path), data, spare)
+        else:
+            path.write_bytes(data)
+            if spare is not None:
+                link_spare(path, spare)
         self.written.add(relative)
-        if self.spare is not None and "/" in relative:
-            link_spare(path, self.spare + relative)
 
     def drop(self, relative: str) -> None:
         self.digests.pop(relative, None)
@@ -715,6 +783,8 @@ class _Output:
             self._unlink(relative)
 
     def _unlink(self, relative: str) -> None:
+        if self.files is not None:
+            self.files.flush()
         (self.root / relative).unlink()
         self.written.discard(relative)
         if self.spare is not None and "/" in relative:
@@ -726,6 +796,8 @@ class _Output:
     def read_back(self, relative: str) -> str:
         """A file of this build, written earlier (or the previous build's, when it came out the same)."""
         folder = self.root if relative in self.written else self.previous
+        if self.files is not None and folder is self.root:
+            self.files.flush()
         return (folder / relative).read_text(encoding="utf-8")
 
     def previous_json(self, relative: str):
@@ -945,7 +1017,8 @@ class StaticSearchSink:
         self.root = context.staging / "site" / SITE_DIR
         self.previous = context.previous
         previous_cache = self.previous.folder / CACHE_DIR if self.previous is not None else None
-        self.cache = _Cache(context.staging / CACHE_DIR, previous_cache)
+        # A full build's files are written by a thread (:class:`_Files`), in the worker if there is one.
+        self.cache = _Cache(context.staging / CACHE_DIR, previous_cache, _Files() if self.previous is None else None)
         self.meta: Optional[dict] = None
         if self.previous is not None:
             # The cache comes from the same code and settings; a missing file of the
@@ -975,8 +1048,10 @@ class StaticSearchSink:
 
     def add(self, formation: Formation, entry: Entry) -> None:
         if self._worker is not None:
-            texts = field_texts(formation, entry)
-            self._worker.add(([texts[name] for name in FIELDS], number_keys(entry), _Row.of(entry)))
+            # The terms, not the texts: in a full build the index has just analysed them (the
+            # worker would analyse them again); joined, one string a field pickles at memcpy speed.
+            terms = tuple(map(_joined, field_terms(formation, entry)))
+            self._worker.add((terms, number_keys(entry), _Row.of(entry)))
             return
         record = make_record(formation, entry)
         if self.previous is not None:
@@ -1025,8 +1100,9 @@ class StaticSearchSink:
 
     def finish(self, catalog: Catalog) -> None:
         if self._worker is not None:
+            # The worker scores and writes the shards while the build goes on (the index's commit):
+            # :meth:`wait` collects its answer.
             self._worker.finish([e.ref for e in catalog.entries])
-            self._worker = None
             return
         if self.root.exists():
             shutil.rmtree(self.root)
@@ -1046,6 +1122,12 @@ class StaticSearchSink:
             self._finish_moved(catalog, removed)
         else:
             _Update(self, catalog).run()
+
+    def wait(self) -> None:
+        """The worker's end of a full build (its error, if any, raised here)."""
+        if self._worker is not None:
+            worker, self._worker = self._worker, None
+            worker.wait()
 
     def _finish_full(self, catalog: Catalog) -> None:
         self._flush()
@@ -1128,10 +1210,10 @@ class StaticSearchSink:
 # The worker process of a full build
 # --------------------------------------------------------------------------
 
-#: Whether a full build runs the sink in a process of its own (``CATALOGUE_STATIC_WORKER=1``). Off by
-#: default: it pays only when the second core is idle; on this shared 2-core machine, 20,000-formation
-#: builds were slower with it (medians of 3: 42.0 s against 35.8 s), the build's process waiting for a core.
-WORKER = os.environ.get("CATALOGUE_STATIC_WORKER") == "1"
+#: Whether a full build runs the sink in a process of its own (``CATALOGUE_STATIC_WORKER=0`` turns it
+#: off). The build's process is the critical path: it only sends each formation's terms, keys and
+#: row, and the worker scores and writes the shards while the build finishes its other sinks.
+WORKER = os.environ.get("CATALOGUE_STATIC_WORKER", "1") != "0"
 #: Formations sent to the worker at once.
 WORKER_BATCH = 256
 
@@ -1186,10 +1268,13 @@ class _Worker:
             self._raise()
 
     def finish(self, refs: list[str]) -> None:
+        """The last formations and the catalogue's Refs, in docnum order; :meth:`wait` for the answer."""
         if self._batch:
             self._send(("add", self._batch))
             self._batch = []
         self._send(("finish", refs))
+
+    def wait(self) -> None:
         self._raise()
 
     def _raise(self) -> None:
@@ -1210,6 +1295,20 @@ class _Worker:
         self._conn.close()
 
 
+def _joined(terms: tuple[str, ...]):
+    """A field's terms for the worker: joined by spaces (what the index gives Whoosh too), or the
+    tuple itself should a term hold a space."""
+    joined = " ".join(terms)
+    return joined if joined.count(" ") == len(terms) - 1 or not terms else terms
+
+
+def _split(terms) -> Sequence[str]:
+    """The terms :func:`_joined` sent."""
+    if isinstance(terms, str):
+        return terms.split(" ") if terms else ()
+    return terms
+
+
 def _worker_main(conn, context: SinkContext, options: ShardOptions) -> None:
     import gc
     import traceback
@@ -1225,10 +1324,10 @@ def _worker_main(conn, context: SinkContext, options: ShardOptions) -> None:
             except EOFError:
                 return  # the build stopped without finishing
             if kind == "add":
-                for texts, keys, values in payload:
+                for terms, keys, values in payload:
                     row = _Row(*values)
                     rows[row.ref] = row
-                    record = _make_record(texts, keys, row)
+                    record = _make_record([_split(t) for t in terms], keys, row)
                     sink._add_record(record)
                     row.row_text = _dumps(values)
                     row.key_crcs = _crcs(record[5])
@@ -1306,7 +1405,7 @@ def _write_all(
     if sink.previous is not None:
         output = _Output(sink.root, sink.previous.folder / "site" / SITE_DIR, sink.meta["digests"], keep=False, taken=sink._taken)
     else:
-        output = _Output(sink.root, None, {}, spare=cache.folder / SPARE_DIR / SITE_DIR)
+        output = _Output(sink.root, None, {}, spare=cache.folder / SPARE_DIR / SITE_DIR, files=cache.files)
     queries = _NumberQueries.of(keys, vocabulary)
     wanted = queries.wanted()
     scorer = _Scorer(n, averages, options)
@@ -1352,6 +1451,8 @@ def _write_all(
     cache.write("refs", file_of)
     cache.write("keywords", sorted(queries.keywords))
     cache.write("meta", _meta(options, n, totals, averages, sizes, split, paged, buckets, weight, queries, texted, big, output, tables))
+    if cache.files is not None:
+        cache.files.flush()
     if output.previous is not None:
         output.link_rest()
     cache.link_rest()
