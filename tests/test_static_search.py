@@ -570,16 +570,6 @@ def test_field_boosts_are_the_contract():
     assert list(FIELD_BOOSTS) == list(static.FIELDS)
 
 
-def test_the_worker_gets_each_field_s_terms_back_as_they_were():
-    """A field's terms go to the worker joined by spaces; a term holding a space (never made by the
-    analysis, but not assumed) goes as the tuple itself."""
-    for terms in [(), ("electr",), ("electr", "batiment", "electr"), ("a b", "c"), (" ",)]:
-        sent = static._joined(terms)
-        assert tuple(static._split(sent)) == terms
-    assert isinstance(static._joined(("electr", "batiment")), str)
-    assert static._joined(("a b", "c")) == ("a b", "c")
-
-
 def test_a_full_build_s_worker_answers_at_wait(tmp_path):
     """finish() hands the shards to the worker and returns; wait() collects them (the build calls it
     once every sink has finished)."""

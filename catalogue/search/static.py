@@ -363,10 +363,19 @@ def make_record(formation: Formation, entry: Entry) -> Record:
 
 
 def field_terms(formation: Formation, entry: Entry) -> list[tuple[str, ...]]:
-    """The analysed terms of each field, in FIELDS order: the analysis's own tuples (in a full build
-    the index has just analysed the same texts, so these cost a lookup each)."""
+    """The analysed terms of each field, in FIELDS order."""
+    return terms_of(ordered_texts(formation, entry))
+
+
+def ordered_texts(formation: Formation, entry: Entry) -> tuple[str, ...]:
+    """The text of each field, in FIELDS order (what the worker process is sent)."""
     texts = field_texts(formation, entry)
-    return [analyse_both(texts[name])[1] for name in FIELDS]
+    return tuple(texts[name] for name in FIELDS)
+
+
+def terms_of(texts: Sequence[str]) -> list[tuple[str, ...]]:
+    """The analysed terms of each of :func:`ordered_texts`: the analysis's own tuples."""
+    return [analyse_both(text)[1] for text in texts]
 
 
 def _make_record(analysed: list[Sequence[str]], keys: list[str], entry) -> Record:
@@ -1048,10 +1057,9 @@ class StaticSearchSink:
 
     def add(self, formation: Formation, entry: Entry) -> None:
         if self._worker is not None:
-            # The terms, not the texts: in a full build the index has just analysed them (the
-            # worker would analyse them again); joined, one string a field pickles at memcpy speed.
-            terms = tuple(map(_joined, field_terms(formation, entry)))
-            self._worker.add((terms, number_keys(entry), _Row.of(entry)))
+            # The texts: the worker analyses them, off the build's own process (the index's writer
+            # processes analyse the same texts for Whoosh).
+            self._worker.add((ordered_texts(formation, entry), number_keys(entry), _Row.of(entry)))
             return
         record = make_record(formation, entry)
         if self.previous is not None:
@@ -1295,20 +1303,6 @@ class _Worker:
         self._conn.close()
 
 
-def _joined(terms: tuple[str, ...]):
-    """A field's terms for the worker: joined by spaces (what the index gives Whoosh too), or the
-    tuple itself should a term hold a space."""
-    joined = " ".join(terms)
-    return joined if joined.count(" ") == len(terms) - 1 or not terms else terms
-
-
-def _split(terms) -> Sequence[str]:
-    """The terms :func:`_joined` sent."""
-    if isinstance(terms, str):
-        return terms.split(" ") if terms else ()
-    return terms
-
-
 def _worker_main(conn, context: SinkContext, options: ShardOptions) -> None:
     import gc
     import traceback
@@ -1324,10 +1318,10 @@ def _worker_main(conn, context: SinkContext, options: ShardOptions) -> None:
             except EOFError:
                 return  # the build stopped without finishing
             if kind == "add":
-                for terms, keys, values in payload:
+                for texts, keys, values in payload:
                     row = _Row(*values)
                     rows[row.ref] = row
-                    record = _make_record([_split(t) for t in terms], keys, row)
+                    record = _make_record(terms_of(texts), keys, row)
                     sink._add_record(record)
                     row.row_text = _dumps(values)
                     row.key_crcs = _crcs(record[5])
