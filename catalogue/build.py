@@ -117,6 +117,8 @@ class Sink(Protocol):
     # Optional: ``abort()``, called when the build fails, to release processes or files early; ``wait()``,
     # called once every sink has finished and before the build is published, for a sink whose finish()
     # left work running elsewhere (the index's update process commits while the other sinks finish).
+    # Optional: ``hands_off``, true when finish() only hands the work to a process of the sink's own
+    # (collected by wait()): such sinks finish first, so that their process works while the others finish.
 
 
 @dataclass(frozen=True)
@@ -363,7 +365,7 @@ def _build_into(
         emitter.flush()
         if previous is not None:
             report.removed = len(previous[0].refs - manifest.published.keys())
-        for name, sink in zip(names, active):
+        for name, sink in _finish_order(names, active):
             with timer.phase(f"finish:{name}"):
                 sink.finish(catalog)
         for name, sink in zip(names, active):
@@ -387,6 +389,12 @@ def _build_into(
             raise PreviousBuildDamaged(str(exc)) from exc
         raise
     return report
+
+
+def _finish_order(names: list[str], sinks: list[Sink]) -> list[tuple[str, Sink]]:
+    """The sinks in the order they finish: those whose finish() hands the work off first, else as fed."""
+    pairs = list(zip(names, sinks))
+    return [p for p in pairs if getattr(p[1], "hands_off", False)] + [p for p in pairs if not getattr(p[1], "hands_off", False)]
 
 
 def _is_in(exc: BaseException, folder: Path) -> bool:

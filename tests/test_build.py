@@ -247,3 +247,35 @@ def test_a_sinks_wait_comes_after_every_finish_and_before_publishing(tmp_path, m
                    Settings(), sinks=["slow", "other"])
     assert log == ["finish slow", "finish other", "wait slow"]
     assert "wait:slow" in report.timings and "wait:other" not in report.timings
+
+
+def test_a_sink_that_hands_its_finish_off_finishes_first(tmp_path, monkeypatch):
+    # Its process works while the others finish (the static search's worker: build._finish_order).
+    from catalogue.build import SINKS
+
+    log: list[str] = []
+
+    def sink(name: str, hands_off: bool):
+        class Sink:
+            def __init__(self, context):
+                self.hands_off = hands_off
+
+            def add(self, formation, entry):
+                pass
+
+            def keep(self, entry):
+                pass
+
+            def finish(self, catalog):
+                log.append(name)
+
+        return Sink
+
+    for name, hands_off in [("first", False), ("handed", True), ("last", False)]:
+        monkeypatch.setitem(SINKS, name, sink(name, hands_off))
+    content = tmp_path / "content" / "a.xml"
+    content.parent.mkdir()
+    write_lheo([make_formation()], content)
+    build(BuildOptions(content=(content,), build_dir=tmp_path / "build", today=dt.date(2026, 11, 29)),
+          Settings(), sinks=["first", "handed", "last"])
+    assert log == ["handed", "first", "last"]

@@ -581,6 +581,7 @@ def test_a_full_build_s_worker_answers_at_wait(tmp_path):
                           settings=Settings(), geo=context.geo)
         entries.append(entry)
         sink.add(formation, entry)
+    assert sink.hands_off  # the build finishes it first
     sink.finish(Catalog.of(entries, TODAY))
     worker = sink._worker
     assert worker is not None  # still at work

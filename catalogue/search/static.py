@@ -1106,9 +1106,14 @@ class StaticSearchSink:
         if self._worker is not None:
             self._worker.stop()
 
+    @property
+    def hands_off(self) -> bool:
+        """Whether finish() only hands the shards to the worker (the build then finishes this sink first)."""
+        return self._worker is not None
+
     def finish(self, catalog: Catalog) -> None:
         if self._worker is not None:
-            # The worker scores and writes the shards while the build goes on (the index's commit):
+            # The worker scores and writes the shards while the build goes on (the other sinks' finish):
             # :meth:`wait` collects its answer.
             self._worker.finish([e.ref for e in catalog.entries])
             return
