@@ -394,7 +394,7 @@ def _build_into(
 def _finish_order(names: list[str], sinks: list[Sink]) -> list[tuple[str, Sink]]:
     """The sinks in the order they finish: those whose finish() hands the work off first, else as fed."""
     pairs = list(zip(names, sinks))
-    return [p for p in pairs if getattr(p[1], "hands_off", False)] + [p for p in pairs if not getattr(p[1], "hands_off", False)]
+    return sorted(pairs, key=lambda pair: not getattr(pair[1], "hands_off", False))  # stable: else as fed
 
 
 def _is_in(exc: BaseException, folder: Path) -> bool:
