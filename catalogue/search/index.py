@@ -254,20 +254,6 @@ def ref_without_prefix(ref: str) -> list[str]:
     return result
 
 
-def document(formation: Formation, entry: Entry, vocabulary: Optional[set[str]] = None) -> dict:
-    """The Whoosh document of a formation; its words of :data:`VOCABULARY_MIN_LENGTH` letters or
-    more go into ``vocabulary`` when given."""
-    doc, terms = analysed_document(formation, entry)
-    if vocabulary is not None:
-        vocabulary.update(terms.vocabulary)
-    return doc
-
-
-def analysed_document(formation: Formation, entry: Entry) -> tuple[dict, "IndexedTerms"]:
-    """The Whoosh document, and the terms it holds (also in its ``terms`` column)."""
-    return document_of(index_row(formation, entry))
-
-
 #: What the build's process sends the index's writers of a formation (:func:`index_row`): the
 #: texts of the scored fields, not yet analysed, and the other fields' values, in a tuple.
 IndexRow = tuple
