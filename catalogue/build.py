@@ -77,10 +77,10 @@ def _after_fork_in_child() -> None:
         except OSError:
             pass
     _held_locks.clear()
-    _die_with_parent()
+    die_with_parent()
 
 
-def _die_with_parent() -> None:
+def die_with_parent() -> None:
     """Linux: a child of a build is killed when the build dies (even by SIGKILL)."""
     try:
         import ctypes

@@ -589,3 +589,44 @@ def test_a_full_build_s_worker_answers_at_wait(tmp_path):
     assert sink._worker is None and not worker._process.is_alive()
     assert (tmp_path / "site" / "recherche" / "manifest.json").exists()
     sink.wait()  # once is enough
+
+
+def test_number_shards_written_apart_are_those_written_in_line(tmp_path, monkeypatch):
+    """A full build writes its number and doc shards in a forked process: the same files, the same cache."""
+    from catalogue.generate import generate_formations
+
+    # A title holding a number key: a number query whose text search finds something ("texted").
+    titled = make_formation(numero="15_AF_0000910009", intitule="Préparation au titre 12345")
+    items = list(generate_formations(300, seed=5, reference=TODAY)) + formations() + [titled]
+    options = ShardOptions(top_k=20, top_k_archived=5, number_shard_bytes=600, big_key_codes=4, term_shard_bytes=2000)
+    forks = []
+    real = static._Apart.__init__
+    monkeypatch.setattr(static._Apart, "__init__", lambda self, function: (forks.append(1), real(self, function))[1])
+    apart = feed(tmp_path / "apart", items, options, worker=False)
+    assert forks == [1]
+    monkeypatch.setattr(static, "NUMBERS_APART", False)
+    in_line = feed(tmp_path / "in-line", items, options, worker=False)
+    assert forks == [1]
+    files = tree(in_line / "recherche")
+    assert sum(f.startswith("n/") for f in files) > 10 and sum(f.startswith("d/") for f in files) > 1
+    assert tree(apart / "recherche") == files
+    caches = [folder / ".cache" / "static-search" for folder in (tmp_path / "apart", tmp_path / "in-line")]
+    assert tree(caches[0]).keys() == tree(caches[1]).keys()
+    meta = [marshal.loads((cache / "meta").read_bytes()) for cache in caches]
+    assert meta[0] == meta[1] and meta[0]["big"] and meta[0]["texted"]
+    assert [marshal.loads((cache / "keywords").read_bytes()) for cache in caches][0] == marshal.loads(
+        (caches[1] / "keywords").read_bytes()
+    )
+    # Its spare links hold the number and doc shards as well.
+    spare = caches[0] / static.SPARE_DIR / "recherche"
+    assert all(os.path.samefile(spare / f, apart / "recherche" / f) for f in files if f.startswith(("n/", "d/")))
+
+
+def test_an_error_writing_the_number_shards_apart_stops_the_build(tmp_path, monkeypatch, capfd):
+    def broken(*args):
+        raise ValueError("numéros impossibles")
+
+    monkeypatch.setattr(static, "_write_numbers", broken)  # the process is forked: it inherits the patch
+    with pytest.raises(RuntimeError, match="static-search : ValueError: numéros impossibles"):
+        feed(tmp_path, formations(), worker=False)
+    assert "numéros impossibles" in capfd.readouterr().err  # the whole traceback, on the build's stderr

@@ -81,15 +81,19 @@ rebuilds take over the folders of the build before the published one.
 
 from __future__ import annotations
 
+import gc
 import hashlib
 import json
 import marshal
 import math
 import os
+import pickle
 import re
 import queue
 import shutil
+import sys
 import threading
+import traceback
 import unicodedata
 import zlib
 from array import array
@@ -102,7 +106,7 @@ from operator import sub
 from pathlib import Path
 from typing import Callable, Iterable, Iterator, Optional, Sequence
 
-from ..build import STALE_DIR, SinkContext, build_before, register_sink
+from ..build import STALE_DIR, SinkContext, build_before, die_with_parent, register_sink
 from ..catalog import Catalog, Entry
 from ..incremental import link_file, link_spare, listed_inodes
 from ..model import Formation
@@ -1170,7 +1174,11 @@ class StaticSearchSink:
                 groups.sort()
                 yield term, groups
 
-        _write_all(self, entries, terms(), set(postings), keys, self._totals, self._file_of)
+        def members_of(term: str) -> set[int]:
+            low = (1 << 32) - 1
+            return set(map(docnums.__getitem__, map(low.__and__, postings[term])))
+
+        _write_all(self, entries, terms(), set(postings), keys, self._totals, self._file_of, members_of)
 
     def _finish_moved(self, catalog: Catalog, removed: set[str]) -> None:
         """Formations added or removed: docnums move, and N: every shard is written again, from the cache."""
@@ -1229,6 +1237,8 @@ class StaticSearchSink:
 WORKER = os.environ.get("CATALOGUE_STATIC_WORKER", "1") != "0"
 #: Formations sent to the worker at once.
 WORKER_BATCH = 256
+#: A full build writes its number and doc shards in a forked process while it scores the terms (see _write_all).
+NUMBERS_APART = True
 
 
 class _Row:
@@ -1309,9 +1319,6 @@ class _Worker:
 
 
 def _worker_main(conn, context: SinkContext, options: ShardOptions) -> None:
-    import gc
-    import traceback
-
     # The collector would walk every object inherited from the build: they are never freed here.
     gc.freeze()
     try:
@@ -1395,8 +1402,14 @@ def _write_all(
     keys: list[str],
     totals: list[int],
     file_of: dict[str, int],
+    members_of: Optional[Callable[[str], set[int]]] = None,
 ) -> None:
-    """Every file of the search folder, and the cache, from every term's postings (in term order)."""
+    """Every file of the search folder, and the cache, from every term's postings (in term order).
+
+    A full build given ``members_of`` (a term's docnums, any time) writes the number and doc shards
+    in a forked process while this one scores the terms: they need nothing of the terms but the
+    members of the few in number queries, and this is the build's tail, with the other core idle.
+    """
     options = sink.options
     cache = sink.cache
     n = len(entries)
@@ -1405,8 +1418,11 @@ def _write_all(
         output = _Output(sink.root, sink.previous.folder / "site" / SITE_DIR, sink.meta["digests"], keep=False, taken=sink._taken)
     else:
         output = _Output(sink.root, None, {}, spare=cache.folder / SPARE_DIR / SITE_DIR, files=cache.files)
-    queries = _NumberQueries.of(keys, vocabulary)
-    wanted = queries.wanted()
+    apart: Optional[_Apart] = None
+    if NUMBERS_APART and members_of is not None and output.previous is None and hasattr(os, "fork"):
+        apart = _Apart(lambda: _numbers_apart(output, entries, keys, vocabulary, members_of, options))
+    queries = _NumberQueries.of(keys, vocabulary) if apart is None else None
+    wanted = queries.wanted() if queries is not None else set()
     scorer = _Scorer(n, averages, options)
     entries_of: dict[str, str] = {}
     sizes: dict[str, int] = {}
@@ -1436,25 +1452,122 @@ def _write_all(
     for leaf, leaf_terms in sorted(leaves.items()):
         output.write(f"t/{leaf_file(leaf)}.json", _object_text({t: entries_of[t] for t in leaf_terms}))
     del entries_of
-    # ``vocabulary`` may hold terms that lost their last formation: candidates are those
-    # whose terms are all still indexed.
-    queries.candidates = {q: q_terms for q, q_terms in queries.candidates.items() if all(t in sizes for t in q_terms)}
-    texted = {q for q, q_terms in queries.candidates.items() if _all_match(q_terms, doc_sets)}
-    weight = sum(len(k) + 8 for joined in keys for k in _split_keys(joined)) + sum(_row_weight(e) for e in entries)
-    buckets = _bucket_count(weight, options)
-    big = _write_numbers(output, entries, keys, buckets, texted, options)
-    _write_docs(output, entries, range(-(-n // options.docs_per_shard)), options)
-    tables = _write_manifest_and_page(sink, output, n, averages, buckets, queries.digitless > 0, split)
+    if apart is not None:
+        numbers = apart.result()
+        output.digests.update(numbers.digests)  # in the order they were written, as here
+    else:
+        assert queries is not None
+        # ``vocabulary`` may hold terms that lost their last formation: candidates are those
+        # whose terms are all still indexed.
+        queries.candidates = {q: q_terms for q, q_terms in queries.candidates.items() if all(t in sizes for t in q_terms)}
+        texted = {q for q, q_terms in queries.candidates.items() if _all_match(q_terms, doc_sets)}
+        numbers = _number_files(output, entries, keys, queries, texted, options)
+    tables = _write_manifest_and_page(sink, output, n, averages, numbers.buckets, numbers.queries.digitless > 0, split)
     for name, stored in term_files.items():
         cache.write(name, stored)
     cache.write("refs", file_of)
-    cache.write("keywords", sorted(queries.keywords))
-    cache.write("meta", _meta(options, n, totals, averages, sizes, split, paged, buckets, weight, queries, texted, big, output, tables))
+    cache.write("keywords", sorted(numbers.queries.keywords))
+    cache.write(
+        "meta",
+        _meta(options, n, totals, averages, sizes, split, paged, numbers.buckets, numbers.weight, numbers.queries,
+              numbers.texted, numbers.big, output, tables),
+    )
     if cache.files is not None:
         cache.files.flush()
     if output.previous is not None:
         output.link_rest()
     cache.link_rest()
+
+
+@dataclass
+class _Numbers:
+    """What the manifest and the cache keep of the number and doc shards."""
+
+    queries: _NumberQueries
+    texted: set[str]
+    weight: int
+    buckets: int
+    big: dict[str, str]
+    digests: dict[str, str]  # written apart: their files' digests, in order
+
+
+def _number_files(
+    output: _Output, entries: list[Entry], keys: list[str], queries: _NumberQueries, texted: set[str], options: ShardOptions
+) -> _Numbers:
+    """The number shards and the doc shards."""
+    weight = sum(len(k) + 8 for joined in keys for k in _split_keys(joined)) + sum(_row_weight(e) for e in entries)
+    buckets = _bucket_count(weight, options)
+    big = _write_numbers(output, entries, keys, buckets, texted, options)
+    _write_docs(output, entries, range(-(-len(entries) // options.docs_per_shard)), options)
+    return _Numbers(queries, texted, weight, buckets, big, {})
+
+
+def _numbers_apart(
+    output: _Output,
+    entries: list[Entry],
+    keys: list[str],
+    vocabulary: set[str],
+    members_of: Callable[[str], set[int]],
+    options: ShardOptions,
+) -> _Numbers:
+    """:func:`_number_files` of a full build, in the forked process: its own writer thread, its own digests."""
+    files = _Files()
+    mine = _Output(output.root, None, {}, files=files)
+    mine.spare = output.spare
+    queries = _NumberQueries.of(keys, vocabulary)
+    # A full build's vocabulary is the indexed terms: each has members.
+    queries.candidates = {q: q_terms for q, q_terms in queries.candidates.items() if all(t in vocabulary for t in q_terms)}
+    doc_sets = {t: members_of(t) for t in queries.wanted()}
+    texted = {q for q, q_terms in queries.candidates.items() if _all_match(q_terms, doc_sets)}
+    numbers = _number_files(mine, entries, keys, queries, texted, options)
+    files.flush()
+    numbers.digests = mine.digests
+    return numbers
+
+
+class _Apart:
+    """A function run in a forked process, its result (pickled) or its error read back by :meth:`result`.
+
+    The child dies with this process (a killed build leaves nothing running); it leaves the
+    collector off, as everything it inherits stays alive until it exits.
+    """
+
+    def __init__(self, function: Callable[[], object]):
+        read, write = os.pipe()
+        pid = os.fork()
+        if pid == 0:  # pragma: no cover  (the child: coverage does not follow it)
+            os.close(read)
+            code = 1
+            try:
+                die_with_parent()
+                gc.disable()
+                try:
+                    payload = ("done", function())
+                    code = 0
+                except BaseException as exc:  # noqa: BLE001  (raised in the parent by result())
+                    traceback.print_exc()
+                    payload = ("error", "".join(traceback.format_exception_only(exc)).strip())
+                with os.fdopen(write, "wb") as pipe:
+                    pipe.write(pickle.dumps(payload, protocol=pickle.HIGHEST_PROTOCOL))
+            finally:
+                try:
+                    sys.stderr.flush()
+                finally:
+                    os._exit(code)
+        os.close(write)
+        self._pid = pid
+        self._read = read
+
+    def result(self):
+        with os.fdopen(self._read, "rb") as pipe:
+            data = pipe.read()
+        _, status = os.waitpid(self._pid, 0)
+        if not data:
+            raise RuntimeError(f"static-search : le processus des numéros s'est arrêté (statut {status})")
+        kind, value = pickle.loads(data)
+        if kind != "done":
+            raise RuntimeError(f"static-search : {value}")
+        return value
 
 
 def _blobs(records: list[Record]) -> dict[str, bytes]:
