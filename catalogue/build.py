@@ -368,14 +368,15 @@ def _build_into(
         for name, sink in _finish_order(names, active):
             with timer.phase(f"finish:{name}"):
                 sink.finish(catalog)
+        # Before the waits: sinks' processes still at work leave this process the time to write them.
+        with timer.phase("report"):
+            write_report(staging, report, settings, options.today)
+            manifest.save(staging, (previous[0].folder, previous[1]) if previous else None)
         for name, sink in zip(names, active):
             wait = getattr(sink, "wait", None)
             if wait is not None:
                 with timer.phase(f"wait:{name}"):
                     wait()
-        with timer.phase("report"):
-            write_report(staging, report, settings, options.today)
-            manifest.save(staging, (previous[0].folder, previous[1]) if previous else None)
         with timer.phase("publish"):
             _publish(build_dir, staging)
         report.output = build_dir / "site"
