@@ -1542,13 +1542,13 @@ class _Apart:
                 die_with_parent()
                 gc.disable()
                 try:
-                    payload = ("done", function())
-                    code = 0
+                    data = pickle.dumps(("done", function()), protocol=pickle.HIGHEST_PROTOCOL)
                 except BaseException as exc:  # noqa: BLE001  (raised in the parent by result())
                     traceback.print_exc()
-                    payload = ("error", "".join(traceback.format_exception_only(exc)).strip())
+                    data = pickle.dumps(("error", "".join(traceback.format_exception_only(exc)).strip()))
                 with os.fdopen(write, "wb") as pipe:
-                    pipe.write(pickle.dumps(payload, protocol=pickle.HIGHEST_PROTOCOL))
+                    pipe.write(data)
+                code = 0
             finally:
                 try:
                     sys.stderr.flush()
