@@ -180,3 +180,17 @@ def test_a_store_without_a_dictionary_is_read(tmp_path):
     assert decompress_json(compress_json(data, b"numero"), b"numero") == data
     with closing(sqlite3.connect(tmp_path / "old.sqlite")) as db:
         assert read_zdict(db) is None
+
+
+def test_compressing_with_a_dictionary_gives_zlib_s_own_bytes_every_time():
+    """The compressor primed with the dictionary is copied for each formation, never reused as is."""
+    from catalogue.search.index import compress_json, decompress_json
+
+    zdict = b'{"numero": "15_AF_", "intitule_formation": "Formation ' * 400
+    texts = [b'{"numero": "15_AF_%d", "intitule_formation": "Formation %d"}' % (i, i) for i in range(5)]
+    for data in texts + texts:
+        compressor = zlib.compressobj(1, zlib.DEFLATED, zlib.MAX_WBITS, 8, zlib.Z_DEFAULT_STRATEGY, zdict)
+        assert compress_json(data, zdict) == compressor.compress(data) + compressor.flush()
+        assert decompress_json(compress_json(data, zdict), zdict) == data
+    other = zdict[:-7] + b"autre !"
+    assert decompress_json(compress_json(texts[0], other), other) == texts[0]
