@@ -73,11 +73,11 @@ RequiredText = Annotated[str, BeforeValidator(_required_text), Field(max_length=
 
 def _bool_flag(value: Any) -> Any:
     """LHEO writes booleans as ``0``/``1``; YAML authors write oui/non or true/false."""
-    if value == "0":  # what nearly every LHEO flag holds, answered before the folding
-        return False
-    if value == "1":
-        return True
     if isinstance(value, str):
+        if value == "0":  # what nearly every LHEO flag holds, answered before the folding
+            return False
+        if value == "1":
+            return True
         folded = value.strip().lower()
         if folded in {"1", "oui", "true", "vrai"}:
             return True
