@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass, field
-from typing import Iterable, Optional
+from typing import Any, Iterable, Optional
 
 from .model import Adresse, Formation, ModalitesEnseignement, Session, Statut
 from .problems import Origin
@@ -87,6 +87,18 @@ class Entry:
         return f"{self.datemaj[6:]}/{self.datemaj[4:6]}/{self.datemaj[:4]}"
 
 
+_new = object.__new__
+_set = object.__setattr__
+
+
+def _frozen(cls: type, values: dict) -> Any:
+    """``cls(**values)`` for a frozen dataclass given every field: its ``__init__`` sets each field through
+    ``object.__setattr__``, twice the time of this, and a summary is made for every formation read."""
+    made = _new(cls)
+    _set(made, "__dict__", values)
+    return made
+
+
 def places_of(formation: Formation, geo: Geo) -> tuple[Place, ...]:
     """Every distinct place of training, in the order of the actions."""
     seen: dict[tuple, Place] = {}
@@ -104,13 +116,16 @@ def _place(adresse: Optional[Adresse], geo: Geo) -> Optional[Place]:
     if adresse is None:
         return None
     geoloc = adresse.geolocalisation
-    return Place(
-        ville=adresse.ville,
-        codepostal=adresse.codepostal,
-        departement=geo.departement_of(adresse),
-        region=geo.region_of(adresse),
-        latitude=geoloc.latitude if geoloc else None,
-        longitude=geoloc.longitude if geoloc else None,
+    return _frozen(
+        Place,
+        {
+            "ville": adresse.ville,
+            "codepostal": adresse.codepostal,
+            "departement": geo.departement_of(adresse),
+            "region": geo.region_of(adresse),
+            "latitude": geoloc.latitude if geoloc else None,
+            "longitude": geoloc.longitude if geoloc else None,
+        },
     )
 
 
@@ -171,36 +186,41 @@ def summarize(
         if session.numero:
             session_numeros.append(session.numero)
         periode = session.periode
-        if periode.debut:
-            debuts.add(_yyyymmdd(periode.debut.earliest()))
+        debut = periode.debut
+        if debut:
+            # A whole date's earliest day is the date itself, already written AAAAMMJJ.
+            debuts.add(debut.text if debut.day and debut.year >= 1000 else _yyyymmdd(debut.earliest()))
         if not (periode.fin is not None and periode.fin.latest() < today):  # is_ended()
             running.append(session)
         eligible_cpf = eligible_cpf or bool(session.eligibilite_cpf)
     certifications = formation.certifications
-    return Entry(
-        ref=formation.numero,
-        intitule=formation.intitule_formation,
-        datemaj=formation.datemaj.lheo(),
-        siret=organisme.siret_organisme_formation,
-        organisme=organisme.nom_organisme,
-        raison_sociale=organisme.raison_sociale,
-        places=places_of(formation, geo),
-        archived=not running,  # is_archived()
-        statut=statut,
-        origin=origin,
-        carif=carif[0] if carif else None,
-        certifiante=formation.certifiante,
-        eligible_cpf=eligible_cpf or any(c.code_cpf for c in certifications),  # Formation.eligible_cpf
-        a_distance=a_distance,
-        entrees_sorties_permanentes=entrees_sorties_permanentes,
-        financeurs=tuple(sorted(financeurs)),
-        rncp=tuple(sorted({_digits(c.code_rncp) for c in certifications if c.code_rncp})),
-        action_numeros=tuple(action_numeros),
-        session_numeros=tuple(session_numeros),
-        action_sessions=tuple(pairs),
-        debuts=tuple(sorted(debuts)),
-        prochaine_session=_next_start(running),
-        motif_refus=motif_refus,
+    return _frozen(
+        Entry,
+        {
+            "ref": formation.numero,
+            "intitule": formation.intitule_formation,
+            "datemaj": formation.datemaj.lheo(),
+            "siret": organisme.siret_organisme_formation,
+            "organisme": organisme.nom_organisme,
+            "raison_sociale": organisme.raison_sociale,
+            "places": places_of(formation, geo),
+            "archived": not running,  # is_archived()
+            "statut": statut,
+            "origin": origin,
+            "carif": carif[0] if carif else None,
+            "certifiante": formation.certifiante,
+            "eligible_cpf": eligible_cpf or any(c.code_cpf for c in certifications),  # Formation.eligible_cpf
+            "a_distance": a_distance,
+            "entrees_sorties_permanentes": entrees_sorties_permanentes,
+            "financeurs": tuple(sorted(financeurs)),
+            "rncp": tuple(sorted({_digits(c.code_rncp) for c in certifications if c.code_rncp})),
+            "action_numeros": tuple(action_numeros),
+            "session_numeros": tuple(session_numeros),
+            "action_sessions": tuple(pairs),
+            "debuts": tuple(sorted(debuts)),
+            "prochaine_session": _next_start(running),
+            "motif_refus": motif_refus,
+        },
     )
 
 

@@ -74,6 +74,10 @@ RequiredText = Annotated[str, BeforeValidator(_required_text), Field(max_length=
 def _bool_flag(value: Any) -> Any:
     """LHEO writes booleans as ``0``/``1``; YAML authors write oui/non or true/false."""
     if isinstance(value, str):
+        if value == "0":  # what nearly every LHEO flag holds, answered before the folding
+            return False
+        if value == "1":
+            return True
         folded = value.strip().lower()
         if folded in {"1", "oui", "true", "vrai"}:
             return True
@@ -167,7 +171,9 @@ class PartialDate:
     and :class:`datetime.date`; serialises to ``AAAAMMJJ``.
     """
 
-    __slots__ = ("year", "month", "day")
+    #: ``text``: the ``AAAAMMJJ`` form, made once (a date is never changed): the serialiser, ``==`` and
+    #: ``hash`` ask for it at every use, some twenty times per formation in a build.
+    __slots__ = ("year", "month", "day", "text")
 
     def __init__(self, year: int, month: int = 0, day: int = 0):
         if not 1 <= year <= 9998:
@@ -181,6 +187,7 @@ class PartialDate:
         if day < 0:
             raise ValueError(f"jour impossible : {day}")
         self.year, self.month, self.day = year, month, day
+        self.text = f"{year:04d}{month:02d}{day:02d}"
 
     @classmethod
     def parse(cls, value: Any) -> Optional["PartialDate"]:
@@ -215,7 +222,7 @@ class PartialDate:
         return dt.date(self.year, month, self.day or calendar.monthrange(self.year, month)[1])
 
     def lheo(self) -> str:
-        return f"{self.year:04d}{self.month:02d}{self.day:02d}"
+        return self.text
 
     def french(self) -> str:
         """``JJ/MM/AAAA``, ``MM/AAAA`` or ``AAAA``."""
@@ -226,13 +233,13 @@ class PartialDate:
         return f"{self.year:04d}"
 
     def __eq__(self, other: object) -> bool:
-        return isinstance(other, PartialDate) and self.lheo() == other.lheo()
+        return isinstance(other, PartialDate) and self.text == other.text
 
     def __hash__(self) -> int:
-        return hash(self.lheo())
+        return hash(self.text)
 
     def __repr__(self) -> str:
-        return f"PartialDate({self.lheo()})"
+        return f"PartialDate({self.text})"
 
     @classmethod
     def __get_pydantic_core_schema__(cls, source: Any, handler: GetCoreSchemaHandler) -> core_schema.CoreSchema:
@@ -246,7 +253,7 @@ class PartialDate:
 
         return core_schema.no_info_plain_validator_function(
             validate,
-            serialization=core_schema.plain_serializer_function_ser_schema(lambda d: d.lheo() if d else None),
+            serialization=core_schema.plain_serializer_function_ser_schema(_lheo_text),
         )
 
     @classmethod
@@ -257,6 +264,10 @@ class PartialDate:
             "description": "Date LHEO AAAAMMJJ (AAAAMM00 : mois seul, AAAA0000 : année seule, "
             "00000000 / 99999999 : inconnue), ou AAAA-MM-JJ.",
         }
+
+
+def _lheo_text(date: Optional[PartialDate]) -> Optional[str]:
+    return date.text if date else None
 
 
 LheoDate = Optional[PartialDate]
