@@ -513,6 +513,9 @@ class FragmentWriter:
         self.source = source.text()
         namespace = source.namespace
         exec(compile(self.source, "<FragmentWriter>", "exec"), namespace)  # noqa: S102 - our own source
+        for (kind, _depth), name in source.functions.items():
+            if kind in SHARED_KINDS:
+                namespace[name] = _by_identity(namespace[name])
         self._formation: Callable[[Formation], str] = namespace[source.root]
 
     def fragment(self, formation: Formation) -> bytes:
@@ -526,6 +529,53 @@ class FragmentWriter:
         if data.translate(None, _NOT_CONTROLS):
             raise Unsure
         return data
+
+
+#: The structures the LHEO reader gives as one shared object wherever their bytes repeat (an organisme, its
+#: address, the places of its sessions: ``sources.lheo._validated``): their text is written once per object.
+SHARED_KINDS = frozenset({"organisme_responsable", "organisme_formateur", "adresse"})
+#: Objects remembered per :class:`Shared`; beyond, it starts again (formations come grouped by organisme).
+SHARED_MAX = 4096
+
+
+class Shared:
+    """What was made from an object, by its id, for objects the LHEO reader shares (``sources.lheo._validated``).
+
+    Sound because the models are frozen and each object is kept while what was made from it is: no other
+    object can have its id meanwhile. What is made is kept by id and the objects in a list: a tuple per object
+    would be one more object for the garbage collector to walk, whose full collections grow with every object
+    that lives on.
+    """
+
+    __slots__ = ("_made", "_kept", "get")
+
+    def __init__(self) -> None:
+        self._made: dict[int, Any] = {}
+        self._kept: list[Any] = []
+        #: What was made from the object of this id, or None.
+        self.get = self._made.get
+
+    def add(self, value: Any, made: Any) -> Any:
+        if len(self._made) >= SHARED_MAX:
+            self._made.clear()
+            self._kept.clear()
+        self._made[id(value)] = made
+        self._kept.append(value)
+        return made
+
+
+def _by_identity(function: Callable[[Any], str]) -> Callable[[Any], str]:
+    """``function`` remembering its text per object (:class:`Shared`). An object that raises is not kept."""
+    shared = Shared()
+    get, add = shared.get, shared.add
+
+    def cached(value: Any) -> str:
+        text = get(id(value))
+        if text is None:
+            text = add(value, function(value))
+        return text
+
+    return cached
 
 
 def _dated_attrs(numero: Optional[str], datecrea: Optional[PartialDate], datemaj: Optional[PartialDate]) -> str:
@@ -598,7 +648,8 @@ class _WriterSource:
             "_NO_ADRESSE": _NO_ADRESSE, "_PLACEHOLDER_LIGNES": _PLACEHOLDER_LIGNES,
             "_PLACEHOLDER_PUBLICS": _PLACEHOLDER_PUBLICS,
         }
-        self._functions: dict[tuple[str, int], str] = {}
+        #: The name of each function, by (kind, depth).
+        self.functions: dict[tuple[str, int], str] = {}
         #: Variables set only to an element, wherever they are set (a container holding one is never empty).
         #: Added by the methods that set them unconditionally; a variable that may be "" is never one.
         self.nonempty: set[str] = set()
@@ -612,11 +663,11 @@ class _WriterSource:
     def function(self, kind: str, depth: int) -> str:
         """The name of the function writing ``kind`` at ``depth`` (written now if it is not yet)."""
         key = (kind, depth)
-        if key not in self._functions:
-            name = self._functions[key] = f"{kind}_{depth}"
+        if key not in self.functions:
+            name = self.functions[key] = f"{kind}_{depth}"
             code = getattr(self, "_" + kind)(name, depth)
             self._sources.append("\n".join(code.lines))
-        return self._functions[key]
+        return self.functions[key]
 
     def var(self, hint: str = "v") -> str:
         self._names += 1
