@@ -225,6 +225,8 @@ class CsvRows:
         self._places = Shared()
         #: The financeurs' codes, in order: their cell.
         self._financeurs: dict[tuple, str] = {}
+        #: By date (the reader makes one object per distinct date): its cell.
+        self._dates = Shared()
 
     def __call__(self, formation: Formation, entry: Entry, url: str) -> list[list[str]]:
         organisme = formation.organisme_formation_responsable
@@ -236,7 +238,8 @@ class CsvRows:
         cpf_by_certification = any(c.code_cpf for c in formation.certifications)
         head = [_cell(formation.numero), _cell(formation.intitule_formation), *cells]
         certifiante = _cell(formation.certifiante)
-        tail = [_cell(formation.datemaj), _cell(entry.archived), _cell(url)]
+        dates = self._dates
+        tail = [self._date(formation.datemaj), _cell(entry.archived), _cell(url)]
         places, financeurs_cells = self._places, self._financeurs
         rows = []
         for action in formation.actions:
@@ -262,8 +265,8 @@ class CsvRows:
                     *head,
                     numero_action,
                     _cell(session.numero),
-                    "" if debut is None else _cell(debut),
-                    "" if fin is None else _cell(fin),
+                    "" if debut is None else dates.get(id(debut)) or self._date(debut),
+                    "" if fin is None else dates.get(id(fin)) or self._date(fin),
                     esp,
                     *place,
                     modalite,
@@ -274,6 +277,10 @@ class CsvRows:
                     *tail,
                 ])
         return rows
+
+    def _date(self, date: Any) -> str:
+        cell = self._dates.get(id(date))
+        return cell if cell is not None else self._dates.add(date, _cell(date))
 
     def _place(self, adresse: Optional[Adresse]) -> tuple[str, ...]:
         geo = self.geo

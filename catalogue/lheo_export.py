@@ -22,6 +22,7 @@ tree, with :class:`FragmentWriter` (see there).
 from __future__ import annotations
 
 import math
+import operator
 from contextlib import ExitStack, contextmanager
 from decimal import Decimal
 from enum import Enum
@@ -516,6 +517,9 @@ class FragmentWriter:
         for (kind, _depth), name in source.functions.items():
             if kind in SHARED_KINDS:
                 namespace[name] = _by_identity(namespace[name])
+        # Dates too are shared (the reader makes one object per distinct date): each written once.
+        namespace["_lheo"] = lheo = _by_identity(_LHEO)
+        namespace["_dated"] = _dated_writer(lheo)
         self._formation: Callable[[Formation], str] = namespace[source.root]
 
     def fragment(self, formation: Formation) -> bytes:
@@ -532,8 +536,9 @@ class FragmentWriter:
 
 
 #: The structures the LHEO reader gives as one shared object wherever their bytes repeat (an organisme, its
-#: address, the places of its sessions: ``sources.lheo._validated``): their text is written once per object.
-SHARED_KINDS = frozenset({"organisme_responsable", "organisme_formateur", "adresse"})
+#: address, the places of its sessions, a certification: ``sources.lheo._validated``): their text is written
+#: once per object.
+SHARED_KINDS = frozenset({"organisme_responsable", "organisme_formateur", "adresse", "certification"})
 #: Objects remembered per :class:`Shared`; beyond, it starts again (formations come grouped by organisme).
 SHARED_MAX = 4096
 
@@ -578,16 +583,25 @@ def _by_identity(function: Callable[[Any], str]) -> Callable[[Any], str]:
     return cached
 
 
-def _dated_attrs(numero: Optional[str], datecrea: Optional[PartialDate], datemaj: Optional[PartialDate]) -> str:
-    """The attributes ``numero``, ``datecrea``, ``datemaj`` as written, each with its leading space."""
-    attrs = ""
-    if numero is not None:
-        attrs = f' numero="{_attr(numero)}"'
-    if datecrea is not None:
-        attrs += f' datecrea="{datecrea.lheo()}"'
-    if datemaj is not None:
-        attrs += f' datemaj="{datemaj.lheo()}"'
-    return attrs
+#: ``date.lheo()``, whatever ``date`` is (the model may hold something else: the slow path then decides).
+_LHEO = operator.methodcaller("lheo")
+
+
+def _dated_writer(lheo: Callable[[PartialDate], str]) -> Callable[..., str]:
+    """The function writing the attributes ``numero``, ``datecrea``, ``datemaj``, each with its leading space,
+    its dates written by ``lheo``."""
+
+    def dated(numero: Optional[str], datecrea: Optional[PartialDate], datemaj: Optional[PartialDate]) -> str:
+        attrs = ""
+        if numero is not None:
+            attrs = f' numero="{_attr(numero)}"'
+        if datecrea is not None:
+            attrs += f' datecrea="{lheo(datecrea)}"'
+        if datemaj is not None:
+            attrs += f' datemaj="{lheo(datemaj)}"'
+        return attrs
+
+    return dated
 
 
 def _fstring(*parts: Union[str, tuple[str]]) -> str:
@@ -644,7 +658,8 @@ class _WriterSource:
         self.occurs = occurs
         self.optional = optional
         self.namespace: dict[str, Any] = {
-            "Unsure": Unsure, "_str": _str, "_text": _text, "_attr": _attr, "_dated": _dated_attrs,
+            "Unsure": Unsure, "_str": _str, "_text": _text, "_attr": _attr, "_dated": _dated_writer(_LHEO),
+            "_lheo": _LHEO,
             "_NO_ADRESSE": _NO_ADRESSE, "_PLACEHOLDER_LIGNES": _PLACEHOLDER_LIGNES,
             "_PLACEHOLDER_PUBLICS": _PLACEHOLDER_PUBLICS,
         }
@@ -865,8 +880,8 @@ class _WriterSource:
         code(f"{p} = {expr}")
         code(f"{debut} = {p}.debut if {p} else None")
         code(f"{fin} = {p}.fin if {p} else None")
-        code(f"{debut} = {debut}.lheo() if {debut} else {PLACEHOLDERS['debut']!r}")
-        code(f"{fin} = {fin}.lheo() if {fin} else {PLACEHOLDERS['fin']!r}")
+        code(f"{debut} = _lheo({debut}) if {debut} else {PLACEHOLDERS['debut']!r}")
+        code(f"{fin} = _lheo({fin}) if {fin} else {PLACEHOLDERS['fin']!r}")
         self.check(code, "debut", debut)
         self.check(code, "fin", fin)
         outer, inner = _INDENTS[depth], _INDENTS[depth + 1]
