@@ -485,9 +485,12 @@ def _attr(value: object) -> str:
     """An attribute's value as libxml2 writes it between double quotes."""
     if type(value) is not str:
         raise Unsure
-    for char, escaped in _ATTR_ESCAPES:
-        if char in value:
-            value = value.replace(char, escaped)
+    # Most values (numeros) hold none of them: tested at once, without the loop's steps.
+    if ("&" in value or "<" in value or ">" in value or '"' in value or "\n" in value or "\r" in value
+            or "\t" in value):
+        for char, escaped in _ATTR_ESCAPES:
+            if char in value:
+                value = value.replace(char, escaped)
     return value
 
 
@@ -503,6 +506,9 @@ class FragmentWriter:
     checks written out with its rule's bounds as constants, each element's tags and indentation as
     string constants. Written as generic calls a leaf (a rule looked up, a call, the checks, a
     format), the writer cost nearly twice as much: most of a formation is a hundred such leaves.
+    The functions of the structures the LHEO reader shares between formations (:data:`SHARED_KINDS`),
+    and the dates, remember their text per object (:class:`Shared`): the whole formation's text is
+    still checked as a whole each time (:meth:`fragment`).
     """
 
     def __init__(self, text_rules: TextRules, occurs: OccursRules):
@@ -561,7 +567,7 @@ class Shared:
         self.get = self._made.get
 
     def add(self, value: Any, made: Any) -> Any:
-        if len(self._made) >= SHARED_MAX:
+        if len(self._kept) >= SHARED_MAX:  # (not len(_made): a None made is added again at each call)
             self._made.clear()
             self._kept.clear()
         self._made[id(value)] = made
