@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import gc
 import hashlib
 import json
 import pickle
@@ -71,6 +72,9 @@ def child(code: Path, data: Path, out: Path, parts: bool, threaded: bool) -> Non
     assert Path(catalogue.__file__).resolve().parent.parent == code.resolve(), catalogue.__file__
     with open(data, "rb") as handle:
         formations, entries = pickle.load(handle)
+    # The build holds a formation while the sinks take it; here all of them live on: out of the collector's
+    # way, or each full collection walks them all (a second at 20,000) and decides the figures.
+    gc.freeze()
     settings = Settings(site_url="https://catalogue.exemple.fr")
     places = geo()
     out.mkdir(parents=True)
@@ -110,6 +114,9 @@ def child_incremental(code: Path, data: Path, previous: Path, out: Path, every: 
     assert Path(catalogue.__file__).resolve().parent.parent == code.resolve(), catalogue.__file__
     with open(data, "rb") as handle:
         formations, entries = pickle.load(handle)
+    # The build holds a formation while the sinks take it; here all of them live on: out of the collector's
+    # way, or each full collection walks them all (a second at 20,000) and decides the figures.
+    gc.freeze()
     settings = Settings(site_url="https://catalogue.exemple.fr")
     places = geo()
     changed = [i for i in range(len(formations)) if (i % every == only % every if every else i == only)]

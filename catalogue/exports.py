@@ -62,6 +62,7 @@ import hashlib
 import io
 import json
 import mmap
+import operator
 import os
 import re
 import struct
@@ -83,7 +84,7 @@ from lxml import etree
 from .build import CHILD_NICENESS, PreviousBuild, SinkContext, register_sink
 from .catalog import Catalog, Entry
 from .incremental import link_file
-from .lheo_export import NAMESPACES, FragmentWriter, formation_element
+from .lheo_export import NAMESPACES, SHARED_MAX, FragmentWriter, Shared, formation_element
 from .model import Adresse, Formation, ModalitesEnseignement, PartialDate
 from .regions import Geo
 from .render import FINANCEURS, ETATS_RECRUTEMENT, iso_date, make_environment, number, tidy
@@ -203,55 +204,104 @@ def _cell(value: Any) -> str:
 
 
 def session_rows(formation: Formation, entry: Entry, geo: Geo, url: str) -> Iterator[list[str]]:
-    """The CSV rows of a formation, one per session, in the order of the columns of :data:`CSV_COLUMNS`.
+    """The CSV rows of a formation, one per session, in the order of the columns of :data:`CSV_COLUMNS`."""
+    return iter(CsvRows(geo)(formation, entry, url))
 
-    The cells of the formation and of each action are made once, not once a session.
+
+class CsvRows:
+    """:func:`session_rows`, for a sink fed formation after formation.
+
+    The cells of the formation and of each action are made once, not once a session; those of what the
+    LHEO reader gives as one shared object wherever its bytes repeat (an organisme, an address:
+    ``sources.lheo._validated``) once per object (:class:`~catalogue.lheo_export.Shared`), and a set of financeurs' once per set
+    of codes.
     """
-    organisme = formation.organisme_formation_responsable
-    premises = organisme.coordonnees_organisme.adresse if organisme.coordonnees_organisme else None
-    cpf_by_certification = any(c.code_cpf for c in formation.certifications)
-    head = [
-        _cell(formation.numero),
-        _cell(formation.intitule_formation),
-        _cell(organisme.nom_organisme),
-        _cell(organisme.siret_organisme_formation),
-    ]
-    certifiante = _cell(formation.certifiante)
-    tail = [_cell(formation.datemaj), _cell(entry.archived), _cell(url)]
-    for action in formation.actions:
-        adresse: Optional[Adresse] = action.lieux_de_formation[0].adresse if action.lieux_de_formation else premises
+
+    def __init__(self, geo: Geo):
+        self.geo = geo
+        #: By organisme: its nom and SIRET cells.
+        self._organismes = Shared()
+        #: By address: its place's cells (ville, code postal, département, région, its name).
+        self._places = Shared()
+        #: The financeurs' codes, in order: their cell.
+        self._financeurs: dict[tuple, str] = {}
+        #: By date (the reader makes one object per distinct date): its cell.
+        self._dates = Shared()
+
+    def __call__(self, formation: Formation, entry: Entry, url: str) -> list[list[str]]:
+        organisme = formation.organisme_formation_responsable
+        cells = self._organismes.get(id(organisme))
+        if cells is None:
+            cells = self._organismes.add(organisme, (_cell(organisme.nom_organisme),
+                                                     _cell(organisme.siret_organisme_formation)))
+        premises = organisme.coordonnees_organisme.adresse if organisme.coordonnees_organisme else None
+        cpf_by_certification = any(c.code_cpf for c in formation.certifications)
+        head = [_cell(formation.numero), _cell(formation.intitule_formation), *cells]
+        certifiante = _cell(formation.certifiante)
+        dates = self._dates
+        tail = [self._date(formation.datemaj), _cell(entry.archived), _cell(url)]
+        places, financeurs_cells = self._places, self._financeurs
+        rows = []
+        for action in formation.actions:
+            lieux = action.lieux_de_formation
+            adresse = lieux[0].adresse if lieux else premises
+            place = places.get(id(adresse))
+            if place is None:
+                place = places.add(adresse, self._place(adresse))
+            codes = tuple(map(_CODE_FINANCEUR, action.organismes_financeurs))
+            financeurs = financeurs_cells.get(codes)
+            if financeurs is None:
+                financeurs = self._financeurs_cell(codes)
+            numero_action = _cell(action.numero)
+            esp = _cell(action.entrees_sorties_permanentes)
+            modalite = _MODALITE_CELLS.get(action.modalites_enseignement, "")
+            money = [_cell(action.nombre_heures_total), _cell(action.prix_total_ttc), financeurs]
+            # The cells of a session: a CSV row has a few dozen, written for ~2.6 sessions a formation; the
+            # cells known in advance (yes or no, the recruitment's state) are looked up rather than made.
+            for session in action.sessions:
+                periode = session.periode
+                debut, fin = periode.debut, periode.fin
+                rows.append([
+                    *head,
+                    numero_action,
+                    _cell(session.numero),
+                    "" if debut is None else dates.get(id(debut)) or self._date(debut),
+                    "" if fin is None else dates.get(id(fin)) or self._date(fin),
+                    esp,
+                    *place,
+                    modalite,
+                    certifiante,
+                    "oui" if session.eligibilite_cpf or cpf_by_certification else "non",
+                    *money,
+                    _ETAT_CELLS.get(session.etat_recrutement, ""),
+                    *tail,
+                ])
+        return rows
+
+    def _date(self, date: Any) -> str:
+        cell = self._dates.get(id(date))
+        return cell if cell is not None else self._dates.add(date, _cell(date))
+
+    def _place(self, adresse: Optional[Adresse]) -> tuple[str, ...]:
+        geo = self.geo
         region = geo.region_of(adresse)
-        codes = (f.code_financeur for f in action.organismes_financeurs)
-        financeurs = ", ".join(dict.fromkeys(FINANCEURS.get(code, f"code {code}") for code in codes))
-        numero_action = _cell(action.numero)
-        place = [
-            _cell(action.entrees_sorties_permanentes),
+        return (
             _cell(adresse.ville if adresse else None),
             _cell(adresse.codepostal if adresse else None),
             _cell(geo.departement_of(adresse)),
             _cell(region),
             _cell(geo.regions[region].nom if region in geo.regions else None),
-            _MODALITE_CELLS.get(action.modalites_enseignement, ""),
-            certifiante,
-        ]
-        money = [_cell(action.nombre_heures_total), _cell(action.prix_total_ttc), _cell(financeurs)]
-        # The cells of a session: a CSV row has a few dozen, written for ~2.6 sessions a formation; the
-        # cells known in advance (yes or no, the recruitment's state) are looked up rather than made.
-        for session in action.sessions:
-            periode = session.periode
-            debut, fin = periode.debut, periode.fin
-            yield [
-                *head,
-                numero_action,
-                _cell(session.numero),
-                "" if debut is None else _cell(debut),
-                "" if fin is None else _cell(fin),
-                *place,
-                "oui" if session.eligibilite_cpf or cpf_by_certification else "non",
-                *money,
-                _ETAT_CELLS.get(session.etat_recrutement, ""),
-                *tail,
-            ]
+        )
+
+    def _financeurs_cell(self, codes: tuple) -> str:
+        cell = _cell(", ".join(dict.fromkeys(FINANCEURS.get(code, f"code {code}") for code in codes)))
+        if len(self._financeurs) >= SHARED_MAX:
+            self._financeurs.clear()
+        self._financeurs[codes] = cell
+        return cell
+
+
+_CODE_FINANCEUR = operator.attrgetter("code_financeur")
 
 
 def _etat(etat_recrutement: Optional[int]) -> Optional[str]:
@@ -350,6 +400,41 @@ def _dumps(data: Any) -> str:
 
 #: A str as that encoder writes it (``ensure_ascii=False``).
 _json_string = json.encoder.encode_basestring
+
+
+#: The formation's last field, whose JSON :class:`JsonLines` writes once per organisme: written apart, after
+#: the others (pydantic writes the fields in the model's order, computed fields last; none here).
+_SPLICED = "organisme_formation_responsable"
+_SPLICE = (
+    list(Formation.model_fields)[-1] == _SPLICED and not Formation.model_computed_fields
+    and not Formation.model_fields[_SPLICED].exclude
+)
+_SPLICED_KEY = _json_string(_SPLICED).encode("utf-8") if _SPLICE else b""
+
+
+class JsonLines:
+    """:func:`json_line`, for a sink fed formation after formation: the JSON of the organisme, which the LHEO
+    reader gives as one shared object wherever its bytes repeat (``sources.lheo._validated``), is written once
+    per object (:class:`~catalogue.lheo_export.Shared`; the same bytes: pydantic's serialiser of its model,
+    spliced where the formation's puts it)."""
+
+    def __init__(self) -> None:
+        self._organismes = Shared()
+        self._exclude = {_SPLICED: True}
+
+    def __call__(self, formation: Formation, entry: Entry, url: str) -> bytes:
+        numero, archived = formation.numero, entry.archived
+        if not (_SPLICE and type(formation) is Formation and type(numero) is str and type(url) is str
+                and type(archived) is bool):
+            return json_line(formation, entry, url)
+        organisme = formation.organisme_formation_responsable
+        spliced = self._organismes.get(id(organisme))
+        if spliced is None:
+            spliced = self._organismes.add(organisme, organisme.__pydantic_serializer__.to_json(organisme))
+        body = formation.__pydantic_serializer__.to_json(formation, exclude=self._exclude)
+        head = f'{{"numero":{_json_string(numero)},"url":{_json_string(url)},"archivee":{"true" if archived else "false"}'
+        # body ends with "}": the organisme goes before it, after a comma (the formation has other fields).
+        return b"".join((head.encode("utf-8"), b',"formation":', body[:-1], b",", _SPLICED_KEY, b":", spliced, b"}}"))
 
 
 # --------------------------------------------------------------------------
@@ -1331,6 +1416,8 @@ class DonneesSink:
         self.previous = PreviousExports.load(context.previous) if context.previous is not None else None
         self.xml = XmlExport()
         self.csv_lines = CsvLines()
+        self.csv_rows = CsvRows(self.geo)
+        self.json_lines = JsonLines()
         self.index = ExportsIndex()
         self.formations = 0
         self.archived = 0
@@ -1369,8 +1456,8 @@ class DonneesSink:
     def add(self, formation: Formation, entry: Entry) -> None:
         url = self.site_url + entry.url
         xml, problem = self.xml(formation)
-        item = json_line(formation, entry, url)
-        rows = list(session_rows(formation, entry, self.geo, url))
+        item = self.json_lines(formation, entry, url)
+        rows = self.csv_rows(formation, entry, url)
         lines = self.csv_lines(rows)
         self._flush_kept()
         self.archived += entry.archived

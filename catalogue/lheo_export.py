@@ -22,6 +22,7 @@ tree, with :class:`FragmentWriter` (see there).
 from __future__ import annotations
 
 import math
+import operator
 from contextlib import ExitStack, contextmanager
 from decimal import Decimal
 from enum import Enum
@@ -484,9 +485,12 @@ def _attr(value: object) -> str:
     """An attribute's value as libxml2 writes it between double quotes."""
     if type(value) is not str:
         raise Unsure
-    for char, escaped in _ATTR_ESCAPES:
-        if char in value:
-            value = value.replace(char, escaped)
+    # Most values (numeros) hold none of them: tested at once, without the loop's steps.
+    if ("&" in value or "<" in value or ">" in value or '"' in value or "\n" in value or "\r" in value
+            or "\t" in value):
+        for char, escaped in _ATTR_ESCAPES:
+            if char in value:
+                value = value.replace(char, escaped)
     return value
 
 
@@ -502,6 +506,9 @@ class FragmentWriter:
     checks written out with its rule's bounds as constants, each element's tags and indentation as
     string constants. Written as generic calls a leaf (a rule looked up, a call, the checks, a
     format), the writer cost nearly twice as much: most of a formation is a hundred such leaves.
+    The functions of the structures the LHEO reader shares between formations (:data:`SHARED_KINDS`),
+    and the dates, remember their text per object (:class:`Shared`): the whole formation's text is
+    still checked as a whole each time (:meth:`fragment`).
     """
 
     def __init__(self, text_rules: TextRules, occurs: OccursRules):
@@ -513,6 +520,12 @@ class FragmentWriter:
         self.source = source.text()
         namespace = source.namespace
         exec(compile(self.source, "<FragmentWriter>", "exec"), namespace)  # noqa: S102 - our own source
+        for (kind, _depth), name in source.functions.items():
+            if kind in SHARED_KINDS:
+                namespace[name] = _by_identity(namespace[name])
+        # Dates too are shared (the reader makes one object per distinct date): each written once.
+        namespace["_lheo"] = lheo = _by_identity(_LHEO)
+        namespace["_dated"] = _dated_writer(lheo)
         self._formation: Callable[[Formation], str] = namespace[source.root]
 
     def fragment(self, formation: Formation) -> bytes:
@@ -528,16 +541,73 @@ class FragmentWriter:
         return data
 
 
-def _dated_attrs(numero: Optional[str], datecrea: Optional[PartialDate], datemaj: Optional[PartialDate]) -> str:
-    """The attributes ``numero``, ``datecrea``, ``datemaj`` as written, each with its leading space."""
-    attrs = ""
-    if numero is not None:
-        attrs = f' numero="{_attr(numero)}"'
-    if datecrea is not None:
-        attrs += f' datecrea="{datecrea.lheo()}"'
-    if datemaj is not None:
-        attrs += f' datemaj="{datemaj.lheo()}"'
-    return attrs
+#: The structures the LHEO reader gives as one shared object wherever their bytes repeat (an organisme, its
+#: address, the places of its sessions, a certification: ``sources.lheo._validated``): their text is written
+#: once per object.
+SHARED_KINDS = frozenset({"organisme_responsable", "organisme_formateur", "adresse", "certification"})
+#: Objects remembered per :class:`Shared`; beyond, it starts again (formations come grouped by organisme).
+SHARED_MAX = 4096
+
+
+class Shared:
+    """What was made from an object, by its id, for objects the LHEO reader shares (``sources.lheo._validated``).
+
+    Sound because the models are frozen and each object is kept while what was made from it is: no other
+    object can have its id meanwhile. What is made is kept by id and the objects in a list: a tuple per object
+    would be one more object for the garbage collector to walk, whose full collections grow with every object
+    that lives on.
+    """
+
+    __slots__ = ("_made", "_kept", "get")
+
+    def __init__(self) -> None:
+        self._made: dict[int, Any] = {}
+        self._kept: list[Any] = []
+        #: What was made from the object of this id, or None.
+        self.get = self._made.get
+
+    def add(self, value: Any, made: Any) -> Any:
+        if len(self._kept) >= SHARED_MAX:  # (not len(_made): a None made is added again at each call)
+            self._made.clear()
+            self._kept.clear()
+        self._made[id(value)] = made
+        self._kept.append(value)
+        return made
+
+
+def _by_identity(function: Callable[[Any], str]) -> Callable[[Any], str]:
+    """``function`` remembering its text per object (:class:`Shared`). An object that raises is not kept."""
+    shared = Shared()
+    get, add = shared.get, shared.add
+
+    def cached(value: Any) -> str:
+        text = get(id(value))
+        if text is None:
+            text = add(value, function(value))
+        return text
+
+    return cached
+
+
+#: ``date.lheo()``, whatever ``date`` is (the model may hold something else: the slow path then decides).
+_LHEO = operator.methodcaller("lheo")
+
+
+def _dated_writer(lheo: Callable[[PartialDate], str]) -> Callable[..., str]:
+    """The function writing the attributes ``numero``, ``datecrea``, ``datemaj``, each with its leading space,
+    its dates written by ``lheo``."""
+
+    def dated(numero: Optional[str], datecrea: Optional[PartialDate], datemaj: Optional[PartialDate]) -> str:
+        attrs = ""
+        if numero is not None:
+            attrs = f' numero="{_attr(numero)}"'
+        if datecrea is not None:
+            attrs += f' datecrea="{lheo(datecrea)}"'
+        if datemaj is not None:
+            attrs += f' datemaj="{lheo(datemaj)}"'
+        return attrs
+
+    return dated
 
 
 def _fstring(*parts: Union[str, tuple[str]]) -> str:
@@ -594,11 +664,13 @@ class _WriterSource:
         self.occurs = occurs
         self.optional = optional
         self.namespace: dict[str, Any] = {
-            "Unsure": Unsure, "_str": _str, "_text": _text, "_attr": _attr, "_dated": _dated_attrs,
+            "Unsure": Unsure, "_str": _str, "_text": _text, "_attr": _attr, "_dated": _dated_writer(_LHEO),
+            "_lheo": _LHEO,
             "_NO_ADRESSE": _NO_ADRESSE, "_PLACEHOLDER_LIGNES": _PLACEHOLDER_LIGNES,
             "_PLACEHOLDER_PUBLICS": _PLACEHOLDER_PUBLICS,
         }
-        self._functions: dict[tuple[str, int], str] = {}
+        #: The name of each function, by (kind, depth).
+        self.functions: dict[tuple[str, int], str] = {}
         #: Variables set only to an element, wherever they are set (a container holding one is never empty).
         #: Added by the methods that set them unconditionally; a variable that may be "" is never one.
         self.nonempty: set[str] = set()
@@ -612,11 +684,11 @@ class _WriterSource:
     def function(self, kind: str, depth: int) -> str:
         """The name of the function writing ``kind`` at ``depth`` (written now if it is not yet)."""
         key = (kind, depth)
-        if key not in self._functions:
-            name = self._functions[key] = f"{kind}_{depth}"
+        if key not in self.functions:
+            name = self.functions[key] = f"{kind}_{depth}"
             code = getattr(self, "_" + kind)(name, depth)
             self._sources.append("\n".join(code.lines))
-        return self._functions[key]
+        return self.functions[key]
 
     def var(self, hint: str = "v") -> str:
         self._names += 1
@@ -814,8 +886,8 @@ class _WriterSource:
         code(f"{p} = {expr}")
         code(f"{debut} = {p}.debut if {p} else None")
         code(f"{fin} = {p}.fin if {p} else None")
-        code(f"{debut} = {debut}.lheo() if {debut} else {PLACEHOLDERS['debut']!r}")
-        code(f"{fin} = {fin}.lheo() if {fin} else {PLACEHOLDERS['fin']!r}")
+        code(f"{debut} = _lheo({debut}) if {debut} else {PLACEHOLDERS['debut']!r}")
+        code(f"{fin} = _lheo({fin}) if {fin} else {PLACEHOLDERS['fin']!r}")
         self.check(code, "debut", debut)
         self.check(code, "fin", fin)
         outer, inner = _INDENTS[depth], _INDENTS[depth + 1]
