@@ -43,7 +43,7 @@ from decimal import Decimal
 from itertools import groupby
 from pathlib import Path
 from types import SimpleNamespace
-from typing import Any, Callable, Iterable, Iterator, Optional
+from typing import Any, Callable, Iterable, Iterator, NamedTuple, Optional
 from urllib.parse import urlsplit
 
 from jinja2 import Environment, FileSystemBytecodeCache, FileSystemLoader, StrictUndefined
@@ -389,6 +389,27 @@ class ActionView:
     ended: bool
 
 
+class FicheEntry(NamedTuple):
+    """What a fiche shows of its formation's :class:`~catalogue.catalog.Entry`: what the build sends a fiche
+    worker with the formation (the Entry, its places, origin and lists, costs ten times as much to pickle)."""
+
+    ref: str
+    url: str
+    archived: bool
+    ville: Optional[str]
+    #: The région of its first place.
+    region: Optional[str]
+    carif: Optional[str]
+    rncp: tuple[str, ...]
+
+    @classmethod
+    def of(cls, entry: Entry) -> FicheEntry:
+        place = entry.place
+        if place is None:
+            return cls(entry.ref, entry.url, entry.archived, None, None, entry.carif, entry.rncp)
+        return cls(entry.ref, entry.url, entry.archived, place.ville, place.region, entry.carif, entry.rncp)
+
+
 def period_text(session: Session) -> str:
     """``Du 01/09/2026 au 30/06/2027``; partial and unknown dates said as such."""
     debut, fin = session.periode.debut, session.periode.fin
@@ -493,7 +514,7 @@ _COURSE_MODES = {
 
 
 def course_jsonld(
-    formation: Formation, entry: Entry, canonical: str, settings: Settings, objectif: Optional[str] = None
+    formation: Formation, entry: Entry | FicheEntry, canonical: str, settings: Settings, objectif: Optional[str] = None
 ) -> dict[str, Any]:
     """Schema.org ``Course`` with one ``CourseInstance`` per LHEO session.
 
@@ -797,9 +818,11 @@ class Site:
     def region_name(self, code: Optional[str]) -> Optional[str]:
         return self.geo.regions[code].nom if code and code in self.geo.regions else None
 
-    def fiche(self, formation: Formation, entry: Entry) -> str:
+    def fiche(self, formation: Formation, entry: Entry | FicheEntry) -> str:
+        if type(entry) is not FicheEntry:
+            entry = FicheEntry.of(entry)
         canonical = self.url(entry.url)
-        region = entry.place.region if entry.place and entry.place.region else None
+        region = entry.region or None
         if region is None and entry.carif and entry.carif in self.settings.carif_oref:
             region = self.settings.carif_oref[entry.carif].region
         objectif = plain_text(formation.objectif_formation)
@@ -1146,7 +1169,7 @@ class SiteSink:
         self._addresses: list[str] = list(state["addresses"]) if state is not None else []
         self._address_ids: Optional[dict[str, int]] = None  # made at the first add()
         self._table = state["table"] if state is not None else 0  # its size when last made anew
-        self._batch: list[tuple[str, Optional[str], Formation, Entry]] = []
+        self._batch: list[tuple[str, Optional[str], Formation, FicheEntry]] = []
         self._pool: Optional[_FichePool] = None
 
     # -- fiches -------------------------------------------------------------
@@ -1169,7 +1192,7 @@ class SiteSink:
         if self.workers <= 0:
             _write(path, self.site.fiche(formation, entry), spare)
             return
-        self._batch.append((path, spare, formation, entry))
+        self._batch.append(_fiche_job(path, spare, formation, entry))
         if len(self._batch) >= FICHE_BATCH:
             self._send_batch()
 
@@ -1815,7 +1838,7 @@ class _FichePool:
         self._pending: deque[Future] = deque()
         self._limit = workers * BATCHES_IN_FLIGHT
 
-    def submit(self, batch: list[tuple[str, Optional[str], Formation, Entry]]) -> None:
+    def submit(self, batch: list[tuple[str, Optional[str], Formation, FicheEntry]]) -> None:
         self._pending.append(self._executor.submit(_write_fiches, batch))
         if not self._processes:
             # Forked by the first submit; kept to stop them (ProcessPoolExecutor has no public way before 3.14).
@@ -1894,8 +1917,15 @@ def _collected(function: Callable[[Any], int]) -> Callable[[Any], int]:
     return job
 
 
+def _fiche_job(
+    path: str, spare: Optional[str], formation: Formation, entry: Entry
+) -> tuple[str, Optional[str], Formation, FicheEntry]:
+    """One fiche of a batch for the workers (:func:`_write_fiches`)."""
+    return (path, spare, formation, FicheEntry.of(entry))
+
+
 @_collected
-def _write_fiches(batch: list[tuple[str, Optional[str], Formation, Entry]]) -> int:
+def _write_fiches(batch: list[tuple[str, Optional[str], Formation, FicheEntry]]) -> int:
     assert _worker_site is not None
     for path, spare, formation, entry in batch:
         try:
