@@ -514,7 +514,11 @@ _COURSE_MODES = {
 
 
 def course_jsonld(
-    formation: Formation, entry: Entry | FicheEntry, canonical: str, settings: Settings, objectif: Optional[str] = None
+    formation: Formation,
+    entry: Entry | FicheEntry,
+    canonical: str,
+    settings: Settings,
+    objectif: Optional[str] = None,
 ) -> dict[str, Any]:
     """Schema.org ``Course`` with one ``CourseInstance`` per LHEO session.
 
@@ -624,16 +628,18 @@ def keep_compiled_templates(folder: Optional[Path]) -> None:
         return
     # Files of their own: Jinja2 checks a cached template against its source only, and code compiled by
     # another generator (older code on the same build folder) must not be taken for this one's.
-    _bytecode_cache = FileSystemBytecodeCache(str(folder), pattern=f"__catalogue_{_CodeGenerator.VERSION}_%s.cache")
+    pattern = f"__catalogue_{_CodeGenerator.VERSION}_%s.cache"
+    _bytecode_cache = FileSystemBytecodeCache(str(folder), pattern=pattern)
 
 
 class _CodeGenerator(CodeGenerator):
-    """Jinja2's code, with the two operations a page does hundreds of times inlined.
+    """Jinja2's code, with what a page does hundreds of times done in place.
 
     A fiche makes some 200 attribute lookups and 150 escapes, each a call of a Python
     function (``Environment.getattr``, ``markupsafe.escape``, ``Markup.__new__``): half the
     time of its render. The code made here does the common case in place and hands the
-    rest to the same functions, so the semantics are Jinja2's:
+    rest to the same functions, so the semantics are Jinja2's (``tests/test_render_codegen.py``
+    compares the two generators):
 
     - ``a.b``: the builtin ``getattr(a, "b", missing)``; only when it has no such
       attribute, ``environment.getattr`` (an item, else an undefined value);
@@ -641,7 +647,8 @@ class _CodeGenerator(CodeGenerator):
       without wrapping it in ``Markup`` (a page's pieces are joined into a ``str`` anyway,
       and a macro's or a ``{% set %}`` block's output is made ``Markup`` whole); a
       ``Markup`` as it is (``escape`` would copy it); anything else (subclasses, numbers,
-      undefined values) through ``escape``.
+      undefined values) through ``escape``;
+    - ``m(x)``: a macro called at once (:meth:`visit_Call`).
 
     The temporaries are assignment expressions: a nested expression assigns its own
     before the outer one assigns, and each is read at once, so one name per kind is enough.
@@ -666,7 +673,6 @@ class _CodeGenerator(CodeGenerator):
 
     @optimizeconst
     def visit_Call(self, node: nodes.Call, frame: Frame, forward_caller: bool = False) -> None:
-        simple = (nodes.Name, nodes.Getattr, nodes.Const)
         if (
             self.environment.is_async
             or self.environment.sandboxed
