@@ -81,17 +81,3 @@ def test_undefined_fails_the_same_way() -> None:
             errors.append(str(info.value))
         assert errors[0] == errors[1]
 
-
-def test_a_fiche_from_what_the_workers_get_is_the_same_page() -> None:
-    """The build sends a worker a FicheEntry, not the Entry: the page is the same, also after pickling."""
-    import pickle
-
-    from catalogue.render import FicheEntry, _fiche_job
-    from factories import action, make_formation
-    from test_render import entry_of, site
-
-    for formation in (make_formation(), make_formation(actions=[action(lieux=[])])):
-        entry = entry_of(formation)
-        path, spare, sent, lean = pickle.loads(pickle.dumps(_fiche_job("x.html", None, formation, entry)))
-        assert type(lean) is FicheEntry and lean.ref == entry.ref
-        assert site().fiche(sent, lean) == site().fiche(formation, entry)
