@@ -9,8 +9,11 @@ and summarised as a build does. Then, per formation, in one process and measured
 - ``pickle``: what the build's process spends sending a batch of 64 to a worker (``pickle.dumps`` of it),
 - ``loads``: the worker unpickling it,
 - ``render``: ``Site.fiche``, the page as a string,
-- ``write``: ``_write_fiches`` minus the render, the page written as a new file (encode, open, write, close),
+- ``write``: ``worker`` minus ``loads`` and ``render``: the page written as a new file (encode, open, write,
+  close) and the worker's garbage collection (medians of each figure: the three do not add up exactly),
 - ``worker``: what a worker spends on a batch: ``loads``, then ``_write_fiches``.
+
+The disk is shared: ``write`` and ``worker`` vary from run to run far more than the others.
 
 Two snapshots of the code: "old" is ``git archive OLD catalogue templates``, "new" the working copy. Each
 run measures both, alternating which goes first, each in a child process (``--runs`` times); printed are the
