@@ -630,3 +630,23 @@ def test_an_error_writing_the_number_shards_apart_stops_the_build(tmp_path, monk
     with pytest.raises(RuntimeError, match="static-search : ValueError: numéros impossibles"):
         feed(tmp_path, formations(), worker=False)
     assert "numéros impossibles" in capfd.readouterr().err  # the whole traceback, on the build's stderr
+
+
+def test_a_failing_build_stops_the_number_shards_process(tmp_path, monkeypatch):
+    started = []
+    real = static._Apart.__init__
+
+    def spy(self, function):
+        real(self, function)
+        started.append(self._pid)
+
+    def broken(self, groups, members=True):
+        raise ValueError("notes impossibles")
+
+    monkeypatch.setattr(static._Apart, "__init__", spy)
+    monkeypatch.setattr(static._Scorer, "output", broken)
+    with pytest.raises(ValueError, match="notes impossibles"):
+        feed(tmp_path, formations(), worker=False)
+    assert len(started) == 1
+    with pytest.raises(ProcessLookupError):  # killed and its exit collected: no such process left
+        os.kill(started[0], 0)

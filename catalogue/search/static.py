@@ -91,6 +91,7 @@ import pickle
 import re
 import queue
 import shutil
+import signal
 import sys
 import threading
 import traceback
@@ -1421,6 +1422,30 @@ def _write_all(
     apart: Optional[_Apart] = None
     if NUMBERS_APART and members_of is not None and output.previous is None and hasattr(os, "fork"):
         apart = _Apart(lambda: _numbers_apart(output, entries, keys, vocabulary, members_of, options))
+    try:
+        _write_terms_and_rest(sink, output, entries, terms, vocabulary, keys, totals, file_of, averages, apart)
+    except BaseException:
+        if apart is not None:
+            apart.stop()
+        raise
+
+
+def _write_terms_and_rest(
+    sink: StaticSearchSink,
+    output: _Output,
+    entries: list[Entry],
+    terms: Iterable[tuple[str, Groups]],
+    vocabulary: set[str],
+    keys: list[str],
+    totals: list[int],
+    file_of: dict[str, int],
+    averages: list[float],
+    apart: Optional[_Apart],
+) -> None:
+    """:func:`_write_all` once the number and doc shards are handed to ``apart``, if they are."""
+    options = sink.options
+    cache = sink.cache
+    n = len(entries)
     queries = _NumberQueries.of(keys, vocabulary) if apart is None else None
     wanted = queries.wanted() if queries is not None else set()
     scorer = _Scorer(n, averages, options)
@@ -1555,19 +1580,34 @@ class _Apart:
                 finally:
                     os._exit(code)
         os.close(write)
-        self._pid = pid
-        self._read = read
+        self._pid: Optional[int] = pid
+        self._read: Optional[int] = read
 
     def result(self):
-        with os.fdopen(self._read, "rb") as pipe:
+        read, self._read = self._read, None
+        with os.fdopen(read, "rb") as pipe:
             data = pipe.read()
-        _, status = os.waitpid(self._pid, 0)
+        pid, self._pid = self._pid, None
+        _, status = os.waitpid(pid, 0)
         if not data:
             raise RuntimeError(f"static-search : le processus des numéros s'est arrêté (statut {status})")
         kind, value = pickle.loads(data)
         if kind != "done":
             raise RuntimeError(f"static-search : {value}")
         return value
+
+    def stop(self) -> None:
+        """The build failed: the process killed and its exit collected, unless :meth:`result` did."""
+        if self._pid is not None:
+            pid, self._pid = self._pid, None
+            try:
+                os.kill(pid, signal.SIGKILL)
+                os.waitpid(pid, 0)
+            except (ProcessLookupError, ChildProcessError):
+                pass
+        if self._read is not None:
+            read, self._read = self._read, None
+            os.close(read)
 
 
 def _blobs(records: list[Record]) -> dict[str, bytes]:
