@@ -1423,85 +1423,66 @@ def _write_all(
     if NUMBERS_APART and members_of is not None and output.previous is None and hasattr(os, "fork"):
         apart = _Apart(lambda: _numbers_apart(output, entries, keys, vocabulary, members_of, options))
     try:
-        _write_terms_and_rest(sink, output, entries, terms, vocabulary, keys, totals, file_of, averages, apart)
+        queries = _NumberQueries.of(keys, vocabulary) if apart is None else None
+        wanted = queries.wanted() if queries is not None else set()
+        scorer = _Scorer(n, averages, options)
+        entries_of: dict[str, str] = {}
+        sizes: dict[str, int] = {}
+        paged: dict[str, tuple[int, bool]] = {}
+        page_files: set[str] = set()  # p/ and b/ files written (terms whose crc32 clash share one)
+        doc_sets: dict[str, set[int]] = {}
+        term_files: dict[str, dict[str, list]] = {f"terms/{i}": {} for i in range(TERM_FILES)}
+        for term, groups in terms:
+            out = scorer.output(groups)
+            entries_of[term] = out.entry
+            sizes[term] = len(term) + len(out.entry) + 4
+            if len(out.pages) or out.members:
+                paged[term] = out.paged
+            for name, value in _page_values(term, out):
+                values = {term: value}
+                if name in page_files:
+                    values.update((t, _dumps(v)) for t, v in json.loads(output.read_back(name)).items())
+                page_files.add(name)
+                output.write(name, _object_text(values))
+            if term in wanted:
+                doc_sets[term] = _members(groups)
+            term_files[_Cache.term_file(term)][term] = _pack(groups)
+        split = plan_split(sizes, options.term_shard_bytes)
+        leaves: dict[str, list[str]] = {}
+        for term in sorted(entries_of):
+            leaves.setdefault(leaf_of(term, split), []).append(term)
+        for leaf, leaf_terms in sorted(leaves.items()):
+            output.write(f"t/{leaf_file(leaf)}.json", _object_text({t: entries_of[t] for t in leaf_terms}))
+        del entries_of
+        if apart is not None:
+            numbers = apart.result()
+            output.digests.update(numbers.digests)  # in the order they were written, as here
+        else:
+            assert queries is not None
+            # ``vocabulary`` may hold terms that lost their last formation: candidates are those
+            # whose terms are all still indexed.
+            queries.candidates = {q: q_terms for q, q_terms in queries.candidates.items() if all(t in sizes for t in q_terms)}
+            texted = {q for q, q_terms in queries.candidates.items() if _all_match(q_terms, doc_sets)}
+            numbers = _number_files(output, entries, keys, queries, texted, options)
+        tables = _write_manifest_and_page(sink, output, n, averages, numbers.buckets, numbers.queries.digitless > 0, split)
+        for name, stored in term_files.items():
+            cache.write(name, stored)
+        cache.write("refs", file_of)
+        cache.write("keywords", sorted(numbers.queries.keywords))
+        cache.write(
+            "meta",
+            _meta(options, n, totals, averages, sizes, split, paged, numbers.buckets, numbers.weight, numbers.queries,
+                  numbers.texted, numbers.big, output, tables),
+        )
+        if cache.files is not None:
+            cache.files.flush()
+        if output.previous is not None:
+            output.link_rest()
+        cache.link_rest()
     except BaseException:
         if apart is not None:
             apart.stop()
         raise
-
-
-def _write_terms_and_rest(
-    sink: StaticSearchSink,
-    output: _Output,
-    entries: list[Entry],
-    terms: Iterable[tuple[str, Groups]],
-    vocabulary: set[str],
-    keys: list[str],
-    totals: list[int],
-    file_of: dict[str, int],
-    averages: list[float],
-    apart: Optional[_Apart],
-) -> None:
-    """:func:`_write_all` once the number and doc shards are handed to ``apart``, if they are."""
-    options = sink.options
-    cache = sink.cache
-    n = len(entries)
-    queries = _NumberQueries.of(keys, vocabulary) if apart is None else None
-    wanted = queries.wanted() if queries is not None else set()
-    scorer = _Scorer(n, averages, options)
-    entries_of: dict[str, str] = {}
-    sizes: dict[str, int] = {}
-    paged: dict[str, tuple[int, bool]] = {}
-    page_files: set[str] = set()  # p/ and b/ files written (terms whose crc32 clash share one)
-    doc_sets: dict[str, set[int]] = {}
-    term_files: dict[str, dict[str, list]] = {f"terms/{i}": {} for i in range(TERM_FILES)}
-    for term, groups in terms:
-        out = scorer.output(groups)
-        entries_of[term] = out.entry
-        sizes[term] = len(term) + len(out.entry) + 4
-        if len(out.pages) or out.members:
-            paged[term] = out.paged
-        for name, value in _page_values(term, out):
-            values = {term: value}
-            if name in page_files:
-                values.update((t, _dumps(v)) for t, v in json.loads(output.read_back(name)).items())
-            page_files.add(name)
-            output.write(name, _object_text(values))
-        if term in wanted:
-            doc_sets[term] = _members(groups)
-        term_files[_Cache.term_file(term)][term] = _pack(groups)
-    split = plan_split(sizes, options.term_shard_bytes)
-    leaves: dict[str, list[str]] = {}
-    for term in sorted(entries_of):
-        leaves.setdefault(leaf_of(term, split), []).append(term)
-    for leaf, leaf_terms in sorted(leaves.items()):
-        output.write(f"t/{leaf_file(leaf)}.json", _object_text({t: entries_of[t] for t in leaf_terms}))
-    del entries_of
-    if apart is not None:
-        numbers = apart.result()
-        output.digests.update(numbers.digests)  # in the order they were written, as here
-    else:
-        assert queries is not None
-        # ``vocabulary`` may hold terms that lost their last formation: candidates are those
-        # whose terms are all still indexed.
-        queries.candidates = {q: q_terms for q, q_terms in queries.candidates.items() if all(t in sizes for t in q_terms)}
-        texted = {q for q, q_terms in queries.candidates.items() if _all_match(q_terms, doc_sets)}
-        numbers = _number_files(output, entries, keys, queries, texted, options)
-    tables = _write_manifest_and_page(sink, output, n, averages, numbers.buckets, numbers.queries.digitless > 0, split)
-    for name, stored in term_files.items():
-        cache.write(name, stored)
-    cache.write("refs", file_of)
-    cache.write("keywords", sorted(numbers.queries.keywords))
-    cache.write(
-        "meta",
-        _meta(options, n, totals, averages, sizes, split, paged, numbers.buckets, numbers.weight, numbers.queries,
-              numbers.texted, numbers.big, output, tables),
-    )
-    if cache.files is not None:
-        cache.files.flush()
-    if output.previous is not None:
-        output.link_rest()
-    cache.link_rest()
 
 
 @dataclass
