@@ -22,7 +22,6 @@ tree, with :class:`FragmentWriter` (see there).
 from __future__ import annotations
 
 import math
-import operator
 from contextlib import ExitStack, contextmanager
 from decimal import Decimal
 from enum import Enum
@@ -506,8 +505,8 @@ class FragmentWriter:
     checks written out with its rule's bounds as constants, each element's tags and indentation as
     string constants. Written as generic calls a leaf (a rule looked up, a call, the checks, a
     format), the writer cost nearly twice as much: most of a formation is a hundred such leaves.
-    The functions of the structures the LHEO reader shares between formations (:data:`SHARED_KINDS`),
-    and the dates, remember their text per object (:class:`Shared`): the whole formation's text is
+    The functions of the structures the LHEO reader shares between formations (:data:`SHARED_KINDS`)
+    remember their text per object (:class:`Shared`): the whole formation's text is
     still checked as a whole each time (:meth:`fragment`).
     """
 
@@ -523,9 +522,6 @@ class FragmentWriter:
         for (kind, _depth), name in source.functions.items():
             if kind in SHARED_KINDS:
                 namespace[name] = _by_identity(namespace[name])
-        # Dates too are shared (the reader makes one object per distinct date): each written once.
-        namespace["_lheo"] = lheo = _by_identity(_LHEO)
-        namespace["_dated"] = _dated_writer(lheo)
         self._formation: Callable[[Formation], str] = namespace[source.root]
 
     def fragment(self, formation: Formation) -> bytes:
@@ -589,25 +585,16 @@ def _by_identity(function: Callable[[Any], str]) -> Callable[[Any], str]:
     return cached
 
 
-#: ``date.lheo()``, whatever ``date`` is (the model may hold something else: the slow path then decides).
-_LHEO = operator.methodcaller("lheo")
-
-
-def _dated_writer(lheo: Callable[[PartialDate], str]) -> Callable[..., str]:
-    """The function writing the attributes ``numero``, ``datecrea``, ``datemaj``, each with its leading space,
-    its dates written by ``lheo``."""
-
-    def dated(numero: Optional[str], datecrea: Optional[PartialDate], datemaj: Optional[PartialDate]) -> str:
-        attrs = ""
-        if numero is not None:
-            attrs = f' numero="{_attr(numero)}"'
-        if datecrea is not None:
-            attrs += f' datecrea="{lheo(datecrea)}"'
-        if datemaj is not None:
-            attrs += f' datemaj="{lheo(datemaj)}"'
-        return attrs
-
-    return dated
+def _dated_attrs(numero: Optional[str], datecrea: Optional[PartialDate], datemaj: Optional[PartialDate]) -> str:
+    """The attributes ``numero``, ``datecrea``, ``datemaj`` as written, each with its leading space."""
+    attrs = ""
+    if numero is not None:
+        attrs = f' numero="{_attr(numero)}"'
+    if datecrea is not None:
+        attrs += f' datecrea="{datecrea.lheo()}"'
+    if datemaj is not None:
+        attrs += f' datemaj="{datemaj.lheo()}"'
+    return attrs
 
 
 def _fstring(*parts: Union[str, tuple[str]]) -> str:
@@ -664,8 +651,7 @@ class _WriterSource:
         self.occurs = occurs
         self.optional = optional
         self.namespace: dict[str, Any] = {
-            "Unsure": Unsure, "_str": _str, "_text": _text, "_attr": _attr, "_dated": _dated_writer(_LHEO),
-            "_lheo": _LHEO,
+            "Unsure": Unsure, "_str": _str, "_text": _text, "_attr": _attr, "_dated": _dated_attrs,
             "_NO_ADRESSE": _NO_ADRESSE, "_PLACEHOLDER_LIGNES": _PLACEHOLDER_LIGNES,
             "_PLACEHOLDER_PUBLICS": _PLACEHOLDER_PUBLICS,
         }
@@ -886,8 +872,8 @@ class _WriterSource:
         code(f"{p} = {expr}")
         code(f"{debut} = {p}.debut if {p} else None")
         code(f"{fin} = {p}.fin if {p} else None")
-        code(f"{debut} = _lheo({debut}) if {debut} else {PLACEHOLDERS['debut']!r}")
-        code(f"{fin} = _lheo({fin}) if {fin} else {PLACEHOLDERS['fin']!r}")
+        code(f"{debut} = {debut}.lheo() if {debut} else {PLACEHOLDERS['debut']!r}")
+        code(f"{fin} = {fin}.lheo() if {fin} else {PLACEHOLDERS['fin']!r}")
         self.check(code, "debut", debut)
         self.check(code, "fin", fin)
         outer, inner = _INDENTS[depth], _INDENTS[depth + 1]
