@@ -8,7 +8,7 @@ and summarised as a build does. Then, per formation, in one process and measured
 
 - ``pickle``: what the build's process spends sending a batch of 64 to a worker (``pickle.dumps`` of it),
 - ``loads``: the worker unpickling it,
-- ``render``: ``Site.fiche``, the page as a string,
+- ``render``: ``Site.fiche``, the page as a string (a batch at a time, in ``Site.batch()`` when the code has it),
 - ``write``: ``worker`` minus ``loads`` and ``render``: the page written as a new file (encode, open, write,
   close) and the worker's garbage collection (medians of each figure: the three do not add up exactly),
 - ``worker``: what a worker spends on a batch: ``loads``, then ``_write_fiches``.
@@ -25,6 +25,7 @@ compared between the codes (``--all``: every formation of the file rather than t
 from __future__ import annotations
 
 import argparse
+import contextlib
 import datetime as dt
 import hashlib
 import io
@@ -71,17 +72,26 @@ def child(content: Path, count: int, work: Path, profile: bool) -> None:
 
     pairs = _pairs(content, count)
     site = render.Site(load_settings(), TODAY, load_geo())
+    # As a worker renders them: a batch at a time (the code may share work within one, see Site.batch).
+    scope = getattr(site, "batch", contextlib.nullcontext)
+
+    def render_all() -> list[str]:
+        pages = []
+        for start in range(0, len(pairs), render.FICHE_BATCH):
+            with scope():
+                pages.extend(site.fiche(f, e) for f, e in pairs[start : start + render.FICHE_BATCH])
+        return pages
+
     digest = hashlib.sha256()
-    for formation, entry in pairs:
-        digest.update(site.fiche(formation, entry).encode("utf-8"))
+    for page in render_all():
+        digest.update(page.encode("utf-8"))
     if profile:
         import cProfile
         import pstats
 
         profiler = cProfile.Profile()
         profiler.enable()
-        for formation, entry in pairs:
-            site.fiche(formation, entry)
+        render_all()
         profiler.disable()
         out = io.StringIO()
         pstats.Stats(profiler, stream=out).sort_stats("tottime").print_stats(25)
@@ -107,7 +117,7 @@ def child(content: Path, count: int, work: Path, profile: bool) -> None:
     blobs: list[bytes] = []
     timed("pickle", lambda: blobs.extend(pickle.dumps(b, protocol=pickle.HIGHEST_PROTOCOL) for b in batches))
     timed("loads", lambda: [pickle.loads(b) for b in blobs])
-    timed("render", lambda: [site.fiche(f, e) for f, e in pairs])
+    timed("render", render_all)
     folder.mkdir(parents=True)
     timed("worker", lambda: [render._write_fiches(pickle.loads(b)) for b in blobs])
     figures["write"] = figures["worker"] - figures["loads"] - figures["render"]

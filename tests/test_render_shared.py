@@ -1,0 +1,161 @@
+"""What a batch of fiches makes once of the objects its formations share (``Site.batch``, ``render._Shared``),
+and the JSON-LD written as text: the same bytes as made anew, hostile values included."""
+
+from __future__ import annotations
+
+import pickle
+
+import pytest
+
+from catalogue.model import Formation, ModalitesEnseignement
+from catalogue.render import FicheEntry, _provider_json, _Shared, course_jsonld, course_jsonld_script, json_for_script
+from catalogue.settings import Settings
+from factories import ADRESSE_MONTPELLIER, ADRESSE_TOURS, SIRET_VEIGNE, action, make_formation, organisme, session
+from test_render import entry_of, site
+
+HOSTILE = "</script><script>alert('x')</script> & \"quotes\" \u2028\u2029 <br /> é\u00a0ß \\ \t"
+
+
+def hostile_organisme(nom: str = HOSTILE, siret: str = SIRET_VEIGNE) -> dict:
+    data = organisme(siret=siret, nom=nom, adresse={**ADRESSE_TOURS, "lignes": [HOSTILE, "-", "a\nb"], "ville": HOSTILE})
+    data["coordonnees_organisme"].update(
+        nom=HOSTILE, telfixe=["+33 (0)5 <61>"], courriel="x@y.fr\"><b>", web=["https://ex.fr/?a=<b>&c", "javascript:x"]
+    )
+    data["contact_organisme"] = [{"nom": HOSTILE, "courriel": "contact@example.fr", "web": ["http://a.fr/\"x"]}]
+    data["numero_activite"] = HOSTILE
+    data["renseignements_specifiques"] = HOSTILE + "\nligne 2"
+    return data
+
+
+def formations() -> list[Formation]:
+    """Formations with hostile text, missing fields, several actions and sessions, and none of some parts."""
+    return [
+        make_formation(),
+        make_formation(
+            numero="15_AF_0000000002",
+            intitule=HOSTILE,
+            org=hostile_organisme(),
+            objectif_formation=None,
+            contenu_formation=HOSTILE,
+            contact_formation=[{"nom": HOSTILE, "lignes": [HOSTILE]}],
+            certifications=[{"code_rncp": "RNCP37874"}, {"code_rncp": "12345"}],
+            actions=[
+                action(lieux=[], sessions=[session(numero="S-1.x_"), session(debut=None, fin="20270000", numero="S2")],
+                       prix_total_ttc="0", nombre_heures_total=35, modalites_enseignement=ModalitesEnseignement.DISTANCE),
+                action(numero="15_A2", lieux=[{**ADRESSE_MONTPELLIER, "ville": HOSTILE, "lignes": [HOSTILE]}, ADRESSE_TOURS],
+                       sessions=[session(debut="20260900", fin=None, numero=None)], prix_total_ttc="1234.5"),
+                action(numero="15_A3", lieux=[ADRESSE_MONTPELLIER], prix_total_ttc="1234.5",
+                       modalites_enseignement=ModalitesEnseignement.MIXTE),
+            ],
+        ),
+        make_formation(numero="15_AF_0000000003", objectif_formation="", contenu_formation=None,
+                       org=organisme(adresse={"lignes": [], "ville": None}),
+                       actions=[action(lieux=[], sessions=[session(debut=None, fin=None, numero=None)])]),
+    ]
+
+
+@pytest.mark.parametrize("position", range(3))
+def test_jsonld_text_is_json_for_script_of_the_dicts(position: int) -> None:
+    formation = formations()[position]
+    settings = Settings()
+    for entry in (entry_of(formation, settings), FicheEntry.of(entry_of(formation, settings))):
+        canonical = f"https://example.fr/formations/{formation.numero}.html?<&>"
+        for objectif in (None, "", HOSTILE):
+            expected = json_for_script(course_jsonld(formation, entry, canonical, settings, objectif))
+            assert course_jsonld_script(formation, entry, canonical, settings, objectif) == expected
+            shared = _Shared()
+            shared.entries = {}
+            for _ in range(2):  # a miss, then the hits
+                assert course_jsonld_script(formation, entry, canonical, settings, objectif, shared) == expected
+
+
+def sharing(batch: list[Formation]) -> list[Formation]:
+    """The batch's formations with one organisme object, and one contact, as the reader shares them."""
+    first = batch[0]
+    shared_org = first.organisme_formation_responsable
+    return [first] + [
+        f.model_copy(update={"organisme_formation_responsable": shared_org, "contact_formation": first.contact_formation})
+        for f in batch[1:]
+    ]
+
+
+def test_a_batch_makes_the_same_pages_as_one_fiche_at_a_time() -> None:
+    for batch in (sharing(formations()[::-1]), sharing(formations()[1:]), formations()):
+        pairs = [(f, FicheEntry.of(entry_of(f))) for f in batch]
+        alone = [site().fiche(f, e) for f, e in pairs]  # a new Site per page: nothing shared
+        pages = site()
+        sent = pickle.loads(pickle.dumps(pairs, protocol=pickle.HIGHEST_PROTOCOL))  # as a worker gets them
+        for _ in range(2):
+            with pages.batch():
+                assert [pages.fiche(f, e) for f, e in sent] == alone
+                assert [pages.fiche(f, e) for f, e in sent] == alone  # hits only
+            assert [pages.fiche(f, e) for f, e in pairs] == alone  # outside a batch
+
+
+def test_a_batch_makes_a_shared_object_once() -> None:
+    batch = sharing([make_formation(numero=f"15_AF_000000000{n}", org=hostile_organisme()) for n in range(1, 4)])
+    pages = site()
+    made = []
+    original = _Shared.get
+
+    def counted(self: _Shared, kind, obj, make):
+        return original(self, kind, obj, lambda o: made.append(kind) or make(o))
+
+    _Shared.get = counted  # type: ignore[method-assign]
+    try:
+        with pages.batch():
+            for f in batch:
+                pages.fiche(f, entry_of(f))
+    finally:
+        _Shared.get = original  # type: ignore[method-assign]
+    assert made.count("organisme_section") == 1
+    # The organisme's contact once, each formation's own place once per formation (the factory's are not shared).
+    assert made.count("contact_block") == 1 + len(batch)
+    assert made.count(_provider_json) == 1
+    assert pages.env.shared.entries is None  # nothing kept after the batch
+
+
+def test_another_or_a_changed_object_is_made_anew() -> None:
+    first, second = formations()[1], make_formation(numero="15_AF_0000000009", org=hostile_organisme(nom="Autre <o>"))
+    pages = site()
+    with pages.batch():
+        one = pages.fiche(first, entry_of(first))
+        other = pages.fiche(second, entry_of(second))
+    assert "Autre &lt;o&gt;" in other and "Autre &lt;o&gt;" not in one
+    assert other == site().fiche(second, entry_of(second))
+    # An object changed between two batches (never within one): the next batch shows the change.
+    entry = entry_of(first)
+    with pages.batch():
+        before = pages.fiche(first, entry)
+    object.__setattr__(first.organisme_formation_responsable, "numero_activite", "11 75 <changé>")
+    object.__setattr__(first.contact_formation[0], "nom", "Nom <changé>")
+    with pages.batch():
+        after = pages.fiche(first, entry)
+    assert before == one and after != before
+    assert "11 75 &lt;changé&gt;" in after and "Nom &lt;changé&gt;" in after
+    assert after == site().fiche(first, entry)
+
+
+def test_an_entry_holds_its_object() -> None:
+    """An entry keeps its object alive: no other object of the batch can take its id."""
+    shared = _Shared()
+    shared.entries = {}
+    key = object()
+    assert shared.get("k", key, lambda o: "made") == "made"
+    assert shared.get("k", key, lambda o: "again") == "made"
+    other = object()
+    assert shared.get("k", other, lambda o: "other") == "other"
+    assert all(hit[0] is obj for (kind, ident), hit in shared.entries.items() for obj in (hit[0],) if id(obj) == ident)
+
+
+def test_tidy_drops_the_blank_lines_as_the_plain_regex_does() -> None:
+    import itertools
+    import re
+
+    from catalogue.render import tidy
+
+    plain = re.compile(r"\n[ \t]*(?=\n)")
+    for size in range(7):
+        for chars in itertools.product("\n \tx\r", repeat=size):
+            text = "".join(chars)
+            assert tidy(text) == plain.sub("", text), repr(text)
