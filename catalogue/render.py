@@ -362,7 +362,9 @@ def letter_label(initial: str) -> str:
 # --------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
+# Not frozen: a frozen dataclass sets each field through object.__setattr__, and a fiche makes a few of them
+# (slots: their fields are read by the template's getattr).
+@dataclass(slots=True)
 class SessionView:
     """One dated period (LHEO session) as a counsellor reads it."""
 
@@ -371,7 +373,7 @@ class SessionView:
     text: str  # "Du 01/09/2026 au 30/06/2027"
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class ActionView:
     """One LHEO action (the Carif-Oref's "session"): where, how, and its dated periods."""
 
@@ -427,6 +429,22 @@ def _when(date: PartialDate) -> str:
     return f"le {date.french()}" if date.is_full else f"en {date.french()}"
 
 
+#: Per period, by its dates' AAAAMMJJ texts (its value): its period_text() and its last possible day. A
+#: catalogue holds a few thousand distinct periods, and a fiche shows each of its sessions' (3 µs each).
+_PERIODS: dict[tuple[str, str], tuple[str, Optional[dt.date]]] = {}
+
+
+def _period(session: Session) -> tuple[str, Optional[dt.date]]:
+    debut, fin = session.periode.debut, session.periode.fin
+    key = (debut.text if debut is not None else "", fin.text if fin is not None else "")
+    known = _PERIODS.get(key)
+    if known is None:
+        if len(_PERIODS) >= 100_000:
+            _PERIODS.clear()
+        known = _PERIODS[key] = (period_text(session), fin.latest() if fin is not None else None)
+    return known
+
+
 def session_order(session: Session, today: dt.date) -> tuple:
     """Sessions not yet ended first, the next to start first (unknown starts after), then ended ones, latest first."""
     start = session.periode.debut.earliest() if session.periode.debut else None
@@ -450,9 +468,14 @@ def action_views(formation: Formation, today: dt.date) -> list[ActionView]:
         title = ", ".join(villes) if villes else "lieu non communiqué"
         if action.modalites_enseignement is ModalitesEnseignement.DISTANCE:
             title = "À distance" + (f" ({title})" if villes else "")
-        codes = (f.code_financeur for f in action.organismes_financeurs)
-        financeurs = tuple(_distinct(FINANCEURS.get(code, f"code {code}") for code in codes))
-        session_views = tuple(SessionView(s, is_ended(s, today), period_text(s)) for s in sessions)
+        financeurs = tuple(
+            dict.fromkeys(FINANCEURS.get(f.code_financeur, f"code {f.code_financeur}") for f in action.organismes_financeurs)
+        ) if action.organismes_financeurs else ()
+        shown = []
+        for s in sessions:
+            text, last = _period(s)
+            shown.append(SessionView(s, last is not None and last < today, text))  # ended: is_ended(s, today)
+        session_views = tuple(shown)
         views.append(
             ActionView(
                 action=action,
@@ -478,23 +501,36 @@ def key_facts(formation: Formation) -> SimpleNamespace:
 
     Attributes, not a dict: the template reads ``facts.rncp``, and Jinja2 looks for an
     attribute before an item (a dict would cost an AttributeError per read)."""
-    actions = formation.actions
-    heures = sorted(set(a.nombre_heures_total for a in actions if a.nombre_heures_total))
-    prix = sorted(set(a.prix_total_ttc for a in actions if a.prix_total_ttc is not None))
+    heures, prix = set(), set()
+    # Dicts as ordered sets: the values in the order met, once each (as _distinct keeps them).
+    durees: dict[str, None] = {}
+    modalites: dict[str, None] = {}
+    publics: dict[str, None] = {}
+    for a in formation.actions:  # one pass, not one per fact: most formations have one or two actions
+        if a.nombre_heures_total:
+            heures.add(a.nombre_heures_total)
+        if a.prix_total_ttc is not None:
+            prix.add(a.prix_total_ttc)
+        if a.duree_indicative is not None:
+            durees[a.duree_indicative] = None
+        modalite = MODALITES_ENSEIGNEMENT.get(a.modalites_enseignement)
+        if modalite is not None:
+            modalites[modalite] = None
+        for code in a.code_public_vise:
+            publics[PUBLICS_VISES.get(code, f"Formacode {code}")] = None
+    certifications = formation.certifications
     return SimpleNamespace(
-        rncp=_distinct(_code(c.code_rncp, "RNCP") for c in formation.certifications),
-        rs=_distinct(_code(c.code_rs, "RS") for c in formation.certifications),
-        heures=heures,
-        duree_indicative=_distinct(a.duree_indicative for a in actions),
-        prix=prix,
-        modalites=_distinct(MODALITES_ENSEIGNEMENT.get(a.modalites_enseignement) for a in actions),
+        rncp=_distinct(_code(c.code_rncp, "RNCP") for c in certifications) if certifications else [],
+        rs=_distinct(_code(c.code_rs, "RS") for c in certifications) if certifications else [],
+        heures=sorted(heures),
+        duree_indicative=list(durees),
+        prix=sorted(prix),
+        modalites=list(modalites),
         niveau_entree=NIVEAUX.get(formation.code_niveau_entree),
         niveau_sortie=NIVEAUX.get(formation.code_niveau_sortie),
         objectif_general=OBJECTIFS_GENERAUX.get(formation.objectif_general_formation),
         parcours=PARCOURS.get(formation.parcours_de_formation),
-        publics=_distinct(
-            PUBLICS_VISES.get(code, f"Formacode {code}") for a in actions for code in a.code_public_vise
-        ),
+        publics=list(publics),
     )
 
 
@@ -583,10 +619,13 @@ _json_str = json.encoder.encode_basestring
 
 
 def _json(value: Any) -> str:
-    """``value`` as :func:`json_for_script` writes it, before its escapes (applied to the whole text)."""
-    if type(value) is str:
-        return _json_str(value)
-    return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+    """``value`` as :func:`json_for_script` writes it, escapes included.
+
+    Its escapes replace characters one by one, and the text :func:`course_jsonld_script` writes around the
+    values has none of them: escaping each value is escaping the whole, and scans a tenth of it (the five scans
+    of a whole JSON-LD took a third of its time)."""
+    text = _json_str(value) if type(value) is str else json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+    return _script_safe(text)
 
 
 def _script_safe(text: str) -> str:
@@ -657,30 +696,31 @@ def course_jsonld_script(
         parts += (',"description":', _json(description))
     parts.append(',"hasCourseInstance":[')
     premises = organisme.coordonnees_organisme.adresse if organisme.coordonnees_organisme else None
-    first = True
+    instances = []
     for action in formation.actions:
         mode = _COURSE_MODES.get(action.modalites_enseignement)
+        mode = f',"courseMode":"{mode}"' if mode else ""
+        # What follows the dates, the same for each of the action's sessions.
+        tail = "}"
         adresse = action.lieux_de_formation[0].adresse if action.lieux_de_formation else premises
-        location = shared.get(_location_json, adresse, _location_json) if adresse is not None else None
-        workload = _json(f"PT{action.nombre_heures_total}H") if action.nombre_heures_total else None
+        if adresse is not None:
+            location = shared.get(_location_json, adresse, _location_json)
+            if location is not None:
+                tail = ',"location":' + location + tail
+        if action.nombre_heures_total:
+            tail = ',"courseWorkload":' + _json(f"PT{action.nombre_heures_total}H") + tail
         for session in action.sessions:
-            parts.append('{"@type":"CourseInstance"' if first else ',{"@type":"CourseInstance"')
-            first = False
+            item = '{"@type":"CourseInstance"'
             if session.numero:
-                parts += (',"identifier":', _json(session.numero))
-            if mode:
-                parts += (',"courseMode":"', mode, '"')
+                item += ',"identifier":' + _json(session.numero)
+            item += mode
             periode = session.periode
             if periode.debut:
-                parts += (',"startDate":', _json(iso_date(periode.debut)))
+                item += ',"startDate":"' + _iso(periode.debut) + '"'  # digits and hyphens: nothing to escape
             if periode.fin:
-                parts += (',"endDate":', _json(iso_date(periode.fin)))
-            if workload is not None:
-                parts += (',"courseWorkload":', workload)
-            if location is not None:
-                parts += (',"location":', location)
-            parts.append("}")
-    parts.append("]")
+                item += ',"endDate":"' + _iso(periode.fin) + '"'
+            instances.append(item + tail)
+    parts += (",".join(instances), "]")
     prices = sorted({a.prix_total_ttc for a in formation.actions if a.prix_total_ttc is not None})
     if prices:
         parts.append(',"offers":[')
@@ -692,10 +732,23 @@ def course_jsonld_script(
     if entry.rncp:
         parts += (',"educationalCredentialAwarded":[', ",".join(_json(f"RNCP{code}") for code in entry.rncp), "]")
     parts.append("}")
-    return str.__new__(Markup, _script_safe("".join(parts)))  # Markup(text), without its __new__ (see lheo_text)
+    return str.__new__(Markup, "".join(parts))  # Markup(text), without its __new__ (see lheo_text)
 
 
 _NO_SHARING = _Shared()
+
+
+#: iso_date() of the dates met, by their AAAAMMJJ text (a date's value: a few thousand of them in a catalogue).
+_ISO_DATES: dict[str, str] = {}
+
+
+def _iso(date: PartialDate) -> str:
+    iso = _ISO_DATES.get(date.text)
+    if iso is None:
+        if len(_ISO_DATES) >= 100_000:
+            _ISO_DATES.clear()
+        iso = _ISO_DATES[date.text] = iso_date(date)
+    return iso
 
 
 def _provider_json(organisme: Any, site_url: str) -> str:
@@ -1330,6 +1383,8 @@ class SiteSink:
         self._refs: dict[str, str] = {}
         self._addresses: list[str] = list(state["addresses"]) if state is not None else []
         self._address_ids: Optional[dict[str, int]] = None  # made at the first add()
+        self._last_adresse: Optional[Adresse] = None  # the address of the previous add(), and its index
+        self._last_address = -1
         self._table = state["table"] if state is not None else 0  # its size when last made anew
         self._batch: list[tuple[str, Optional[str], Formation, FicheEntry]] = []
         self._pool: Optional[_FichePool] = None
@@ -1346,7 +1401,12 @@ class SiteSink:
         self._added_sirets.add(entry.siret)
         coordonnees = formation.organisme_formation_responsable.coordonnees_organisme
         adresse = coordonnees.adresse if coordonnees else None
-        address = self._address_id(adresse.model_dump_json() if adresse else NO_ADDRESS)
+        if adresse is not self._last_adresse or adresse is None:
+            # Formations come grouped by organisme, which the reader gives one frozen address object: its JSON
+            # (3 µs) and index are the previous formation's. The object is held, so its id is no other's.
+            self._last_adresse = adresse
+            self._last_address = self._address_id(adresse.model_dump_json() if adresse else NO_ADDRESS)
+        address = self._last_address
         self._refs[entry.ref] = _facts(address, entry)
         recycled = self._recycled
         if recycled is not None and name in recycled.present and name not in recycled.same:

@@ -159,3 +159,47 @@ def test_tidy_drops_the_blank_lines_as_the_plain_regex_does() -> None:
         for chars in itertools.product("\n \tx\r", repeat=size):
             text = "".join(chars)
             assert tidy(text) == plain.sub("", text), repr(text)
+
+
+def test_periods_known_by_value_are_those_made_anew() -> None:
+    """action_views() reads a period's text and end from a table keyed by its dates' values."""
+    import datetime as dt
+
+    from catalogue.catalog import is_ended
+    from catalogue.render import action_views, period_text
+
+    dates = [None, "20260901", "20260900", "20260000", "20270630", "20250228", "20261231"]
+    sessions = [session(debut=d, fin=f, numero=f"S{n}") for n, (d, f) in enumerate(
+        (d, f) for d in dates for f in dates if not (d and f and f < d and f[:4] <= d[:4]))]
+    formation = make_formation(actions=[action(sessions=sessions)])
+    for today in (dt.date(2026, 1, 1), dt.date(2026, 11, 29), dt.date(2030, 1, 1)):
+        for _ in range(2):  # made, then known
+            (view,) = action_views(formation, today)
+            for shown in view.sessions:
+                assert shown.text == period_text(shown.session)
+                assert shown.ended == is_ended(shown.session, today)
+
+
+def test_each_formation_notes_its_own_organisme_address(tmp_path) -> None:
+    """SiteSink.add() reuses the previous formation's address JSON while the address is the same object."""
+    from catalogue import render
+    from catalogue.model import Adresse
+    from test_render import build_site
+
+    one = make_formation(numero="15_AF_0000000001")
+    shared = [one] + [
+        make_formation(numero=f"15_AF_000000000{n}").model_copy(
+            update={"organisme_formation_responsable": one.organisme_formation_responsable})
+        for n in (2, 3)
+    ]
+    other = make_formation(numero="15_AF_0000000004", org=organisme(siret=SIRET_VEIGNE, adresse=ADRESSE_TOURS))
+    bare = make_formation(numero="15_AF_0000000005", org={**organisme(), "coordonnees_organisme": None})
+    formations = shared[:2] + [other, shared[2], bare, bare, other]
+    build_site(tmp_path, formations, workers=0)
+    state = render._load_state(tmp_path)
+    for formation in formations:
+        address = state["addresses"][render._address_of(state["refs"][formation.numero])]
+        coordonnees = formation.organisme_formation_responsable.coordonnees_organisme
+        expected = coordonnees.adresse if coordonnees else None
+        assert render._adresse(address) == expected
+        assert expected is None or Adresse.model_validate_json(address) == expected
