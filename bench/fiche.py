@@ -6,7 +6,8 @@
 The first ``--count`` published formations of ``CATALOGUE.xml`` (``catalogue generate`` makes one) are read
 and summarised as a build does. Then, per formation, in one process and measured in CPU time:
 
-- ``pickle``: what the build's process spends sending a batch of 64 to a worker (``pickle.dumps`` of it),
+- ``pickle``: what the build's process spends sending a batch of 64 to a worker (``pickle.dumps`` of it, or the
+  code's ``_dumps_batch``),
 - ``loads``: the worker unpickling it,
 - ``render``: ``Site.fiche``, the page as a string (a batch at a time, in ``Site.batch()`` when the code has it),
 - ``write``: ``worker`` minus ``loads`` and ``render``: the page written as a new file (encode, open, write,
@@ -114,12 +115,15 @@ def child(content: Path, count: int, work: Path, profile: bool) -> None:
         function()
         figures[name] = (time.process_time() - start) / len(pairs) * 1e6
 
+    # As the build's process pickles a batch, and a worker takes it (the code may pickle its own way).
+    dumps = getattr(render, "_dumps_batch", None) or (lambda b: pickle.dumps(b, protocol=pickle.HIGHEST_PROTOCOL))
+    write_blob = getattr(render, "_write_fiche_blob", None) or (lambda blob: render._write_fiches(pickle.loads(blob)))
     blobs: list[bytes] = []
-    timed("pickle", lambda: blobs.extend(pickle.dumps(b, protocol=pickle.HIGHEST_PROTOCOL) for b in batches))
+    timed("pickle", lambda: blobs.extend(dumps(b) for b in batches))
     timed("loads", lambda: [pickle.loads(b) for b in blobs])
     timed("render", render_all)
     folder.mkdir(parents=True)
-    timed("worker", lambda: [render._write_fiches(pickle.loads(b)) for b in blobs])
+    timed("worker", lambda: [write_blob(b) for b in blobs])
     figures["write"] = figures["worker"] - figures["loads"] - figures["render"]
     figures["bytes"] = sum(map(len, blobs)) / len(pairs)
     # Left for the parent to delete at the end: deleting files slows the disk's next creations for a while.

@@ -25,6 +25,7 @@ import errno
 import functools
 import gc
 import hashlib
+import io
 import bisect
 import contextlib
 import heapq
@@ -32,6 +33,7 @@ import json
 import marshal
 import multiprocessing
 import os
+import pickle
 import re
 import shutil
 import time
@@ -51,6 +53,7 @@ from jinja2 import Environment, FileSystemBytecodeCache, FileSystemLoader, Stric
 from jinja2 import nodes
 from jinja2.compiler import CodeGenerator, Frame, optimizeconst
 from markupsafe import Markup, escape
+from pydantic import BaseModel
 
 try:
     # What markupsafe.escape() does to a str, without the Markup it wraps the result in (see _CodeGenerator).
@@ -2061,7 +2064,7 @@ class _FichePool:
         self._limit = workers * BATCHES_IN_FLIGHT
 
     def submit(self, batch: list[tuple[str, Optional[str], Formation, FicheEntry]]) -> None:
-        self._pending.append(self._executor.submit(_write_fiches, batch))
+        self._pending.append(self._executor.submit(_write_fiche_blob, _dumps_batch(batch)))
         if not self._processes:
             # Forked by the first submit; kept to stop them (ProcessPoolExecutor has no public way before 3.14).
             self._processes = list((getattr(self._executor, "_processes", None) or {}).values())
@@ -2155,8 +2158,64 @@ def _fiche_job(
     return (path, spare, formation, FicheEntry.of(entry))
 
 
+class _BatchPickler(pickle.Pickler):
+    """Pickles a batch of fiches for a worker: a pydantic model as its class, its fields' values and the names
+    of those set, rebuilt by :func:`_model` as pydantic's own ``__setstate__`` would. Its ``__getstate__``
+    writes each model's ``__dict__`` (a dict of every field name) and three more attributes by name: a fifth of
+    the build's time in pickling a batch. Any other model (extra or private attributes, fields not as its class
+    declares them) and any other object are pickled as pickle does."""
+
+    def reducer_override(self, obj: Any) -> Any:
+        cls = type(obj)
+        names = _PICKLED_FIELDS.get(cls, _UNKNOWN)
+        if names is _UNKNOWN:
+            names = _PICKLED_FIELDS[cls] = tuple(cls.model_fields) if isinstance(obj, BaseModel) else None
+        if names is None:
+            return NotImplemented
+        state = obj.__dict__
+        if obj.__pydantic_extra__ is not None or obj.__pydantic_private__ is not None or tuple(state) != names:
+            return NotImplemented
+        return (_model, (cls, tuple(state.values()), obj.__pydantic_fields_set__))
+
+
+#: Per class met by _BatchPickler, its models' field names in order (None: not a pydantic model).
+_PICKLED_FIELDS: dict[type, Optional[tuple[str, ...]]] = {}
+_UNKNOWN = object()
+_new_object = object.__new__
+_set_attribute = object.__setattr__
+
+
+def _model(cls: type[BaseModel], values: tuple, fields_set: set[str]) -> BaseModel:
+    """A model pickled by _BatchPickler, as pydantic's ``__setstate__`` restores one."""
+    names = _PICKLED_FIELDS.get(cls)
+    if names is None:
+        names = _PICKLED_FIELDS[cls] = tuple(cls.model_fields)
+    model = _new_object(cls)
+    _set_attribute(model, "__pydantic_fields_set__", fields_set)
+    _set_attribute(model, "__pydantic_extra__", None)
+    _set_attribute(model, "__pydantic_private__", None)
+    _set_attribute(model, "__dict__", dict(zip(names, values)))
+    return model
+
+
+def _dumps_batch(batch: list[tuple[str, Optional[str], Formation, FicheEntry]]) -> bytes:
+    out = io.BytesIO()
+    _BatchPickler(out, protocol=pickle.HIGHEST_PROTOCOL).dump(batch)
+    return out.getvalue()
+
+
+@_collected
+def _write_fiche_blob(blob: bytes) -> int:
+    """A worker's job: a batch pickled by :func:`_dumps_batch`, written."""
+    return _render_fiches(pickle.loads(blob))
+
+
 @_collected
 def _write_fiches(batch: list[tuple[str, Optional[str], Formation, FicheEntry]]) -> int:
+    return _render_fiches(batch)
+
+
+def _render_fiches(batch: list[tuple[str, Optional[str], Formation, FicheEntry]]) -> int:
     assert _worker_site is not None
     with _worker_site.batch():  # the batch's objects, just unpickled, are the worker's own: never changed
         for path, spare, formation, entry in batch:

@@ -6,12 +6,20 @@ from __future__ import annotations
 import pickle
 
 import pytest
+from pydantic import BaseModel, ConfigDict
 
 from catalogue.model import Formation, ModalitesEnseignement
 from catalogue.render import FicheEntry, _provider_json, _Shared, course_jsonld, course_jsonld_script, json_for_script
 from catalogue.settings import Settings
 from factories import ADRESSE_MONTPELLIER, ADRESSE_TOURS, SIRET_VEIGNE, action, make_formation, organisme, session
 from test_render import entry_of, site
+
+class Open(BaseModel):
+    """A model with extra fields (LHEO models forbid them)."""
+
+    model_config = ConfigDict(extra="allow")
+    a: int = 1
+
 
 HOSTILE = "</script><script>alert('x')</script> & \"quotes\" \u2028\u2029 <br /> é\u00a0ß \\ \t"
 
@@ -203,3 +211,26 @@ def test_each_formation_notes_its_own_organisme_address(tmp_path) -> None:
         expected = coordonnees.adresse if coordonnees else None
         assert render._adresse(address) == expected
         assert expected is None or Adresse.model_validate_json(address) == expected
+
+
+def test_a_batch_pickled_for_a_worker_is_the_same_batch() -> None:
+    """_dumps_batch() pickles models as their values: the worker gets equal models, as shared as they were."""
+    from catalogue.render import _dumps_batch, _fiche_job
+
+    batch = sharing(formations()[::-1])
+    jobs = [_fiche_job(f"{f.numero}.html", None, f, entry_of(f)) for f in batch]
+    sent = pickle.loads(_dumps_batch(jobs))
+    plain = pickle.loads(pickle.dumps(jobs))
+    for (path, spare, formation, entry), (_, _, expected, expected_entry) in zip(sent, plain):
+        assert formation == expected and entry == expected_entry and type(entry) is FicheEntry
+        assert formation.__dict__ == expected.__dict__
+        assert formation.model_fields_set == expected.model_fields_set
+        assert formation.organisme_formation_responsable.model_fields_set == (
+            expected.organisme_formation_responsable.model_fields_set)
+        assert site().fiche(formation, entry) == site().fiche(expected, expected_entry)
+    organismes = {id(f.organisme_formation_responsable) for _, _, f, _ in sent}
+    assert len(organismes) == 1  # still one object, as in the build's process
+
+    odd = Open(a=2, b="<extra>")
+    assert pickle.loads(_dumps_batch([odd])) == [odd]  # extra fields: pickled as pickle does
+    assert pickle.loads(_dumps_batch([odd]))[0].b == "<extra>"
