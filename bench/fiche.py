@@ -6,9 +6,10 @@
 The first ``--count`` published formations of ``CATALOGUE.xml`` (``catalogue generate`` makes one) are read
 and summarised as a build does. Then, per formation, in one process and measured in CPU time:
 
-- ``pickle``: what the build's process spends sending a batch of 64 to a worker (``pickle.dumps`` of it),
+- ``pickle``: what the build's process spends sending a batch of 64 to a worker (``pickle.dumps`` of it, or the
+  code's ``_dumps_batch``),
 - ``loads``: the worker unpickling it,
-- ``render``: ``Site.fiche``, the page as a string,
+- ``render``: ``Site.fiche``, the page as a string (a batch at a time, in ``Site.batch()`` when the code has it),
 - ``write``: ``worker`` minus ``loads`` and ``render``: the page written as a new file (encode, open, write,
   close) and the worker's garbage collection (medians of each figure: the three do not add up exactly),
 - ``worker``: what a worker spends on a batch: ``loads``, then ``_write_fiches``.
@@ -25,6 +26,7 @@ compared between the codes (``--all``: every formation of the file rather than t
 from __future__ import annotations
 
 import argparse
+import contextlib
 import datetime as dt
 import hashlib
 import io
@@ -71,17 +73,26 @@ def child(content: Path, count: int, work: Path, profile: bool) -> None:
 
     pairs = _pairs(content, count)
     site = render.Site(load_settings(), TODAY, load_geo())
+    # As a worker renders them: a batch at a time (the code may share work within one, see Site.batch).
+    scope = getattr(site, "batch", contextlib.nullcontext)
+
+    def render_all() -> list[str]:
+        pages = []
+        for start in range(0, len(pairs), render.FICHE_BATCH):
+            with scope():
+                pages.extend(site.fiche(f, e) for f, e in pairs[start : start + render.FICHE_BATCH])
+        return pages
+
     digest = hashlib.sha256()
-    for formation, entry in pairs:
-        digest.update(site.fiche(formation, entry).encode("utf-8"))
+    for page in render_all():
+        digest.update(page.encode("utf-8"))
     if profile:
         import cProfile
         import pstats
 
         profiler = cProfile.Profile()
         profiler.enable()
-        for formation, entry in pairs:
-            site.fiche(formation, entry)
+        render_all()
         profiler.disable()
         out = io.StringIO()
         pstats.Stats(profiler, stream=out).sort_stats("tottime").print_stats(25)
@@ -104,12 +115,15 @@ def child(content: Path, count: int, work: Path, profile: bool) -> None:
         function()
         figures[name] = (time.process_time() - start) / len(pairs) * 1e6
 
+    # As the build's process pickles a batch, and a worker takes it (the code may pickle its own way).
+    dumps = getattr(render, "_dumps_batch", None) or (lambda b: pickle.dumps(b, protocol=pickle.HIGHEST_PROTOCOL))
+    write_blob = getattr(render, "_write_fiche_blob", None) or (lambda blob: render._write_fiches(pickle.loads(blob)))
     blobs: list[bytes] = []
-    timed("pickle", lambda: blobs.extend(pickle.dumps(b, protocol=pickle.HIGHEST_PROTOCOL) for b in batches))
+    timed("pickle", lambda: blobs.extend(dumps(b) for b in batches))
     timed("loads", lambda: [pickle.loads(b) for b in blobs])
-    timed("render", lambda: [site.fiche(f, e) for f, e in pairs])
+    timed("render", render_all)
     folder.mkdir(parents=True)
-    timed("worker", lambda: [render._write_fiches(pickle.loads(b)) for b in blobs])
+    timed("worker", lambda: [write_blob(b) for b in blobs])
     figures["write"] = figures["worker"] - figures["loads"] - figures["render"]
     figures["bytes"] = sum(map(len, blobs)) / len(pairs)
     # Left for the parent to delete at the end: deleting files slows the disk's next creations for a while.

@@ -25,12 +25,15 @@ import errno
 import functools
 import gc
 import hashlib
+import io
 import bisect
+import contextlib
 import heapq
 import json
 import marshal
 import multiprocessing
 import os
+import pickle
 import re
 import shutil
 import time
@@ -50,6 +53,7 @@ from jinja2 import Environment, FileSystemBytecodeCache, FileSystemLoader, Stric
 from jinja2 import nodes
 from jinja2.compiler import CodeGenerator, Frame, optimizeconst
 from markupsafe import Markup, escape
+from pydantic import BaseModel
 
 try:
     # What markupsafe.escape() does to a str, without the Markup it wraps the result in (see _CodeGenerator).
@@ -329,9 +333,7 @@ def person_name(coordonnees: Coordonnees) -> str:
 
 def json_for_script(data: Any) -> Markup:
     """JSON safe inside ``<script>``: ``<``, ``>`` and ``&`` written as ``\\u`` escapes, so no ``</script>``."""
-    text = json.dumps(data, ensure_ascii=False, separators=(",", ":"))
-    text = text.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
-    text = text.replace("\u2028", "\\u2028").replace("\u2029", "\\u2029")
+    text = _script_safe(json.dumps(data, ensure_ascii=False, separators=(",", ":")))
     return str.__new__(Markup, text)  # Markup(text), without its __new__ (see lheo_text)
 
 
@@ -363,7 +365,9 @@ def letter_label(initial: str) -> str:
 # --------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
+# Not frozen: a frozen dataclass sets each field through object.__setattr__, and a fiche makes a few of them
+# (slots: their fields are read by the template's getattr).
+@dataclass(slots=True)
 class SessionView:
     """One dated period (LHEO session) as a counsellor reads it."""
 
@@ -372,7 +376,7 @@ class SessionView:
     text: str  # "Du 01/09/2026 au 30/06/2027"
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class ActionView:
     """One LHEO action (the Carif-Oref's "session"): where, how, and its dated periods."""
 
@@ -428,6 +432,22 @@ def _when(date: PartialDate) -> str:
     return f"le {date.french()}" if date.is_full else f"en {date.french()}"
 
 
+#: Per period, by its dates' AAAAMMJJ texts (its value): its period_text() and its last possible day. A
+#: catalogue holds a few thousand distinct periods, and a fiche shows each of its sessions' (3 µs each).
+_PERIODS: dict[tuple[str, str], tuple[str, Optional[dt.date]]] = {}
+
+
+def _period(session: Session) -> tuple[str, Optional[dt.date]]:
+    debut, fin = session.periode.debut, session.periode.fin
+    key = (debut.text if debut is not None else "", fin.text if fin is not None else "")
+    known = _PERIODS.get(key)
+    if known is None:
+        if len(_PERIODS) >= 100_000:
+            _PERIODS.clear()
+        known = _PERIODS[key] = (period_text(session), fin.latest() if fin is not None else None)
+    return known
+
+
 def session_order(session: Session, today: dt.date) -> tuple:
     """Sessions not yet ended first, the next to start first (unknown starts after), then ended ones, latest first."""
     start = session.periode.debut.earliest() if session.periode.debut else None
@@ -451,9 +471,14 @@ def action_views(formation: Formation, today: dt.date) -> list[ActionView]:
         title = ", ".join(villes) if villes else "lieu non communiqué"
         if action.modalites_enseignement is ModalitesEnseignement.DISTANCE:
             title = "À distance" + (f" ({title})" if villes else "")
-        codes = (f.code_financeur for f in action.organismes_financeurs)
-        financeurs = tuple(_distinct(FINANCEURS.get(code, f"code {code}") for code in codes))
-        session_views = tuple(SessionView(s, is_ended(s, today), period_text(s)) for s in sessions)
+        financeurs = tuple(
+            dict.fromkeys(FINANCEURS.get(f.code_financeur, f"code {f.code_financeur}") for f in action.organismes_financeurs)
+        ) if action.organismes_financeurs else ()
+        shown = []
+        for s in sessions:
+            text, last = _period(s)
+            shown.append(SessionView(s, last is not None and last < today, text))  # ended: is_ended(s, today)
+        session_views = tuple(shown)
         views.append(
             ActionView(
                 action=action,
@@ -479,23 +504,36 @@ def key_facts(formation: Formation) -> SimpleNamespace:
 
     Attributes, not a dict: the template reads ``facts.rncp``, and Jinja2 looks for an
     attribute before an item (a dict would cost an AttributeError per read)."""
-    actions = formation.actions
-    heures = sorted(set(a.nombre_heures_total for a in actions if a.nombre_heures_total))
-    prix = sorted(set(a.prix_total_ttc for a in actions if a.prix_total_ttc is not None))
+    heures, prix = set(), set()
+    # Dicts as ordered sets: the values in the order met, once each (as _distinct keeps them).
+    durees: dict[str, None] = {}
+    modalites: dict[str, None] = {}
+    publics: dict[str, None] = {}
+    for a in formation.actions:  # one pass, not one per fact: most formations have one or two actions
+        if a.nombre_heures_total:
+            heures.add(a.nombre_heures_total)
+        if a.prix_total_ttc is not None:
+            prix.add(a.prix_total_ttc)
+        if a.duree_indicative is not None:
+            durees[a.duree_indicative] = None
+        modalite = MODALITES_ENSEIGNEMENT.get(a.modalites_enseignement)
+        if modalite is not None:
+            modalites[modalite] = None
+        for code in a.code_public_vise:
+            publics[PUBLICS_VISES.get(code, f"Formacode {code}")] = None
+    certifications = formation.certifications
     return SimpleNamespace(
-        rncp=_distinct(_code(c.code_rncp, "RNCP") for c in formation.certifications),
-        rs=_distinct(_code(c.code_rs, "RS") for c in formation.certifications),
-        heures=heures,
-        duree_indicative=_distinct(a.duree_indicative for a in actions),
-        prix=prix,
-        modalites=_distinct(MODALITES_ENSEIGNEMENT.get(a.modalites_enseignement) for a in actions),
+        rncp=_distinct(_code(c.code_rncp, "RNCP") for c in certifications) if certifications else [],
+        rs=_distinct(_code(c.code_rs, "RS") for c in certifications) if certifications else [],
+        heures=sorted(heures),
+        duree_indicative=list(durees),
+        prix=sorted(prix),
+        modalites=list(modalites),
         niveau_entree=NIVEAUX.get(formation.code_niveau_entree),
         niveau_sortie=NIVEAUX.get(formation.code_niveau_sortie),
         objectif_general=OBJECTIFS_GENERAUX.get(formation.objectif_general_formation),
         parcours=PARCOURS.get(formation.parcours_de_formation),
-        publics=_distinct(
-            PUBLICS_VISES.get(code, f"Formacode {code}") for a in actions for code in a.code_public_vise
-        ),
+        publics=list(publics),
     )
 
 
@@ -577,6 +615,159 @@ def course_jsonld(
     if entry.rncp:
         course["educationalCredentialAwarded"] = [f"RNCP{code}" for code in entry.rncp]
     return course
+
+
+#: A str as json.dumps(..., ensure_ascii=False) writes it (its own C function).
+_json_str = json.encoder.encode_basestring
+
+
+def _json(value: Any) -> str:
+    """``value`` as :func:`json_for_script` writes it, escapes included.
+
+    Its escapes replace characters one by one, and the text :func:`course_jsonld_script` writes around the
+    values has none of them: escaping each value is escaping the whole, and scans a tenth of it (the five scans
+    of a whole JSON-LD took a third of its time)."""
+    text = _json_str(value) if type(value) is str else json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+    return _script_safe(text)
+
+
+def _script_safe(text: str) -> str:
+    """The escapes of :func:`json_for_script`, on JSON text."""
+    text = text.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
+    return text.replace("\u2028", "\\u2028").replace("\u2029", "\\u2029")
+
+
+class _Shared:
+    """What a batch of fiches makes of an object its formations share (one frozen organisme, address or contact
+    per repeated element, as the reader makes them and pickle's memo keeps them in a batch), made once.
+
+    Keyed by the object's identity, and only while a batch is rendered (:meth:`Site.batch`): a batch's objects
+    are fresh from pickle and never changed while it is rendered, and each entry holds its object, so that its
+    id is not another's. Outside a batch, everything is made anew.
+    """
+
+    __slots__ = ("entries",)
+
+    def __init__(self) -> None:
+        self.entries: Optional[dict[tuple[Any, int], tuple[Any, Any]]] = None
+
+    def get(self, kind: Any, obj: Any, make: Callable[[Any], Any]) -> Any:
+        entries = self.entries
+        if entries is None:
+            return make(obj)
+        hit = entries.get((kind, id(obj)))
+        if hit is not None and hit[0] is obj:
+            return hit[1]
+        value = make(obj)
+        entries[(kind, id(obj))] = (obj, value)
+        return value
+
+    def fragment(self, obj: Any, macro: Any) -> Any:
+        """Filter ``fragment``: ``{{ obj | fragment(m) }}`` is ``{{ m(obj) }}``, for a macro ``m`` whose output
+        depends only on its argument (and on constants of the template)."""
+        return self.get(macro.name, obj, macro)
+
+
+def course_jsonld_script(
+    formation: Formation,
+    entry: Entry | FicheEntry,
+    canonical: str,
+    settings: Settings,
+    objectif: Optional[str] = None,
+    shared: Optional[_Shared] = None,
+) -> Markup:
+    """``json_for_script(course_jsonld(...))``, the same text, written without the dicts (``tests/test_render_jsonld.py``
+    compares the two): the provider and the places made once per organisme and address of a batch (``shared``)."""
+    shared = shared or _NO_SHARING
+    organisme = formation.organisme_formation_responsable
+    parts = [
+        '{"@context":"https://schema.org","@type":"Course","name":',
+        _json(formation.intitule_formation),
+        ',"courseCode":',
+        _json(formation.numero),
+        ',"url":',
+        _json(canonical),
+        ',"provider":',
+        shared.get(_provider_json, organisme, lambda o: _provider_json(o, settings.site_url)),
+        ',"dateModified":',
+        _json(iso_date(formation.datemaj)),
+    ]
+    if objectif is None:
+        objectif = plain_text(formation.objectif_formation)
+    description = objectif or plain_text(formation.contenu_formation)
+    if description:
+        parts += (',"description":', _json(description))
+    parts.append(',"hasCourseInstance":[')
+    premises = organisme.coordonnees_organisme.adresse if organisme.coordonnees_organisme else None
+    instances = []
+    for action in formation.actions:
+        mode = _COURSE_MODES.get(action.modalites_enseignement)
+        mode = f',"courseMode":"{mode}"' if mode else ""
+        # What follows the dates, the same for each of the action's sessions.
+        tail = "}"
+        adresse = action.lieux_de_formation[0].adresse if action.lieux_de_formation else premises
+        if adresse is not None:
+            location = shared.get(_location_json, adresse, _location_json)
+            if location is not None:
+                tail = ',"location":' + location + tail
+        if action.nombre_heures_total:
+            tail = ',"courseWorkload":' + _json(f"PT{action.nombre_heures_total}H") + tail
+        for session in action.sessions:
+            item = '{"@type":"CourseInstance"'
+            if session.numero:
+                item += ',"identifier":' + _json(session.numero)
+            item += mode
+            periode = session.periode
+            if periode.debut:
+                item += ',"startDate":"' + _iso(periode.debut) + '"'  # digits and hyphens: nothing to escape
+            if periode.fin:
+                item += ',"endDate":"' + _iso(periode.fin) + '"'
+            instances.append(item + tail)
+    parts += (",".join(instances), "]")
+    prices = sorted({a.prix_total_ttc for a in formation.actions if a.prix_total_ttc is not None})
+    if prices:
+        parts.append(',"offers":[')
+        parts.append(",".join(
+            f'{{"@type":"Offer","category":"{"Paid" if p else "Free"}","price":{_json(f"{p:.2f}")},"priceCurrency":"EUR"}}'
+            for p in prices
+        ))
+        parts.append("]")
+    if entry.rncp:
+        parts += (',"educationalCredentialAwarded":[', ",".join(_json(f"RNCP{code}") for code in entry.rncp), "]")
+    parts.append("}")
+    return str.__new__(Markup, "".join(parts))  # Markup(text), without its __new__ (see lheo_text)
+
+
+_NO_SHARING = _Shared()
+
+
+#: iso_date() of the dates met, by their AAAAMMJJ text (a date's value: a few thousand of them in a catalogue).
+_ISO_DATES: dict[str, str] = {}
+
+
+def _iso(date: PartialDate) -> str:
+    iso = _ISO_DATES.get(date.text)
+    if iso is None:
+        if len(_ISO_DATES) >= 100_000:
+            _ISO_DATES.clear()
+        iso = _ISO_DATES[date.text] = iso_date(date)
+    return iso
+
+
+def _provider_json(organisme: Any, site_url: str) -> str:
+    parts = ['{"@type":"Organization","name":', _json(organisme.nom_organisme)]
+    siret = organisme.siret_organisme_formation
+    if siret:
+        parts += (',"identifier":', _json(siret), ',"url":', _json(f"{site_url}/organismes/{siret}.html"))
+    parts.append("}")
+    return "".join(parts)
+
+
+def _location_json(adresse: Adresse) -> Optional[str]:
+    """The ``location`` of a course instance at ``adresse``; None without a town."""
+    if not adresse.ville:
+        return None
+    return '{"@type":"Place","address":' + _json(_postal_address(adresse)) + "}"
 
 
 def _postal_address(adresse: Adresse) -> dict[str, Any]:
@@ -727,6 +918,8 @@ def _simple_expression(node: nodes.Node) -> bool:
 
 class _Environment(Environment):
     code_generator_class = _CodeGenerator
+    #: What a batch of fiches makes once of the objects its formations share (see Site.batch).
+    shared: _Shared
 
 
 def make_environment(settings: Settings) -> Environment:
@@ -765,6 +958,8 @@ def make_environment(settings: Settings) -> Environment:
         json_for_script=json_for_script,
         url_label=url_label,
     )
+    env.shared = _Shared()
+    env.filters["fragment"] = env.shared.fragment
     env.tests.update(http_url=is_http_url, email=is_email)
     env.globals.update(
         settings=settings,
@@ -848,8 +1043,19 @@ class Site:
             canonical=canonical,
             title=f"{formation.intitule_formation} – {formation.organisme_formation_responsable.nom_organisme}",
             description=objectif[:300],
-            jsonld=course_jsonld(formation, entry, canonical, self.settings, objectif),
+            jsonld=course_jsonld_script(formation, entry, canonical, self.settings, objectif, self.env.shared),
         )
+
+    @contextlib.contextmanager
+    def batch(self) -> Iterator[None]:
+        """Fiches rendered in here make once what depends only on an object they share (an organisme, an
+        address, a contact: see :class:`_Shared`); the objects must not change until the block ends."""
+        shared = self.env.shared
+        shared.entries = {}
+        try:
+            yield
+        finally:
+            shared.entries = None
 
     @staticmethod
     def organisme_inputs(summary: OrganismeSummary, adresse_json: str) -> tuple:
@@ -1004,7 +1210,9 @@ class Site:
                 yield f"{base}/organismes/{siret}.html", _iso_lheo(max([e.datemaj for e in summary.entries]))
 
 
-_BLANK_LINES_RE = re.compile(r"\n[ \t]*(?=\n)")
+#: Possessive: on an indented line, the spaces are not given back one by one to look for a newline after fewer
+#: of them (a fiche's 200 lines: 15 µs with backtracking, 9 without).
+_BLANK_LINES_RE = re.compile(r"\n[ \t]*+(?=\n)")
 
 
 def tidy(html: str) -> str:
@@ -1178,6 +1386,8 @@ class SiteSink:
         self._refs: dict[str, str] = {}
         self._addresses: list[str] = list(state["addresses"]) if state is not None else []
         self._address_ids: Optional[dict[str, int]] = None  # made at the first add()
+        self._last_adresse: Optional[Adresse] = None  # the address of the previous add(), and its index
+        self._last_address = -1
         self._table = state["table"] if state is not None else 0  # its size when last made anew
         self._batch: list[tuple[str, Optional[str], Formation, FicheEntry]] = []
         self._pool: Optional[_FichePool] = None
@@ -1194,7 +1404,12 @@ class SiteSink:
         self._added_sirets.add(entry.siret)
         coordonnees = formation.organisme_formation_responsable.coordonnees_organisme
         adresse = coordonnees.adresse if coordonnees else None
-        address = self._address_id(adresse.model_dump_json() if adresse else NO_ADDRESS)
+        if adresse is not self._last_adresse or adresse is None:
+            # Formations come grouped by organisme, which the reader gives one frozen address object: its JSON
+            # (3 µs) and index are the previous formation's. The object is held, so its id is no other's.
+            self._last_adresse = adresse
+            self._last_address = self._address_id(adresse.model_dump_json() if adresse else NO_ADDRESS)
+        address = self._last_address
         self._refs[entry.ref] = _facts(address, entry)
         recycled = self._recycled
         if recycled is not None and name in recycled.present and name not in recycled.same:
@@ -1849,7 +2064,7 @@ class _FichePool:
         self._limit = workers * BATCHES_IN_FLIGHT
 
     def submit(self, batch: list[tuple[str, Optional[str], Formation, FicheEntry]]) -> None:
-        self._pending.append(self._executor.submit(_write_fiches, batch))
+        self._pending.append(self._executor.submit(_write_fiche_blob, _dumps_batch(batch)))
         if not self._processes:
             # Forked by the first submit; kept to stop them (ProcessPoolExecutor has no public way before 3.14).
             self._processes = list((getattr(self._executor, "_processes", None) or {}).values())
@@ -1943,15 +2158,72 @@ def _fiche_job(
     return (path, spare, formation, FicheEntry.of(entry))
 
 
+class _BatchPickler(pickle.Pickler):
+    """Pickles a batch of fiches for a worker: a pydantic model as its class, its fields' values and the names
+    of those set, rebuilt by :func:`_model` as pydantic's own ``__setstate__`` would. Its ``__getstate__``
+    writes each model's ``__dict__`` (a dict of every field name) and three more attributes by name: a fifth of
+    the build's time in pickling a batch. Any other model (extra or private attributes, fields not as its class
+    declares them) and any other object are pickled as pickle does."""
+
+    def reducer_override(self, obj: Any) -> Any:
+        cls = type(obj)
+        names = _PICKLED_FIELDS.get(cls, _UNKNOWN)
+        if names is _UNKNOWN:
+            names = _PICKLED_FIELDS[cls] = tuple(cls.model_fields) if isinstance(obj, BaseModel) else None
+        if names is None:
+            return NotImplemented
+        state = obj.__dict__
+        if obj.__pydantic_extra__ is not None or obj.__pydantic_private__ is not None or tuple(state) != names:
+            return NotImplemented
+        return (_model, (cls, tuple(state.values()), obj.__pydantic_fields_set__))
+
+
+#: Per class met by _BatchPickler, its models' field names in order (None: not a pydantic model).
+_PICKLED_FIELDS: dict[type, Optional[tuple[str, ...]]] = {}
+_UNKNOWN = object()
+_new_object = object.__new__
+_set_attribute = object.__setattr__
+
+
+def _model(cls: type[BaseModel], values: tuple, fields_set: set[str]) -> BaseModel:
+    """A model pickled by _BatchPickler, as pydantic's ``__setstate__`` restores one."""
+    names = _PICKLED_FIELDS.get(cls)
+    if names is None:
+        names = _PICKLED_FIELDS[cls] = tuple(cls.model_fields)
+    model = _new_object(cls)
+    _set_attribute(model, "__pydantic_fields_set__", fields_set)
+    _set_attribute(model, "__pydantic_extra__", None)
+    _set_attribute(model, "__pydantic_private__", None)
+    _set_attribute(model, "__dict__", dict(zip(names, values)))
+    return model
+
+
+def _dumps_batch(batch: list[tuple[str, Optional[str], Formation, FicheEntry]]) -> bytes:
+    out = io.BytesIO()
+    _BatchPickler(out, protocol=pickle.HIGHEST_PROTOCOL).dump(batch)
+    return out.getvalue()
+
+
+@_collected
+def _write_fiche_blob(blob: bytes) -> int:
+    """A worker's job: a batch pickled by :func:`_dumps_batch`, written."""
+    return _render_fiches(pickle.loads(blob))
+
+
 @_collected
 def _write_fiches(batch: list[tuple[str, Optional[str], Formation, FicheEntry]]) -> int:
+    return _render_fiches(batch)
+
+
+def _render_fiches(batch: list[tuple[str, Optional[str], Formation, FicheEntry]]) -> int:
     assert _worker_site is not None
-    for path, spare, formation, entry in batch:
-        try:
-            _write(path, _worker_site.fiche(formation, entry), spare)
-        except Exception as exc:
-            exc.add_note(f"fiche de la formation {entry.ref} ({path})")
-            raise
+    with _worker_site.batch():  # the batch's objects, just unpickled, are the worker's own: never changed
+        for path, spare, formation, entry in batch:
+            try:
+                _write(path, _worker_site.fiche(formation, entry), spare)
+            except Exception as exc:
+                exc.add_note(f"fiche de la formation {entry.ref} ({path})")
+                raise
     return len(batch)
 
 
