@@ -136,14 +136,22 @@ def _learn(found: list[str]) -> None:
         _stem_of[word] = term
 
 
-#: The last texts analysed → their folded terms and stems: the Whoosh index and the static
-#: shards analyse the same texts of a formation one after the other.
+#: Texts analysed so far → their folded terms and stems. The short ones (titles, organisme names,
+#: towns: three of a formation's four texts) repeat across a catalogue: each is analysed once per
+#: process, and kept until :data:`_SHORT_LIMIT` of them are (then forgotten, and learnt again).
+#: The long ones (a formation's ``texte``) rarely repeat but the sinks of one process ask for the
+#: same one in turn: the last :data:`_RECENT_LIMIT` are kept.
+_short: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {}
 _recent: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {}
+_SHORT_TEXT = 200
+_SHORT_LIMIT = 50_000
 _RECENT_LIMIT = 32
 
 
 def _analysed(text: str) -> tuple[tuple[str, ...], tuple[str, ...]]:
-    found = _recent.get(text)
+    short = len(text) <= _SHORT_TEXT
+    kept = _short if short else _recent
+    found = kept.get(text)
     if found is None:
         found_words = words(text)
         try:
@@ -153,9 +161,9 @@ def _analysed(text: str) -> tuple[tuple[str, ...], tuple[str, ...]]:
             folded = tuple(filter(None, map(_folded_of.__getitem__, found_words)))
         # _folded_of and _stem_of know the same words.
         found = (folded, tuple(filter(None, map(_stem_of.__getitem__, found_words))))
-        if len(_recent) >= _RECENT_LIMIT:
-            _recent.clear()
-        _recent[text] = found
+        if len(kept) >= (_SHORT_LIMIT if short else _RECENT_LIMIT):
+            kept.clear()
+        kept[text] = found
     return found
 
 
