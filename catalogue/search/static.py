@@ -99,7 +99,7 @@ import unicodedata
 import zlib
 from array import array
 from bisect import bisect_left, bisect_right, insort
-from collections import Counter, deque
+from collections import _count_elements, deque
 from dataclasses import astuple, dataclass
 from functools import lru_cache
 from itertools import chain, compress, repeat
@@ -387,11 +387,15 @@ def _make_record(analysed: list[Sequence[str]], keys: list[str], entry) -> Recor
     """:func:`make_record` from the fields' terms (in FIELDS order) and the number keys; ``entry``
     an :class:`Entry` or a :class:`_Row` (what the worker process knows of it)."""
     # The text first, in one go: most terms are there only (its shift is 0).
-    codes = {term: tf for term, tf in Counter(analysed[-1]).items()}
+    # Counted as Counter counts, into plain dicts (no Counter per field and formation).
+    codes: dict[str, int] = {}
+    _count_elements(codes, analysed[-1])
     if codes and max(codes.values()) > _MAX_TF:
         codes = {term: min(tf, _MAX_TF) for term, tf in codes.items()}
     for terms, shift in zip(analysed[:-1], _SHIFTS):
-        for term, tf in Counter(terms).items():
+        counts: dict[str, int] = {}
+        _count_elements(counts, terms)
+        for term, tf in counts.items():
             codes[term] = codes.get(term, 0) | min(tf, _MAX_TF) << shift
     weight = sum(len(k) + 8 for k in keys) + _row_weight(entry)
     lengths = tuple(len(terms) for terms in analysed)
