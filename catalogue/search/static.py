@@ -118,7 +118,7 @@ from .analysis import (
     MAX_QUERY_TERMS,
     STOP_WORDS,
     analyse,
-    analyse_both,
+    analyse_stems,
     average_length,
     field_texts,
     idf,
@@ -380,7 +380,7 @@ def ordered_texts(formation: Formation, entry: Entry) -> tuple[str, ...]:
 
 def terms_of(texts: Sequence[str]) -> list[tuple[str, ...]]:
     """The analysed terms of each of :func:`ordered_texts`: the analysis's own tuples."""
-    return [analyse_both(text)[1] for text in texts]
+    return [analyse_stems(text) for text in texts]
 
 
 def _make_record(analysed: list[Sequence[str]], keys: list[str], entry) -> Record:
