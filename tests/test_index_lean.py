@@ -64,3 +64,26 @@ def test_lean_segment_writer_takes_joined_terms_and_boosts_as_whoosh_does(tmp_pa
     assert segment_files(tmp_path / "lean", LeanSegmentWriter, documents) == segment_files(
         tmp_path / "whoosh", SegmentWriter, documents
     )
+
+
+def test_lean_segment_writer_with_missing_fields_long_texts_and_other_orders(tmp_path):
+    """Documents whose fields differ (a None, a field left out, another order) and a text of more terms
+    than the writer's table of length bytes: the same files as Whoosh's own writer."""
+    documents = []
+    for i, row in enumerate(rows(120)):
+        doc = document_of(row)[0]
+        if i % 5 == 1:
+            doc["nom"] = None
+        if i % 7 == 2:
+            del doc["financeurs"]
+        if i % 11 == 3:
+            doc = dict(reversed(list(doc.items())))
+        if i == 4:
+            doc["texte"] = tuple(doc["texte"]) * (5000 // max(1, len(doc["texte"])) + 1)
+        documents.append(doc)
+    assert len(documents[4]["texte"]) > 4096
+    (tmp_path / "whoosh").mkdir()
+    (tmp_path / "lean").mkdir()
+    assert segment_files(tmp_path / "lean", LeanSegmentWriter, documents) == segment_files(
+        tmp_path / "whoosh", SegmentWriter, documents
+    )

@@ -33,6 +33,7 @@ import math
 import re
 import unicodedata
 from functools import lru_cache
+from itertools import chain
 from typing import TYPE_CHECKING, Iterator, Optional
 
 from whoosh.analysis import Token, Tokenizer
@@ -136,27 +137,68 @@ def _learn(found: list[str]) -> None:
         _stem_of[word] = term
 
 
-#: The last texts analysed → their folded terms and stems: the Whoosh index and the static
-#: shards analyse the same texts of a formation one after the other.
+#: Texts analysed so far → their folded terms and stems. The short ones (titles, organisme names,
+#: towns: three of a formation's four texts) repeat across a catalogue: each is analysed once per
+#: process, and kept until :data:`_SHORT_LIMIT` of them are (then forgotten, and learnt again).
+#: The long ones (a formation's ``texte``) rarely repeat but the sinks of one process ask for the
+#: same one in turn: the last :data:`_RECENT_LIMIT` are kept.
+_short: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {}
 _recent: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {}
+_SHORT_TEXT = 200
+_SHORT_LIMIT = 50_000
 _RECENT_LIMIT = 32
+
+#: A long text is analysed by its blank-separated pieces, each looked up here (its folded terms,
+#: and its stems): a catalogue's texts are made of the same pieces (``formation``, ``l'issue``,
+#: ``:``...), and a text's words are its pieces' words, in order: blanks are no word characters,
+#: and neither NFKC nor lowercasing carries across one (none composes, reorders or is cased;
+#: tests/test_search_caches.py checks it against every code point). Emptied past the limit.
+_piece_folded: dict[str, tuple[str, ...]] = {}
+_piece_stems: dict[str, tuple[str, ...]] = {}
+_PIECE_LIMIT = 200_000
 
 
 def _analysed(text: str) -> tuple[tuple[str, ...], tuple[str, ...]]:
-    found = _recent.get(text)
+    short = len(text) <= _SHORT_TEXT
+    kept = _short if short else _recent
+    found = kept.get(text)
     if found is None:
-        found_words = words(text)
-        try:
-            folded = tuple(filter(None, map(_folded_of.__getitem__, found_words)))
-        except KeyError:  # a word not met yet (rarely, once the catalogue's words are known)
-            _learn(found_words)
-            folded = tuple(filter(None, map(_folded_of.__getitem__, found_words)))
-        # _folded_of and _stem_of know the same words.
-        found = (folded, tuple(filter(None, map(_stem_of.__getitem__, found_words))))
-        if len(_recent) >= _RECENT_LIMIT:
-            _recent.clear()
-        _recent[text] = found
+        if short:
+            found = _chain(words(text))
+        else:
+            pieces = text.split()
+            try:
+                folded = tuple(chain.from_iterable(map(_piece_folded.__getitem__, pieces)))
+            except KeyError:  # a piece not met yet
+                _learn_pieces(pieces)
+                folded = tuple(chain.from_iterable(map(_piece_folded.__getitem__, pieces)))
+            # _piece_folded and _piece_stems know the same pieces.
+            found = (folded, tuple(chain.from_iterable(map(_piece_stems.__getitem__, pieces))))
+        if len(kept) >= (_SHORT_LIMIT if short else _RECENT_LIMIT):
+            kept.clear()
+        kept[text] = found
     return found
+
+
+def _chain(found_words: list[str]) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """The folded terms and stems of words (of :func:`words`)."""
+    try:
+        folded = tuple(filter(None, map(_folded_of.__getitem__, found_words)))
+    except KeyError:  # a word not met yet (rarely, once the catalogue's words are known)
+        _learn(found_words)
+        folded = tuple(filter(None, map(_folded_of.__getitem__, found_words)))
+    # _folded_of and _stem_of know the same words.
+    return folded, tuple(filter(None, map(_stem_of.__getitem__, found_words)))
+
+
+def _learn_pieces(pieces: list[str]) -> None:
+    """Put the pieces of a long text not seen yet through the chain."""
+    if len(_piece_stems) + len(pieces) > _PIECE_LIMIT:
+        _piece_folded.clear()
+        _piece_stems.clear()
+    for piece in pieces:
+        if piece not in _piece_stems:
+            _piece_folded[piece], _piece_stems[piece] = _chain(words(piece))
 
 
 def fold_terms(text: Optional[str]) -> list[str]:
@@ -173,6 +215,21 @@ def analyse_both(text: Optional[str]) -> tuple[tuple[str, ...], tuple[str, ...]]
     """:func:`fold_terms` and :func:`analyse` of ``text`` in one pass, as the tuples the analysis keeps:
     shared by the sinks that analyse the same text one after the other, never copied (nor changed)."""
     return _analysed(text) if text else ((), ())
+
+
+def analyse_stems(text: Optional[str]) -> tuple[str, ...]:
+    """:func:`analyse` of ``text`` as the analysis's own tuple (never copied, nor changed), for a sink
+    that needs no folded words (the static shards): a long text not met just before is not folded."""
+    if not text:
+        return ()
+    if len(text) <= _SHORT_TEXT or text in _recent:
+        return _analysed(text)[1]
+    pieces = text.split()
+    try:
+        return tuple(chain.from_iterable(map(_piece_stems.__getitem__, pieces)))
+    except KeyError:  # a piece not met yet
+        _learn_pieces(pieces)
+        return tuple(chain.from_iterable(map(_piece_stems.__getitem__, pieces)))
 
 
 #: The label a fiche prints before its Ref: "Ref : 15_AF_1" pasted from a fiche is the Ref.

@@ -44,14 +44,13 @@ import sqlite3
 import threading
 import weakref
 import zlib
-from collections import Counter
+from collections import Counter, _count_elements
 from contextlib import closing
 from pathlib import Path
 from typing import Iterable, Iterator, Optional
 
 from whoosh import index as whoosh_index
-from zlib_ng import zlib_ng as deflate
-from whoosh.codec.whoosh3 import W3Codec
+from whoosh.codec.whoosh3 import LENGTHS_COLUMN, W3Codec, W3PerDocWriter
 from whoosh.index import TOC
 from whoosh.multiproc import MpWriter, SubWriterTask
 from whoosh.reading import SegmentReader
@@ -64,6 +63,7 @@ from whoosh.automata.fsa import find_all_matches
 from whoosh.automata.lev import levenshtein_automaton
 from whoosh.query import Term
 from whoosh.util import random_name
+from zlib_ng import zlib_ng as deflate
 
 from ..build import PreviousBuild, SinkContext, register_sink
 from ..catalog import Catalog, Entry
@@ -882,8 +882,8 @@ class LeanPool:
     def __init__(self):
         #: (field name, term bytes) → the postings ``(field name, term bytes, docnum, weight, value bytes)``.
         self.terms: dict[tuple[str, bytes], list[tuple]] = {}
-        #: (field name, term) of a field given to :meth:`add_terms` → docnum, frequency, docnum, frequency...
-        self.texts: dict[tuple[str, str], list[int]] = {}
+        #: Field name given to :meth:`add_terms` → term → docnum, frequency, docnum, frequency...
+        self.texts: dict[str, dict[str, list[int]]] = {}
         self.fieldnames: set[str] = set()
 
     def add(self, item: tuple) -> None:
@@ -897,22 +897,29 @@ class LeanPool:
 
     def add_terms(self, fieldname: str, terms, docnum: int) -> None:
         """A document's terms in a field whose format counts them (:class:`Frequency`), with repeats."""
-        texts = self.texts
-        for term, freq in Counter(terms).items():
-            key = fieldname, term
-            postings = texts.get(key)
+        if not terms:
+            return
+        texts = self.texts.get(fieldname)
+        if texts is None:
+            texts = self.texts[fieldname] = {}
+            self.fieldnames.add(fieldname)
+        counts: dict[str, int] = {}
+        _count_elements(counts, terms)  # Counter's own counting, without a Counter per field and document
+        get = texts.get
+        for term, freq in counts.items():
+            postings = get(term)
             if postings is None:
-                texts[key] = [docnum, freq]
+                texts[term] = [docnum, freq]
             else:
                 postings.append(docnum)
                 postings.append(freq)
-        if terms:
-            self.fieldnames.add(fieldname)
 
     def posting_lists(self, schema) -> Iterator[tuple[str, bytes, list[int], list[float], list[bytes]]]:
         """Each term's postings, in the order Whoosh writes them (field name, then term bytes):
         ``(field name, term bytes, docnums, weights, value bytes)``."""
-        keys: dict[tuple[str, bytes], Optional[str]] = {(name, term.encode()): term for name, term in self.texts}
+        keys: dict[tuple[str, bytes], Optional[str]] = {
+            (name, term.encode()): term for name, texts in self.texts.items() for term in texts
+        }
         for key in self.terms:
             keys.setdefault(key, None)
         boosts: dict[str, float] = {}
@@ -920,7 +927,7 @@ class LeanPool:
             name, text = key
             term = keys[key]
             if term is not None:
-                postings = self.texts[name, term]
+                postings = self.texts[name][term]
                 freqs = postings[1::2]
                 boost = boosts.get(name)
                 if boost is None:
@@ -962,6 +969,8 @@ class LeanSegmentWriter(SegmentWriter):
         self.pool.cleanup()
         self.pool = LeanPool()
         self._plain = not any(field.vector or field.separate_spelling() for _, field in self.schema.items())
+        #: The fields of the documents added (as given) → :meth:`_plan` of them: the same every time.
+        self._plans: dict[tuple[str, ...], list[tuple]] = {}
         #: The fields whose terms go to the pool as they are: AnalysedText (given its terms), and
         #: keyword fields split on blanks with a frequency format, whose tokens the pool counts as
         #: Whoosh's format does.
@@ -974,25 +983,30 @@ class LeanSegmentWriter(SegmentWriter):
                 self._lean[name] = _SPLIT
 
     def add_document(self, **fields) -> None:
-        fieldnames = sorted(fields)
-        if not self._plain or any(name.startswith("_") for name in fieldnames):
-            return super().add_document(**fields)
+        plan = self._plans.get(tuple(fields))
+        if plan is None:
+            fieldnames = sorted(fields)
+            if not self._plain or any(name.startswith("_") for name in fieldnames):
+                return super().add_document(**fields)
+            self._check_fields(self.schema, fieldnames)
+            plan = self._plans[tuple(fields)] = self._plan(fieldnames)
         self._check_state()
         perdocwriter = self.perdocwriter
-        schema = self.schema
         docnum = self.docnum
         pool = self.pool
-        self._check_fields(schema, fieldnames)
+        inline = type(perdocwriter) is W3PerDocWriter
         perdocwriter.start_doc(docnum)
+        if inline:
+            stored_fields = perdocwriter._storedfields
+            columns = perdocwriter._colwriters
+            field_lengths = perdocwriter._fieldlengths
         try:
-            for fieldname in fieldnames:
+            for fieldname, field, lean, scorable, stored, column, length_column in plan:
                 value = fields[fieldname]
                 if value is None:
                     continue
-                field = schema[fieldname]
                 length = 0
-                if field.indexed:
-                    lean = self._lean.get(fieldname)
+                if lean is not None:
                     if lean is _GIVEN and not isinstance(value, str):
                         terms = value
                     elif lean is _SPLIT and isinstance(value, str):
@@ -1001,24 +1015,52 @@ class LeanSegmentWriter(SegmentWriter):
                         terms = None
                     if terms is not None:
                         pool.add_terms(fieldname, terms, docnum)
-                        if field.scorable:
+                        if scorable:
                             length = len(terms)  # the sum of their frequencies
                     else:
-                        scorable = field.scorable
                         for tbytes, freq, weight, vbytes in field.index(value):
                             if scorable:
                                 length += freq
                             pool.add((fieldname, tbytes, docnum, weight * 1.0, vbytes))
-                perdocwriter.add_field(fieldname, field, value if field.stored else None, length)
-                column = field.column_type
+                if not inline:
+                    perdocwriter.add_field(fieldname, field, value if stored else None, length)
+                    if column:
+                        perdocwriter.add_column_value(fieldname, column, field.to_column_value(value))
+                    continue
+                # What W3PerDocWriter.add_field() and add_column_value() do, without two calls per field.
+                if stored:
+                    stored_fields[fieldname] = value
+                if length:
+                    size = _LENGTH_BYTES[length] if length < len(_LENGTH_BYTES) else length_to_byte(length)
+                    writer = columns.get(length_column)
+                    if writer is None:
+                        perdocwriter.add_column_value(length_column, LENGTHS_COLUMN, size)
+                    else:
+                        writer.add(docnum, size)
+                    field_lengths[fieldname] += length
                 if column:
-                    perdocwriter.add_column_value(fieldname, column, field.to_column_value(value))
+                    writer = columns.get(fieldname)
+                    if writer is None:
+                        perdocwriter.add_column_value(fieldname, column, field.to_column_value(value))
+                    else:
+                        writer.add(docnum, field.to_column_value(value))
         except Exception:
             perdocwriter.cancel_doc()
             raise
         perdocwriter.finish_doc()
         self._added = True
         self.docnum += 1
+
+    def _plan(self, fieldnames: list[str]) -> list[tuple]:
+        """What :meth:`add_document` does with each field of a document holding ``fieldnames``, in
+        Whoosh's order (sorted): ``(name, field, how its terms are taken (None: not indexed), scorable,
+        stored, column type, length column's name)``."""
+        plan = []
+        for name in fieldnames:
+            field = self.schema[name]
+            lean = self._lean.get(name, _WHOOSH) if field.indexed else None
+            plan.append((name, field, lean, field.scorable, field.stored, field.column_type, f"_{name}_len"))
+        return plan
 
     def _flush_segment(self) -> None:
         self.perdocwriter.close()
@@ -1038,9 +1080,9 @@ class LeanSegmentWriter(SegmentWriter):
         fieldwriter.close()
 
 
-#: How :class:`LeanSegmentWriter` takes a field's terms: as given, or split on blanks (Whoosh's
-#: ``SpaceSeparatedTokenizer``).
-_GIVEN, _SPLIT = "given", "split"
+#: How :class:`LeanSegmentWriter` takes a field's terms: as given, split on blanks (Whoosh's
+#: ``SpaceSeparatedTokenizer``), or through the field's own ``index()``.
+_GIVEN, _SPLIT, _WHOOSH = "given", "split", "whoosh"
 _blank_separated = re.compile(r"[^ \t\r\n]+").findall
 
 

@@ -99,7 +99,7 @@ import unicodedata
 import zlib
 from array import array
 from bisect import bisect_left, bisect_right, insort
-from collections import Counter, deque
+from collections import _count_elements, deque
 from dataclasses import astuple, dataclass
 from functools import lru_cache
 from itertools import chain, compress, repeat
@@ -118,7 +118,7 @@ from .analysis import (
     MAX_QUERY_TERMS,
     STOP_WORDS,
     analyse,
-    analyse_both,
+    analyse_stems,
     average_length,
     field_texts,
     idf,
@@ -214,19 +214,17 @@ def encode_set(docnums: list[int], n: int) -> str:
     """Sorted docnums below ``n`` as text: ``d`` + gaps in base-32 varints (low group first, a
     sixth bit for "more"), or ``b`` + a bitmap, 6 docnums per character; the shorter."""
     limit = n // 6 + 2
-    if len(docnums) + 1 <= limit and _gaps_length(docnums) <= limit:
-        out = []
-        previous = -1
-        for d in docnums:
-            gap = d - previous
-            previous = d
-            while gap >= 32:
-                out.append(_SET_DIGITS[32 | (gap & 31)])
-                gap >>= 5
-            out.append(_SET_DIGITS[gap])
-        gaps = "d" + "".join(out)
-        if len(gaps) <= limit:
-            return gaps
+    if len(docnums) + 1 <= limit:
+        gaps = list(map(sub, docnums, chain((-1,), docnums)))
+        if gaps and min(gaps) >= 0 and max(gaps) < len(_GAP_TEXTS):
+            # Each gap's characters looked up: writing the form costs no more than measuring it first.
+            text = "d" + "".join(map(_GAP_TEXTS.__getitem__, gaps))
+            if len(text) <= limit:
+                return text
+        elif _gaps_length(docnums) <= limit:
+            text = "d" + "".join(map(_gap_text, gaps))
+            if len(text) <= limit:
+                return text
     # The bitmap without a loop per docnum: one byte per docnum (0 or 1), then each sixth
     # byte as one big integer, shifted to its bit of the cell: no carries (a cell is < 64).
     cells = (n + 5) // 6
@@ -236,6 +234,20 @@ def encode_set(docnums: list[int], n: int) -> str:
     for bit in range(6):
         value |= int.from_bytes(bits[bit::6], "little") << bit
     return "b" + value.to_bytes(cells, "little").translate(_SET_TABLE).decode("ascii").rstrip("A")
+
+
+def _gap_text(gap: int) -> str:
+    """A gap of :func:`encode_set`'s ``d`` form: base-32 digits, low group first, 32 added to all but the last."""
+    out = []
+    while gap >= 32:
+        out.append(_SET_DIGITS[32 | (gap & 31)])
+        gap >>= 5
+    out.append(_SET_DIGITS[gap])
+    return "".join(out)
+
+
+#: :func:`_gap_text` of the usual gaps.
+_GAP_TEXTS = [_gap_text(gap) for gap in range(1 << 15)]
 
 
 def _gaps_length(docnums: list[int]) -> int:
@@ -380,18 +392,22 @@ def ordered_texts(formation: Formation, entry: Entry) -> tuple[str, ...]:
 
 def terms_of(texts: Sequence[str]) -> list[tuple[str, ...]]:
     """The analysed terms of each of :func:`ordered_texts`: the analysis's own tuples."""
-    return [analyse_both(text)[1] for text in texts]
+    return [analyse_stems(text) for text in texts]
 
 
 def _make_record(analysed: list[Sequence[str]], keys: list[str], entry) -> Record:
     """:func:`make_record` from the fields' terms (in FIELDS order) and the number keys; ``entry``
     an :class:`Entry` or a :class:`_Row` (what the worker process knows of it)."""
     # The text first, in one go: most terms are there only (its shift is 0).
-    codes = {term: tf for term, tf in Counter(analysed[-1]).items()}
+    # Counted as Counter counts, into plain dicts (no Counter per field and formation).
+    codes: dict[str, int] = {}
+    _count_elements(codes, analysed[-1])
     if codes and max(codes.values()) > _MAX_TF:
         codes = {term: min(tf, _MAX_TF) for term, tf in codes.items()}
     for terms, shift in zip(analysed[:-1], _SHIFTS):
-        for term, tf in Counter(terms).items():
+        counts: dict[str, int] = {}
+        _count_elements(counts, terms)
+        for term, tf in counts.items():
             codes[term] = codes.get(term, 0) | min(tf, _MAX_TF) << shift
     weight = sum(len(k) + 8 for k in keys) + _row_weight(entry)
     lengths = tuple(len(terms) for terms in analysed)
