@@ -558,7 +558,8 @@ def course_jsonld(
     settings: Settings,
     objectif: Optional[str] = None,
 ) -> dict[str, Any]:
-    """Schema.org ``Course`` with one ``CourseInstance`` per LHEO session.
+    """Schema.org ``Course`` with one ``CourseInstance`` per LHEO session: the reference, as dicts, that
+    :func:`course_jsonld_script` writes as text for the fiches (``tests/test_render_shared.py`` compares them).
 
     ``objectif``: ``plain_text(formation.objectif_formation)``, when the caller has it already.
     """
@@ -676,7 +677,7 @@ def course_jsonld_script(
     objectif: Optional[str] = None,
     shared: Optional[_Shared] = None,
 ) -> Markup:
-    """``json_for_script(course_jsonld(...))``, the same text, written without the dicts (``tests/test_render_jsonld.py``
+    """``json_for_script(course_jsonld(...))``, the same text, written without the dicts (``tests/test_render_shared.py``
     compares the two): the provider and the places made once per organisme and address of a batch (``shared``)."""
     shared = shared or _NO_SHARING
     organisme = formation.organisme_formation_responsable

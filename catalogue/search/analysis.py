@@ -167,13 +167,7 @@ def _analysed(text: str) -> tuple[tuple[str, ...], tuple[str, ...]]:
             found = _chain(words(text))
         else:
             pieces = text.split()
-            try:
-                folded = tuple(chain.from_iterable(map(_piece_folded.__getitem__, pieces)))
-            except KeyError:  # a piece not met yet
-                _learn_pieces(pieces)
-                folded = tuple(chain.from_iterable(map(_piece_folded.__getitem__, pieces)))
-            # _piece_folded and _piece_stems know the same pieces.
-            found = (folded, tuple(chain.from_iterable(map(_piece_stems.__getitem__, pieces))))
+            found = (_of_pieces(_piece_folded, pieces), _of_pieces(_piece_stems, pieces))
         if len(kept) >= (_SHORT_LIMIT if short else _RECENT_LIMIT):
             kept.clear()
         kept[text] = found
@@ -189,6 +183,16 @@ def _chain(found_words: list[str]) -> tuple[tuple[str, ...], tuple[str, ...]]:
         folded = tuple(filter(None, map(_folded_of.__getitem__, found_words)))
     # _folded_of and _stem_of know the same words.
     return folded, tuple(filter(None, map(_stem_of.__getitem__, found_words)))
+
+
+def _of_pieces(table: dict[str, tuple[str, ...]], pieces: list[str]) -> tuple[str, ...]:
+    """The terms ``table`` (:data:`_piece_folded` or :data:`_piece_stems`, which know the same pieces)
+    gives the pieces of a long text, in order."""
+    try:
+        return tuple(chain.from_iterable(map(table.__getitem__, pieces)))
+    except KeyError:  # a piece not met yet
+        _learn_pieces(pieces)
+        return tuple(chain.from_iterable(map(table.__getitem__, pieces)))
 
 
 def _learn_pieces(pieces: list[str]) -> None:
@@ -224,12 +228,7 @@ def analyse_stems(text: Optional[str]) -> tuple[str, ...]:
         return ()
     if len(text) <= _SHORT_TEXT or text in _recent:
         return _analysed(text)[1]
-    pieces = text.split()
-    try:
-        return tuple(chain.from_iterable(map(_piece_stems.__getitem__, pieces)))
-    except KeyError:  # a piece not met yet
-        _learn_pieces(pieces)
-        return tuple(chain.from_iterable(map(_piece_stems.__getitem__, pieces)))
+    return _of_pieces(_piece_stems, text.split())
 
 
 #: The label a fiche prints before its Ref: "Ref : 15_AF_1" pasted from a fiche is the Ref.
