@@ -231,8 +231,8 @@ def test_full_option_and_a_sink_without_keep_mean_a_full_build(tmp_path, recorde
 def test_an_unreadable_manifest_means_a_full_build(tmp_path, recorder):
     content = write(tmp_path / "content" / "a.xml", formations(3))
     run(content, tmp_path / "build")
-    bucket = next((published_build(tmp_path / "build") / ".cache" / "build").glob("outcomes-*.pickle"))
-    bucket.write_bytes(b"not a pickle")
+    bucket = next((published_build(tmp_path / "build") / ".cache" / "build").glob("outcomes-*.marshal"))
+    bucket.write_bytes(b"not a marshal")
     assert not run(content, tmp_path / "build").incremental
 
 

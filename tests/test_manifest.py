@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from dataclasses import fields, replace
 
 import pytest
 
@@ -34,8 +35,8 @@ def test_outcomes_unreadable_when_first_needed_mean_a_full_build(tmp_path, recor
     run(content, tmp_path / "build")
     folder = published_build(tmp_path / "build")
     key = build_module.build_key(Settings(), ["recorder"])
-    for bucket in (folder / ".cache" / "build").glob("outcomes-*.pickle"):
-        bucket.write_bytes(b"not a pickle")
+    for bucket in (folder / ".cache" / "build").glob("outcomes-*.marshal"):
+        bucket.write_bytes(b"not a marshal")
     manifest = Manifest.open(folder, key)
     assert manifest is not None  # the key and the Refs were readable
     with pytest.raises(ManifestUnreadable):
@@ -45,7 +46,7 @@ def test_outcomes_unreadable_when_first_needed_mean_a_full_build(tmp_path, recor
 
 
 def _outcome_files(folder):
-    return sorted((folder / ".cache" / "build").glob("outcomes-*.pickle"))
+    return sorted((folder / ".cache" / "build").glob("outcomes-*.marshal"))
 
 
 def test_a_rebuild_links_the_outcomes_and_writes_only_the_changes(tmp_path, recorder):
@@ -59,7 +60,7 @@ def test_a_rebuild_links_the_outcomes_and_writes_only_the_changes(tmp_path, reco
     buckets = [b for b in _outcome_files(second) if b.name != incremental.CHANGES_NAME]
     assert len(buckets) == incremental.BUCKETS
     assert all(os.path.samefile(b, first / ".cache" / "build" / b.name) for b in buckets)
-    gone, added = incremental._load(second / ".cache" / "build" / incremental.CHANGES_NAME)
+    added, gone = incremental._load_outcomes_file(second / ".cache" / "build" / incremental.CHANGES_NAME)
     assert len(gone) == 1 and [o.numero for o in added.values()] == ["15_AF_0007"]
     manifest = Manifest.load(second, key)
     assert len(manifest.outcomes) == 40 and gone[0] not in manifest.outcomes
@@ -87,5 +88,49 @@ def test_changes_beyond_their_share_make_a_new_base(tmp_path, recorder):
     # of them anew): 8 changes from that base, another one.
     assert base_inodes[0] == base_inodes[1] == base_inodes[2]
     assert len(set(base_inodes[2:])) == 3
-    gone, added = incremental._load(folder / ".cache" / "build" / incremental.CHANGES_NAME)
+    added, gone = incremental._load_outcomes_file(folder / ".cache" / "build" / incremental.CHANGES_NAME)
     assert (gone, added) == ([], {})
+
+
+def _every_field_set() -> list[incremental.Outcome]:
+    """Outcomes whose every field holds a value other than its default, as a build can make them."""
+    import datetime as dt
+
+    from catalogue.catalog import Entry, Place
+    from catalogue.model import Statut
+    from catalogue.problems import Origin, Problem, Severity
+
+    origin = Origin("content/a.xml", 12)
+    place = Place("Toulouse", "31000", "31", "76", 43.6, 1.44)
+    entry = Entry(
+        ref="15_AF_0000910001", intitule="Soudeur <b>&amp;</b> tuyauteur", datemaj="20261020", siret="12345678901234",
+        organisme="UT2J FC", raison_sociale="Université", places=(place, Place("Albi", "81000", "81", "76")),
+        archived=True, statut=Statut.VALIDEE, origin=Origin("content/a.xml", 13), carif="15", certifiante=True,
+        eligible_cpf=True, a_distance=True, entrees_sorties_permanentes=True, financeurs=("2", "10"),
+        rncp=("RNCP1",), action_numeros=("A1",), session_numeros=("S1", "S2"), action_sessions=(("A1", "S1"),),
+        debuts=("20270101",), prochaine_session="20270101", motif_refus="doublon",
+    )
+    problems = (Problem(origin, "15_AF_0000910001", "action[1]/session[1]", "ancienne", Severity.WARNING),
+                Problem(Origin("content/a.xml", 14), "15_AF_0000910001", "intitule", "vide"))
+    full = incremental.Outcome(
+        b"d" * 16, "15_AF_0000910001", origin, problems[1:], problems, Statut.REFUSEE, "doublon", entry,
+        title_key="soudeur tuyauteur", since=dt.date(2026, 11, 29), until=dt.date(2027, 1, 2),
+    )
+    same_origin = replace(full, digest=b"e" * 16, entry=replace(entry, origin=origin, places=(place,)), until=None)
+    refused = incremental.Outcome(b"f" * 16, "-", origin, problems[1:], since=dt.date(2026, 11, 29))
+    return [full, same_origin, refused]
+
+
+def test_the_outcomes_are_written_and_read_back_whole(tmp_path):
+    """Every field of an outcome and of its entry survives the manifest's rows (a field added later without
+    them following fails here: marshal refuses a value it does not know, or it comes back different)."""
+    outcomes = _every_field_set()
+    for value in (outcomes[0], outcomes[0].entry):
+        assert [f.name for f in fields(value) if getattr(value, f.name) == f.default] == []
+    incremental._dump_outcomes(tmp_path / "rows", outcomes, gone=[b"g" * 16])
+    read, gone = incremental._load_outcomes_file(tmp_path / "rows")
+    assert gone == [b"g" * 16]
+    assert list(read.values()) == outcomes and list(read) == [o.digest for o in outcomes]
+    again = read[b"e" * 16]
+    assert again.entry.origin is again.origin  # written once, one object again
+    assert read[b"d" * 16].entry.places[0] is again.entry.places[0]  # a place shared by formations is made once
