@@ -1498,6 +1498,11 @@ class SiteSink:
             if self._pool is None:
                 # Started at the first full batch: a build that changes a few formations forks nothing.
                 self._pool = _FichePool(self.site, self.workers)
+            elif self._pool.full():
+                # The workers are behind: rather than wait for them (the other sinks, fed by this process,
+                # would soon wait too, and a core sit idle), this process renders the batch itself.
+                _render_fiches(batch, self.site)
+                return
             self._pool.submit(batch)
         except BaseException:
             self.abort()
@@ -1506,9 +1511,8 @@ class SiteSink:
     def _flush_fiches(self) -> None:
         """The last fiches: to the workers when they run, else rendered here."""
         if self._batch and self._pool is None:
-            for path, spare, formation, entry in self._batch:
-                _write(path, self.site.fiche(formation, entry), spare)
-            self._batch = []
+            batch, self._batch = self._batch, []
+            _render_fiches(batch, self.site)
         elif self._batch:
             self._send_batch()
 
@@ -2073,6 +2077,12 @@ class _FichePool:
         while self._pending and (len(self._pending) > self._limit or self._pending[0].done()):
             self._result(self._pending.popleft())
 
+    def full(self) -> bool:
+        """Whether as many batches wait as :meth:`submit` lets wait without blocking (errors raised here)."""
+        while self._pending and self._pending[0].done():
+            self._result(self._pending.popleft())
+        return len(self._pending) >= self._limit
+
     def submit_job(self, function: Callable[[Any], int], argument: Any) -> Future:
         """Another kind of work (organisme pages), not throttled: the caller holds the future, and may cancel it
         while no worker has taken it. Its result is collected by :meth:`join` as well."""
@@ -2216,12 +2226,14 @@ def _write_fiches(batch: list[tuple[str, Optional[str], Formation, FicheEntry]])
     return _render_fiches(batch)
 
 
-def _render_fiches(batch: list[tuple[str, Optional[str], Formation, FicheEntry]]) -> int:
-    assert _worker_site is not None
-    with _worker_site.batch():  # the batch's objects, just unpickled, are the worker's own: never changed
+def _render_fiches(batch: list[tuple[str, Optional[str], Formation, FicheEntry]], site: Optional[Site] = None) -> int:
+    """Render and write a batch, in a worker (its own Site) or in the build's process (``site``)."""
+    site = site or _worker_site
+    assert site is not None
+    with site.batch():  # the batch's objects are never changed while it renders
         for path, spare, formation, entry in batch:
             try:
-                _write(path, _worker_site.fiche(formation, entry), spare)
+                _write(path, site.fiche(formation, entry), spare)
             except Exception as exc:
                 exc.add_note(f"fiche de la formation {entry.ref} ({path})")
                 raise

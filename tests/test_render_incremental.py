@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import hashlib
+import itertools
 import multiprocessing
 import os
 import threading
@@ -388,6 +389,21 @@ def test_parallel_fiches_are_the_serial_ones(tmp_path, small_batches):
     assert len(small_batches) == 2
 
 
+def test_batches_the_workers_have_no_room_for_are_rendered_by_the_build_itself(tmp_path, small_batches, monkeypatch):
+    """While the workers are behind, the build renders the next batch itself rather than wait: the same pages."""
+    formations = many(9)
+    serial = sink_build(tmp_path / "serial", formations, workers=0)
+    sent, here = [], []
+    submit, render_fiches = render._FichePool.submit, render._render_fiches
+    turns = itertools.cycle([True, False])  # every other batch, from the second
+    monkeypatch.setattr(render._FichePool, "full", lambda self: next(turns))
+    monkeypatch.setattr(render._FichePool, "submit", lambda self, batch: sent.append(batch) or submit(self, batch))
+    monkeypatch.setattr(render, "_render_fiches", lambda batch, site=None: here.append(batch) or render_fiches(batch, site))
+    parallel = sink_build(tmp_path / "parallel", formations, workers=1)
+    assert tree(parallel / "site") == tree(serial / "site")
+    assert len(sent) == 3 and len(here) == 2  # 9 fiches: batches 1, 3, 5 (the last, of one) sent; 2 and 4 here
+
+
 def test_parallel_incremental_build_is_a_full_builds(tmp_path, small_batches):
     _, second, full = incremental(tmp_path, workers=2)
     assert small_batches  # the first build went through the workers
@@ -474,9 +490,10 @@ def test_a_builds_workers_are_niced(tmp_path, small_batches, monkeypatch):
 def test_workers_do_not_hold_the_build_lock(tmp_path, small_batches, monkeypatch):
     # build.py's at-fork hook closes the lock in children, so that a killed build frees it at once.
     fiche = Site.fiche
+    build_process = os.getpid()  # holds the lock, and renders a batch itself when the workers are behind
 
     def checking(self, formation, entry):
-        for fd in os.listdir("/proc/self/fd"):
+        for fd in os.listdir("/proc/self/fd") if os.getpid() != build_process else ():
             try:
                 target = os.readlink(f"/proc/self/fd/{fd}")
             except OSError:
@@ -486,6 +503,7 @@ def test_workers_do_not_hold_the_build_lock(tmp_path, small_batches, monkeypatch
         return fiche(self, formation, entry)
 
     monkeypatch.setattr(Site, "fiche", checking)
+    monkeypatch.setattr(render._FichePool, "full", lambda self: False)  # every batch to the workers
     content = tmp_path / "content"
     write(content / "a.xml", many(8))
     report = run(content, tmp_path / "build")
