@@ -427,7 +427,7 @@ def _entry_row(entry: Entry, origin: Origin, shared: dict) -> tuple:
     places = []
     for place in entry.places:
         place_row = tuple(place.__dict__[name] for name in _PLACE_FIELDS)
-        places.append(shared.setdefault(place_row, place_row))
+        places.append(shared.setdefault(place_row, place_row) if 0.0 not in place_row else place_row)
     row[_PLACES] = tuple(places)
     row[_STATUT] = entry.statut.value
     # Nearly always the outcome's own origin: then not written again.
@@ -456,8 +456,10 @@ def _outcomes_of(rows: list[tuple]) -> dict[bytes, Outcome]:
             for place_row in values["places"]:
                 place = places.get(place_row)
                 if place is None:
-                    place = places[place_row] = new(Place)
+                    place = new(Place)
                     put(place, "__dict__", dict(zip(_PLACE_FIELDS, place_row)))
+                    if 0.0 not in place_row:  # -0.0 equals 0.0: such a row is never taken for another
+                        places[place_row] = place
                 made.append(place)
             values["places"] = tuple(made)
             values["statut"] = _STATUTS[values["statut"]]

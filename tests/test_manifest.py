@@ -118,7 +118,10 @@ def _every_field_set() -> list[incremental.Outcome]:
     )
     same_origin = replace(full, digest=b"e" * 16, entry=replace(entry, origin=origin, places=(place,)), until=None)
     refused = incremental.Outcome(b"f" * 16, "-", origin, problems[1:], since=dt.date(2026, 11, 29))
-    return [full, same_origin, refused]
+    # Equal, yet not the same value: neither place may come back as the other.
+    zeros = [replace(full, digest=bytes([n]) * 16, entry=replace(entry, places=(Place("Nulle", "00000", None, None, 0.0, lon),)))
+             for n, lon in ((1, 0.0), (2, -0.0))]
+    return [full, same_origin, refused, *zeros]
 
 
 def test_the_outcomes_are_written_and_read_back_whole(tmp_path):
@@ -134,3 +137,4 @@ def test_the_outcomes_are_written_and_read_back_whole(tmp_path):
     again = read[b"e" * 16]
     assert again.entry.origin is again.origin  # written once, one object again
     assert read[b"d" * 16].entry.places[0] is again.entry.places[0]  # a place shared by formations is made once
+    assert [str(read[bytes([n]) * 16].entry.places[0].longitude) for n in (1, 2)] == ["0.0", "-0.0"]
