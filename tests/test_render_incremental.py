@@ -362,8 +362,10 @@ def many(count: int) -> list[Formation]:
 
 @pytest.fixture
 def small_batches(monkeypatch):
-    """Batches of 2 fiches, so that a handful of formations goes through the workers."""
+    """Batches of 2 fiches, so that a handful of formations goes through the workers: every batch, even when
+    the workers are behind (one test lets the build's process render some itself)."""
     monkeypatch.setattr(render, "FICHE_BATCH", 2)
+    monkeypatch.setattr(render._FichePool, "full", lambda self: False)
     pools = []
     original = render._FichePool.__init__
 
@@ -503,7 +505,6 @@ def test_workers_do_not_hold_the_build_lock(tmp_path, small_batches, monkeypatch
         return fiche(self, formation, entry)
 
     monkeypatch.setattr(Site, "fiche", checking)
-    monkeypatch.setattr(render._FichePool, "full", lambda self: False)  # every batch to the workers
     content = tmp_path / "content"
     write(content / "a.xml", many(8))
     report = run(content, tmp_path / "build")
