@@ -2228,7 +2228,7 @@ def _write_fiches(batch: list[tuple[str, Optional[str], Formation, FicheEntry]])
 
 def _render_fiches(batch: list[tuple[str, Optional[str], Formation, FicheEntry]], site: Optional[Site] = None) -> int:
     """Render and write a batch, in a worker (its own Site) or in the build's process (``site``)."""
-    site = site or _worker_site
+    site = site if site is not None else _worker_site
     assert site is not None
     with site.batch():  # the batch's objects are never changed while it renders
         for path, spare, formation, entry in batch:
