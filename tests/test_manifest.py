@@ -1,7 +1,9 @@
-"""The build manifest: its outcomes read when first needed, and what happens when they cannot be read."""
+"""The build manifest: its outcomes read when first needed, written and read back whole, and what happens when they
+cannot be read."""
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 from dataclasses import fields, replace
 
@@ -10,7 +12,10 @@ import pytest
 from catalogue import build as build_module
 from catalogue import incremental
 from catalogue.build import published_build
+from catalogue.catalog import Entry, Place
 from catalogue.incremental import Manifest, ManifestUnreadable
+from catalogue.model import Statut
+from catalogue.problems import Origin, Problem, Severity
 from catalogue.settings import Settings
 
 from test_incremental import formations, recorder, run, write  # noqa: F401  (recorder: a fixture)
@@ -94,12 +99,6 @@ def test_changes_beyond_their_share_make_a_new_base(tmp_path, recorder):
 
 def _every_field_set() -> list[incremental.Outcome]:
     """Outcomes whose every field holds a value other than its default, as a build can make them."""
-    import datetime as dt
-
-    from catalogue.catalog import Entry, Place
-    from catalogue.model import Statut
-    from catalogue.problems import Origin, Problem, Severity
-
     origin = Origin("content/a.xml", 12)
     place = Place("Toulouse", "31000", "31", "76", 43.6, 1.44)
     entry = Entry(
