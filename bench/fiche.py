@@ -12,7 +12,8 @@ and summarised as a build does. Then, per formation, in one process and measured
 - ``render``: ``Site.fiche``, the page as a string (a batch at a time, in ``Site.batch()`` when the code has it),
 - ``write``: ``worker`` minus ``loads`` and ``render``: the page written as a new file (encode, open, write,
   close) and the worker's garbage collection (medians of each figure: the three do not add up exactly),
-- ``worker``: what a worker spends on a batch: ``loads``, then ``_write_fiches``.
+- ``worker``: what a worker spends on a batch: ``_write_fiche_blob`` (``loads`` and ``_write_fiches`` in an older
+  tree).
 
 The disk is shared: ``write`` and ``worker`` vary from run to run far more than the others.
 

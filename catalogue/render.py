@@ -2165,7 +2165,7 @@ def _collected(function: Callable[[Any], int]) -> Callable[[Any], int]:
 def _fiche_job(
     path: str, spare: Optional[str], formation: Formation, entry: Entry
 ) -> tuple[str, Optional[str], Formation, FicheEntry]:
-    """One fiche of a batch for the workers (:func:`_write_fiches`)."""
+    """One fiche of a batch for the workers (:func:`_render_fiches`)."""
     return (path, spare, formation, FicheEntry.of(entry))
 
 
@@ -2219,11 +2219,6 @@ def _dumps_batch(batch: list[tuple[str, Optional[str], Formation, FicheEntry]]) 
 def _write_fiche_blob(blob: bytes) -> int:
     """A worker's job: a batch pickled by :func:`_dumps_batch`, written."""
     return _render_fiches(pickle.loads(blob))
-
-
-@_collected
-def _write_fiches(batch: list[tuple[str, Optional[str], Formation, FicheEntry]]) -> int:
-    return _render_fiches(batch)
 
 
 def _render_fiches(batch: list[tuple[str, Optional[str], Formation, FicheEntry]], site: Optional[Site] = None) -> int:
